@@ -1,0 +1,13 @@
+"""smoothcert: certified robustness of any black-box classifier by randomized smoothing.
+
+Gaussian noise (Cohen et al., 2019) and the non-Gaussian families of "Filling the soap bubbles":
+see :mod:`smoothcert.noises`, :mod:`smoothcert.certificates` and :class:`smoothcert.Smooth`.
+"""
+
+from .errors import SmoothCertError
+from .noises import FAMILIES, Gaussian, L2Family, LinfMixed, LinfPure, Noise, make_noise
+
+__version__ = "0.1.0"
+
+__all__ = ["SmoothCertError", "FAMILIES", "Noise", "Gaussian", "L2Family", "LinfMixed",
+           "LinfPure", "make_noise", "__version__"]

@@ -1,0 +1,307 @@
+"""Certificates: from a lower bound p of p_A to a certified radius, for any noise and norm.
+
+The certificate of the paper (eq. 5 with F = [0,1] functions) does not depend on the input, so
+it is computed once per (noise family, d, k, norm) at sigma = 1, cached on disk, and scaled by
+sigma (every family is scale-homogeneous). Engines:
+
+==================  =======================================  ====================  ===========
+noise               engine                                   failure probability   method
+==================  =======================================  ====================  ===========
+gaussian, or k = 0  Cohen's closed form sigma Phi^-1(p)      0                     closed-form
+l2-family (d >= 2)  exact 1-D quadrature (:mod:`.exact_l2`)  0 (numerical margin)  quadrature
+linf-mixed/-pure,   Monte Carlo + DKW band (:mod:`.mc`)      ``failure_prob``      monte-carlo
+l2-family d = 1
+==================  =======================================  ====================  ===========
+
+A table certificate stores radii r_i and upper bounds t_i of the threshold p*(r_i) (the smallest
+p_A that certifies r_i); the lookup R(p) = max{r_i : t_i < p} rounds toward the safe side. The
+failure probability of a Monte Carlo table is shared by every certificate made with it; add it
+to the per-input alpha of the p_A bound (union bound), as :meth:`Certificate.describe` states.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..errors import SmoothCertError
+from ..noises import Gaussian, L2Family, Noise
+from ..noises.base import check_norm
+from .cache import cached_table
+from .exact_l2 import L2FamilyQuadrature
+from .montecarlo import dkw_threshold, dkw_value
+
+ENGINE_VERSION = 1
+DEFAULT_SAMPLES = 1_000_000
+DEFAULT_FAILURE_PROB = 1e-3
+
+
+def check_probability(p, name: str = "p") -> np.ndarray:
+    arr = np.asarray(p, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any((arr <= 0) | (arr >= 1)):
+        bad = arr[~(np.isfinite(arr) & (arr > 0) & (arr < 1))].ravel()[0]
+        raise SmoothCertError(f"{name} must lie strictly between 0 and 1, got {bad}")
+    return arr
+
+
+def _scalar_or_array(x: np.ndarray, like):
+    return float(x) if np.ndim(like) == 0 else x
+
+
+class Certificate:
+    """Certified radius of a noise against an l_p threat model (p = 2 or infinity)."""
+
+    method = "abstract"
+
+    def __init__(self, noise: Noise, norm: str, failure_prob: float = 0.0):
+        self.noise, self.norm, self.failure_prob = noise, check_norm(norm), float(failure_prob)
+
+    # -- to be provided ---------------------------------------------------------------------
+    def radius(self, p):
+        """Certified radius for a lower bound ``p`` of p_A (0 where nothing is certified)."""
+        raise NotImplementedError
+
+    def threshold(self, r):
+        """An upper bound of the smallest p_A that certifies radius ``r``."""
+        raise NotImplementedError
+
+    def value(self, p: float, r: float) -> float:
+        """Lower bound V(p, r) of min over the ball of the smoothed score (eq. 5)."""
+        raise SmoothCertError(f"the {self.method} certificate gives radii, not bound values")
+
+    # -- derived ------------------------------------------------------------------------------
+    def certifies(self, p: float, r: float) -> bool:
+        """True when a p_A lower bound ``p`` certifies radius ``r`` (Algorithm 2's question)."""
+        check_probability(p)
+        if r < 0 or not math.isfinite(r):
+            raise SmoothCertError(f"radius must be a finite number >= 0, got {r}")
+        return bool(p > self.threshold(r))
+
+    def bilateral_radius(self, p_a: float, p_b: float) -> float:
+        """Radius of the multi-class bilateral certificate of appendix D, from a lower bound
+        ``p_a`` of the top class and an upper bound ``p_b`` of the runner-up: the largest r with
+        V(p_a, r) > 1 - V(1 - p_b, r). Never below the binary radius."""
+        check_probability(p_a, "p_a")
+        check_probability(p_b, "p_b")
+        binary = self.radius(p_a)
+        if p_b >= p_a:
+            return binary
+
+        def margin(r):
+            return self.value(p_a, r) + self.value(1 - p_b, r) - 1
+
+        hi = max(binary, 1e-6 * self.noise.sigma)
+        while margin(hi) > 0:
+            hi *= 2
+            if hi > 1e6 * self.noise.sigma:
+                break
+        if margin(0.0) <= 0:
+            return binary
+        r = optimize.brentq(margin, 0.0, hi, xtol=1e-12 * self.noise.sigma, rtol=1e-10)
+        return max(binary, r * (1 - 1e-9))
+
+    def describe(self) -> dict:
+        """Everything that defines this certificate, for result files and ``--json``."""
+        return {**self.noise.params(), "norm": self.norm, "method": self.method,
+                "failure_prob": self.failure_prob}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.noise!r}, norm={self.norm!r}, method={self.method})"
+
+
+class GaussianCertificate(Certificate):
+    """Corollary 1: R = sigma Phi^-1(p) for l2; sigma Phi^-1(p) / sqrt(d) for l-inf (Theorem 3).
+    Exact; also used for the l2 family with k = 0, which is the Gaussian."""
+
+    method = "closed-form"
+
+    def __init__(self, noise: Noise, norm: str):
+        super().__init__(noise, norm)
+        self.scale = noise.sigma / (math.sqrt(noise.dim) if norm == "linf" else 1.0)
+
+    def radius(self, p):
+        arr = check_probability(p)
+        return _scalar_or_array(np.maximum(self.scale * stats.norm.ppf(arr), 0.0), p)
+
+    def threshold(self, r):
+        return _scalar_or_array(stats.norm.cdf(np.asarray(r, dtype=float) / self.scale), r)
+
+    def value(self, p, r):
+        return float(stats.norm.cdf(stats.norm.ppf(p) - r / self.scale))
+
+    def bilateral_radius(self, p_a, p_b):
+        check_probability(p_a, "p_a")
+        check_probability(p_b, "p_b")
+        r = 0.5 * self.scale * (stats.norm.ppf(p_a) - stats.norm.ppf(p_b))
+        return max(float(self.radius(p_a)), float(r))
+
+
+class TableCertificate(Certificate):
+    """A monotone table r_i -> t_i >= p*(r_i), in units where sigma = 1 and scaled on use."""
+
+    def __init__(self, noise: Noise, norm: str, radii: np.ndarray, thresholds: np.ndarray,
+                 method: str, failure_prob: float, unit_scale: float = 1.0, engine=None,
+                 info: dict | None = None):
+        super().__init__(noise, norm, failure_prob)
+        radii = np.asarray(radii, dtype=float)
+        thresholds = np.asarray(thresholds, dtype=float)
+        # sound monotone envelope: p*(r_i) <= p*(r_j) <= t_j for j >= i (balls are nested)
+        thresholds = np.minimum.accumulate(thresholds[::-1])[::-1]
+        self.radii, self.thresholds = radii, thresholds
+        self.method = method
+        #: radius in user units = table radius * scale (sigma, and 1/sqrt(d) for Theorem 3)
+        self.scale = noise.sigma * unit_scale
+        self.engine = engine
+        self.info = info or {}
+
+    def radius(self, p, exact: bool = False):
+        """Table lookup rounded down to a grid radius (sound); ``exact=True`` refines between
+        the bracketing grid radii with the exact engine (quadrature only)."""
+        arr = check_probability(p)
+        idx = np.searchsorted(self.thresholds, arr, side="left") - 1  # largest i: t_i < p
+        r = np.where(idx >= 0, self.radii[np.clip(idx, 0, None)], 0.0)
+        if exact and self.engine is not None:
+            r = np.vectorize(self._refine, otypes=[float])(arr, r,
+                                                           np.clip(idx + 1, 0, self.radii.size - 1))
+        return _scalar_or_array(r * self.scale, p)
+
+    def _refine(self, p, r_lo, i_hi):
+        r_hi = self.radii[i_hi]
+        if r_hi <= r_lo:
+            return r_lo
+        margin = self.info.get("numerical_margin", 0.0)
+
+        def f(r):
+            return float(self.engine.threshold(np.array([r]))[0]) + margin - p
+
+        if f(r_hi) < 0:
+            return r_hi
+        if f(r_lo) >= 0:
+            return r_lo
+        r = optimize.brentq(f, r_lo, r_hi, xtol=1e-12, rtol=1e-10)
+        return max(r_lo, r * (1 - 1e-9))  # below the root: never above the exact radius
+
+    def threshold(self, r):
+        rr = np.asarray(r, dtype=float) / self.scale
+        # smallest grid radius >= r: p*(r) <= p*(r_j) <= t_j (beyond the grid: not certified)
+        j = np.searchsorted(self.radii, rr, side="left")
+        t = np.where(j < self.radii.size, self.thresholds[np.clip(j, 0, self.radii.size - 1)],
+                     np.inf)
+        return _scalar_or_array(t, r)
+
+    def value(self, p, r):
+        if self.engine is None:
+            return super().value(p, r)
+        return max(0.0, self.engine.value(p, r / self.scale) - self.info.get(
+            "numerical_margin", 0.0))
+
+    def describe(self):
+        return {**super().describe(), **{k: v for k, v in self.info.items()
+                                         if isinstance(v, (int, float, str))}}
+
+
+# ----------------------------------------------------------------------------- builders
+def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
+    """Thresholds of the l2 family (sigma = 1) on a radius grid, with a numerical margin."""
+    fine = L2FamilyQuadrature(dim, k)
+    coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 512, order=16)
+    # radius range: up to where p*(r) exceeds 1 - 1e-12
+    hi = 1.0
+    while fine.threshold(np.array([hi]))[0] < 1 - 1e-12 and hi < 1e4:
+        hi *= 2
+    dense = np.linspace(0.0, min(hi, 6.0), n_radii)
+    radii = np.unique(np.concatenate([dense, np.linspace(dense[-1], hi, 65)]))
+    thresholds = coarse.threshold(radii)
+    check = radii[:: max(1, radii.size // 32)]
+    err = np.max(np.abs(fine.threshold(check) - coarse.threshold(check)))
+    margin = 10 * float(err) + 1e-12
+    return radii, np.minimum(thresholds + margin, 1.0 + margin), {"numerical_margin": margin}
+
+
+def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: float, seed: int,
+                       n_radii: int, device=None, progress: bool = False):
+    import torch
+
+    unit = noise.with_sigma(1.0)
+    gen = torch.Generator(device=device or "cpu").manual_seed(seed)
+    pilot = unit.sample_stats(min(20_000, samples), generator=gen, device=device)
+
+    def pilot_estimate(r):
+        ell = unit.log_ratio_from_stats(pilot, r, norm).cpu().numpy()
+        return float(np.mean(ell <= -np.median(ell)))
+
+    hi = 1e-3
+    while pilot_estimate(hi) < 0.9999 and hi < 1e4:
+        hi *= 2
+    radii = np.linspace(0.0, 1.25 * hi, n_radii + 1)[1:]
+    chunk = max(1, min(samples, (1 << 24) // unit.dim))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=samples, desc=f"certificate {noise.name} d={noise.dim}", unit="sample")
+    parts, done = [], 0
+    while done < samples:
+        m = min(chunk, samples - done)
+        parts.append(unit.sample_stats(m, generator=gen, device=device))
+        done += m
+        if bar is not None:
+            bar.update(m)
+    if bar is not None:
+        bar.close()
+    st = torch.cat(parts)
+    beta = failure_prob / radii.size  # union bound over the grid
+    thresholds = np.array([dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(),
+                                         beta) for r in radii])
+    radii = np.concatenate([[0.0], radii])
+    thresholds = np.concatenate([[0.5], thresholds])
+    return radii, thresholds, {"samples": samples, "seed": seed, "n_radii": n_radii}
+
+
+def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SAMPLES,
+                    failure_prob: float = DEFAULT_FAILURE_PROB, seed: int = 0,
+                    n_radii: int = 256, device=None, cache: bool = True,
+                    progress: bool = False) -> Certificate:
+    """The certificate of ``noise`` against ``norm`` attacks (cached on disk when a table).
+
+    ``samples``, ``failure_prob``, ``seed`` and ``n_radii`` only matter for Monte Carlo tables:
+    with probability >= 1 - failure_prob the whole table is sound."""
+    if not isinstance(noise, Noise):
+        raise SmoothCertError(f"noise must be a smoothcert Noise, got {type(noise).__name__}")
+    noise.check_certifiable(norm)
+    if isinstance(noise, Gaussian) or (isinstance(noise, L2Family) and noise.k == 0):
+        return GaussianCertificate(noise, norm)
+    if isinstance(noise, L2Family) and noise.dim >= 2:
+        unit_scale = 1.0 / math.sqrt(noise.dim) if norm == "linf" else 1.0
+        key = {"engine": ENGINE_VERSION, "kind": "quadrature", "dim": noise.dim, "k": noise.k}
+        radii, thr, info = cached_table(key, lambda: _quadrature_table(noise.dim, noise.k),
+                                        use_cache=cache)
+        return TableCertificate(noise, norm, radii, thr, "quadrature", 0.0, unit_scale,
+                                engine=L2FamilyQuadrature(noise.dim, noise.k), info=info)
+    samples, n_radii = int(samples), int(n_radii)
+    if samples < 100:
+        raise SmoothCertError(f"a Monte Carlo certificate needs at least 100 samples, got {samples}")
+    if not 0 < failure_prob < 1:
+        raise SmoothCertError(f"failure_prob must lie in (0, 1), got {failure_prob}")
+    if n_radii < 1:
+        raise SmoothCertError(f"n_radii must be >= 1, got {n_radii}")
+    key = {"engine": ENGINE_VERSION, "kind": "monte-carlo", "noise": noise.name,
+           "dim": noise.dim, "k": noise.k, "norm": norm, "samples": samples,
+           "failure_prob": failure_prob, "seed": seed, "n_radii": n_radii}
+    radii, thr, info = cached_table(
+        key, lambda: _monte_carlo_table(noise, norm, samples, failure_prob, seed, n_radii,
+                                        device, progress), use_cache=cache)
+    return TableCertificate(noise, norm, radii, thr, "monte-carlo", failure_prob, 1.0,
+                            info=info)
+
+
+def certified_radius(noise: Noise, p, norm: str = "l2", **kwargs):
+    """Shortcut: ``get_certificate(noise, norm, **kwargs).radius(p)``."""
+    return get_certificate(noise, norm, **kwargs).radius(p)
+
+
+__all__ = ["Certificate", "GaussianCertificate", "TableCertificate", "get_certificate",
+           "certified_radius", "check_probability", "dkw_threshold", "dkw_value",
+           "DEFAULT_SAMPLES", "DEFAULT_FAILURE_PROB"]

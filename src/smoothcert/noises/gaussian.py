@@ -1,0 +1,51 @@
+"""Isotropic Gaussian noise N(0, sigma^2 I), the noise of Cohen et al. (2019)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import SmoothCertError
+from .base import Noise, check_norm
+
+
+class Gaussian(Noise):
+    name = "gaussian"
+
+    def __init__(self, dim: int, sigma: float, k: float = 0.0):
+        super().__init__(dim, sigma, k)
+        if self.k != 0:
+            raise SmoothCertError("the gaussian noise has no shape parameter: leave k at 0")
+
+    def _sample(self, n, generator, device, dtype):
+        return torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype) * self.sigma
+
+    def log_prob(self, z):
+        return -z.pow(2).sum(-1) / (2 * self.sigma**2)
+
+    def sample_stats(self, n, generator=None, device=None, chunk=None):
+        """Exact joint law of (z_1, sum z_i, ||z||_2) without drawing (n, d) arrays."""
+        device = torch.device(device) if device is not None else (
+            generator.device if generator is not None else torch.device("cpu"))
+        f64 = torch.float64
+        z1 = torch.randn(n, generator=generator, device=device, dtype=f64)
+        rest_sum = torch.randn(n, generator=generator, device=device, dtype=f64)
+        rest_sum = rest_sum * math.sqrt(self.dim - 1)
+        if self.dim > 1:
+            rest_sq = 2 * torch._standard_gamma(
+                torch.full((n,), (self.dim - 1) / 2, dtype=f64, device=device), generator=generator)
+        else:
+            rest_sq = torch.zeros(n, dtype=f64, device=device)
+        nan = torch.full((n,), math.nan, dtype=f64, device=device)
+        s = self.sigma
+        return torch.stack([nan, nan, nan, s * (z1 + rest_sum), s * torch.sqrt(z1**2 + rest_sq),
+                            s * z1], dim=-1)
+
+    def log_ratio_from_stats(self, stats, radius, norm):
+        check_norm(norm)
+        r = float(radius)
+        if norm == "l2":  # delta* = (r, 0, ..., 0)
+            return (2 * r * stats[:, 5] - r * r) / (2 * self.sigma**2)
+        # delta* = (r, ..., r) (Theorem 3: same law as the l2 case at sqrt(d) r)
+        return (2 * r * stats[:, 3] - self.dim * r * r) / (2 * self.sigma**2)
