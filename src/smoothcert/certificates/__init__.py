@@ -8,9 +8,9 @@ sigma (every family is scale-homogeneous). Engines:
 noise               engine                                   failure probability   method
 ==================  =======================================  ====================  ===========
 gaussian, or k = 0  Cohen's closed form sigma Phi^-1(p)      0                     closed-form
-l2-family (d >= 2)  exact 1-D quadrature (:mod:`.exact_l2`)  0 (numerical margin)  quadrature
-linf-mixed/-pure,   Monte Carlo + DKW band (:mod:`.mc`)      ``failure_prob``      monte-carlo
-l2-family d = 1
+l2-family           exact 1-D quadrature (:mod:`.exact_l2`;  0 (numerical margin)  quadrature
+                    roots of ell in d = 1)
+linf-mixed/-pure    Monte Carlo + DKW band (:mod:`.mc`)      ``failure_prob``      monte-carlo
 ==================  =======================================  ====================  ===========
 
 A table certificate stores radii r_i and upper bounds t_i of the threshold p*(r_i) (the smallest
@@ -30,7 +30,7 @@ from ..errors import SmoothCertError
 from ..noises import Gaussian, L2Family, Noise
 from ..noises.base import check_norm
 from .cache import cached_table
-from .exact_l2 import L2FamilyQuadrature
+from .exact_l2 import L2FamilyLine, L2FamilyQuadrature
 from .montecarlo import dkw_threshold, dkw_value
 
 ENGINE_VERSION = 1
@@ -203,10 +203,17 @@ class TableCertificate(Certificate):
 
 
 # ----------------------------------------------------------------------------- builders
+def _l2_engine(dim: int, k: float):
+    return L2FamilyLine(k) if dim == 1 else L2FamilyQuadrature(dim, k)
+
+
 def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     """Thresholds of the l2 family (sigma = 1) on a radius grid, with a numerical margin."""
-    fine = L2FamilyQuadrature(dim, k)
-    coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 512, order=16)
+    fine = _l2_engine(dim, k)
+    if dim == 1:  # roots to machine precision: fine and coarse are the same exact engine
+        coarse = fine
+    else:
+        coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 512, order=16)
     # radius range: up to where p*(r) exceeds 1 - 1e-12
     hi = 1.0
     while fine.threshold(np.array([hi]))[0] < 1 - 1e-12 and hi < 1e4:
@@ -216,7 +223,7 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     thresholds = coarse.threshold(radii)
     check = radii[:: max(1, radii.size // 32)]
     err = np.max(np.abs(fine.threshold(check) - coarse.threshold(check)))
-    margin = 10 * float(err) + 1e-12
+    margin = 10 * float(err) + (1e-10 if dim == 1 else 1e-12)
     return radii, np.minimum(thresholds + margin, 1.0 + margin), {"numerical_margin": margin}
 
 
@@ -273,13 +280,13 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
     noise.check_certifiable(norm)
     if isinstance(noise, Gaussian) or (isinstance(noise, L2Family) and noise.k == 0):
         return GaussianCertificate(noise, norm)
-    if isinstance(noise, L2Family) and noise.dim >= 2:
+    if isinstance(noise, L2Family):
         unit_scale = 1.0 / math.sqrt(noise.dim) if norm == "linf" else 1.0
         key = {"engine": ENGINE_VERSION, "kind": "quadrature", "dim": noise.dim, "k": noise.k}
         radii, thr, info = cached_table(key, lambda: _quadrature_table(noise.dim, noise.k),
                                         use_cache=cache)
         return TableCertificate(noise, norm, radii, thr, "quadrature", 0.0, unit_scale,
-                                engine=L2FamilyQuadrature(noise.dim, noise.k), info=info)
+                                engine=_l2_engine(noise.dim, noise.k), info=info)
     samples, n_radii = int(samples), int(n_radii)
     if samples < 100:
         raise SmoothCertError(f"a Monte Carlo certificate needs at least 100 samples, got {samples}")

@@ -128,3 +128,87 @@ class L2FamilyQuadrature:
         br = elementwise.bracket_root(f, -1.0, 1.0)
         cp = float(elementwise.find_root(f, br.bracket).x)
         return float(1.0 - self.cdf(-cp, r))
+
+
+class L2FamilyLine:
+    """The l2 family in d = 1 (0 < k < 1), sigma = 1: exact, by the roots of ell.
+
+    z = +-rho with probability 1/2 each, rho ~ chi_{1-k}. With delta* = r > 0,
+      ell_+(rho) = -k log(|rho - r| / rho) + r rho - r^2/2        (z = +rho)
+      ell_-(rho) = -k log((rho + r) / rho) - r rho - r^2/2        (z = -rho)
+    ell_+ increases on (0, r) from -inf to +inf and on (r, inf) falls from +inf to its minimum at
+    rho (rho - r) = k, then rises to +inf; ell_- rises from -inf to its maximum at
+    rho (rho + r) = k and falls to -inf. So {ell <= c} is a union of at most four intervals of
+    rho whose ends are roots of monotone pieces; their chi_{1-k} probabilities are exact
+    (regularised incomplete gamma)."""
+
+    def __init__(self, k: float):
+        if not 0 < k < 1:
+            raise ValueError("L2FamilyLine needs 0 < k < 1")
+        self.k = float(k)
+
+    def _F(self, x):
+        """P(rho <= x) for rho ~ chi_{1-k}."""
+        return special.gammainc((1 - self.k) / 2, np.square(x) / 2)
+
+    def _lp(self, t, r):  # ell_+ at rho = exp(t)
+        rho = np.exp(t)
+        return -self.k * (np.log(np.abs(rho - r)) - t) + r * rho - r * r / 2
+
+    def _lm(self, t, r):  # ell_- at rho = exp(t)
+        rho = np.exp(t)
+        return -self.k * (np.log(rho + r) - t) - r * rho - r * r / 2
+
+    def _root(self, f, lo, hi, c, r):
+        """Root in t of f(t, r) = c on [lo, hi], f monotone there (vectorised). Where f - c has
+        no sign change the root lies beyond the representable bracket: take the nearer end."""
+        lo, hi, c, r = np.broadcast_arrays(lo, hi, c, r)
+        flo, fhi = f(lo, r) - c, f(hi, r) - c
+        ok = np.sign(flo) != np.sign(fhi)
+        end = np.where(np.abs(flo) < np.abs(fhi), lo, hi)
+        if not ok.any():
+            return end
+        res = elementwise.find_root(lambda t, c, r: f(t, r) - c, (lo[ok], hi[ok]),
+                                    args=(c[ok], r[ok]),
+                                    tolerances=dict(xatol=1e-15, xrtol=4e-16, fatol=0, frtol=0))
+        out = end.astype(float).copy()
+        out[ok] = res.x
+        return out
+
+    def cdf(self, c, r) -> np.ndarray:
+        c, r = np.broadcast_arrays(np.asarray(c, float), np.asarray(r, float))
+        k, lr = self.k, np.log(r)
+        far = np.log(r + 60.0 + 60.0 / np.maximum(r, 1e-300)) + 5.0  # ell_+ > c, ell_- < c beyond
+        near = np.full(c.shape, -745.0)
+        # z = +rho: (0, a1] on (0, r), and [a2, a3] on (r, inf) if c >= the minimum
+        below = lr - 1e-15 * np.maximum(1.0, np.abs(lr))
+        a1 = self._root(self._lp, near, np.minimum(below, lr - 1e-12), c, r)
+        t_min = np.log((r + np.sqrt(r * r + 4 * k)) / 2)
+        lmin = self._lp(t_min, r)
+        above = lr + 1e-12
+        has = c >= lmin
+        a2 = self._root(self._lp, np.where(has, above, t_min - 1), np.where(has, t_min, t_min),
+                        np.where(has, c, lmin + 1), r)
+        a3 = self._root(self._lp, t_min, np.maximum(far, t_min + 1), np.where(has, c, lmin + 1), r)
+        plus = self._F(np.exp(a1)) + np.where(has, self._F(np.exp(a3)) - self._F(np.exp(a2)), 0)
+        # z = -rho: (0, b1] and [b2, inf) if c < the maximum, else everything
+        t_max = np.log((-r + np.sqrt(r * r + 4 * k)) / 2)
+        lmax = self._lm(t_max, r)
+        part = c < lmax
+        cc = np.where(part, c, lmax - 1)
+        b1 = self._root(self._lm, near, t_max, cc, r)
+        b2 = self._root(self._lm, t_max, np.maximum(far, t_max + 1), cc, r)
+        minus = np.where(part, self._F(np.exp(b1)) + 1 - self._F(np.exp(b2)), 1.0)
+        return 0.5 * plus + 0.5 * minus
+
+    median = L2FamilyQuadrature.median
+    threshold = L2FamilyQuadrature.threshold
+    value = L2FamilyQuadrature.value
+
+    @property
+    def rho2(self):  # scale used by the shared median bracket
+        return np.array([1.0 - self.k])
+
+    @property
+    def rho(self):
+        return np.sqrt(self.rho2)

@@ -1,0 +1,475 @@
+"""Certified-accuracy analysis of ``certify`` outputs: read them, tabulate them, plot them.
+
+The results format is the one of Cohen, Rosenfeld & Kolter (2019), ``code/certify.py`` of
+locuslab/smoothing: tab-separated, header ``idx label predict radius correct time`` (in any
+order, possibly followed by extra columns such as ``pA_lower``), one row per example;
+``predict = -1`` is an abstention (with ``correct = 0``); ``time`` is float seconds or
+``H:MM:SS.ffffff`` (``str(datetime.timedelta)``). Our own files may start with ``#`` comment
+lines (the configuration of the run); they are kept in :attr:`ResultsTable.comments`.
+
+The certified accuracy at radius r is the fraction of rows with ``correct == 1`` and
+``radius >= r`` (the reference's definition; abstentions count as wrong, and the denominator
+is every row of the file). :func:`format_table` writes the reference's markdown and LaTeX
+tables byte for byte (``analysis/{markdown,latex}/vary_noise_*`` of the reference repository).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SmoothCertError
+
+__all__ = [
+    "REQUIRED_COLUMNS", "REFERENCE_RADII", "REFERENCE_RADII_IMAGENET", "TABLE_FORMATS",
+    "ENVELOPE_LABEL", "ResultsTable", "read_results", "parse_time", "certified_accuracy",
+    "certified_accuracy_curve", "format_radius", "format_table", "plot_certified_accuracy",
+    "default_label", "default_labels",
+]
+
+#: The columns every results file has (the reference's header, in its order).
+REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
+#: Radii of the reference's CIFAR-10 table (0.25 to 1.5 by 0.25): the default radii.
+REFERENCE_RADII = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+#: Radii of the reference's ImageNet table (0.5 to 3.0 by 0.5).
+REFERENCE_RADII_IMAGENET = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+TABLE_FORMATS = ("markdown", "latex", "csv")
+#: Row label of the envelope row (best certified accuracy over the classifiers, per radius).
+ENVELOPE_LABEL = "best over classifiers"
+
+_INT_COLUMNS = ("idx", "label", "predict", "correct")
+_TIME_RE = re.compile(
+    r"^(?:(?P<days>-?\d+) days?, )?(?P<h>\d+):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True, eq=False)
+class ResultsTable:
+    """The rows of one results file, column by column (numpy arrays of equal length)."""
+
+    idx: np.ndarray  #: int64, index of the example in its data set
+    label: np.ndarray  #: int64, true class
+    predict: np.ndarray  #: int64, predicted class, -1 for an abstention
+    radius: np.ndarray  #: float64, certified radius (0 for an abstention)
+    correct: np.ndarray  #: int64, 1 when predict == label, else 0
+    time_seconds: np.ndarray  #: float64, time spent on the example, in seconds
+    #: Extra columns by name, in file order: float64 when every value is a number, else str.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    path: str | None = None  #: the file it was read from, if any
+    comments: tuple[str, ...] = ()  #: the ``#`` lines of the file, without the ``#``
+
+    def __len__(self) -> int:
+        return int(self.idx.shape[0])
+
+    @property
+    def abstained(self) -> np.ndarray:
+        """Boolean mask of the abstentions (``predict == -1``)."""
+        return self.predict == -1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column name: the required ones, then the extra ones."""
+        return REQUIRED_COLUMNS + tuple(self.extra)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """A column by its name in the file (``time`` gives :attr:`time_seconds`)."""
+        if name == "time":
+            return self.time_seconds
+        if name in REQUIRED_COLUMNS:
+            return getattr(self, name)
+        try:
+            return self.extra[name]
+        except KeyError:
+            raise KeyError(f"no column {name!r}; columns: {', '.join(self.columns)}") from None
+
+
+def parse_time(text: str) -> float:
+    """Seconds of a ``time`` value: float seconds, or ``[D day[s], ]H:MM:SS[.ffffff]``.
+
+    Raises :class:`ValueError` when ``text`` is neither.
+    """
+    text = text.strip()
+    match = _TIME_RE.match(text)
+    if match:
+        days = int(match["days"] or 0)
+        return (days * 86400 + int(match["h"]) * 3600 + int(match["m"]) * 60
+                + float(match["s"]))
+    value = float(text)  # ValueError if not a number
+    if math.isnan(value):
+        raise ValueError(f"not a time: {text!r}")
+    return value
+
+
+def _short(value: str, limit: int = 40) -> str:
+    value = value if len(value) <= limit else value[:limit] + "..."
+    return repr(value)
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # accept "3.0"; ValueError for anything else
+        if not value.is_integer():
+            raise ValueError(text) from None
+        return int(value)
+
+
+def read_results(path: str | Path) -> ResultsTable:
+    """Read a results file of ``certify`` (the reference's format, see the module docstring).
+
+    Blank lines and lines starting with ``#`` are skipped. Any problem (missing file, no or
+    incomplete header, a row with the wrong number of columns, a value that is not a number,
+    ``correct`` not 0/1, a negative or NaN radius) raises :class:`SmoothCertError` with a
+    one-line message naming the file and the line.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise SmoothCertError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SmoothCertError(f"{path}: is a directory, not a results file") from None
+    except UnicodeDecodeError:
+        raise SmoothCertError(f"{path}: not a text file (cannot decode it as UTF-8)") from None
+    except OSError as exc:
+        raise SmoothCertError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+
+    comments: list[str] = []
+    header: list[str] | None = None
+    header_line = 0
+    raw: list[tuple[int, list[str]]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split("\t")]
+        if header is None:
+            header, header_line = cells, lineno
+            continue
+        if len(cells) != len(header):
+            raise SmoothCertError(
+                f"{path}:{lineno}: expected {len(header)} tab-separated columns "
+                f"(as in the header), found {len(cells)}")
+        raw.append((lineno, cells))
+    if header is None:
+        raise SmoothCertError(f"{path}: empty file, expected the header "
+                              f"'{' '.join(REQUIRED_COLUMNS)}'")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        hint = " (is it tab-separated?)" if len(header) == 1 and " " in header[0] else ""
+        raise SmoothCertError(f"{path}:{header_line}: header lacks column(s) "
+                              f"{', '.join(missing)}{hint}")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise SmoothCertError(f"{path}:{header_line}: repeated column(s) {', '.join(dupes)}")
+    if any(not c for c in header):
+        raise SmoothCertError(f"{path}:{header_line}: empty column name in the header")
+
+    pos = {name: header.index(name) for name in header}
+    n = len(raw)
+    ints = {name: np.empty(n, dtype=np.int64) for name in _INT_COLUMNS}
+    radius = np.empty(n, dtype=np.float64)
+    seconds = np.empty(n, dtype=np.float64)
+    for row, (lineno, cells) in enumerate(raw):
+        name = ""
+        try:
+            for name in _INT_COLUMNS:
+                ints[name][row] = _parse_int(cells[pos[name]])
+            name = "radius"
+            radius[row] = float(cells[pos[name]])
+            name = "time"
+            seconds[row] = parse_time(cells[pos[name]])
+        except (ValueError, OverflowError):
+            raise SmoothCertError(
+                f"{path}:{lineno}: column {name}: {_short(cells[pos[name]])} is not "
+                + ("a time (seconds or H:MM:SS.ffffff)" if name == "time"
+                   else "a number" if name == "radius" else "an integer")) from None
+        if ints["correct"][row] not in (0, 1):
+            raise SmoothCertError(f"{path}:{lineno}: column correct must be 0 or 1, "
+                                  f"got {cells[pos['correct']]}")
+        if not radius[row] >= 0:  # also NaN
+            raise SmoothCertError(f"{path}:{lineno}: column radius must be >= 0, "
+                                  f"got {cells[pos['radius']]}")
+
+    extra: dict[str, np.ndarray] = {}
+    for name in header:
+        if name in REQUIRED_COLUMNS:
+            continue
+        values = [cells[pos[name]] for _, cells in raw]
+        try:
+            extra[name] = np.array([float(v) for v in values], dtype=np.float64)
+        except ValueError:
+            extra[name] = np.array(values, dtype=str)
+    return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
+                        radius=radius, correct=ints["correct"], time_seconds=seconds,
+                        extra=extra, path=str(path), comments=tuple(comments))
+
+
+def _radii_array(radii) -> np.ndarray:
+    r = np.asarray(radii, dtype=np.float64)
+    if np.isnan(r).any():
+        raise SmoothCertError("radii must be numbers, got NaN")
+    return r
+
+
+def certified_accuracy(results: ResultsTable, radii) -> np.ndarray:
+    """Certified accuracy at each radius: the fraction of rows with correct and radius >= r.
+
+    ``radii`` is a number or an array; the result has its shape (float64). Identical, float
+    for float, to the reference's ``(df["correct"] & (df["radius"] >= r)).mean()``.
+    """
+    r = _radii_array(radii)
+    n = len(results)
+    if n == 0:
+        where = f"{results.path}: " if results.path else ""
+        raise SmoothCertError(f"{where}no result rows: certified accuracy is undefined")
+    certified = np.sort(results.radius[results.correct == 1])
+    count = certified.size - np.searchsorted(certified, r, side="left")
+    return count / n
+
+
+def certified_accuracy_curve(results: ResultsTable, max_radius: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """The exact step function r -> certified accuracy on [0, max_radius], for plotting.
+
+    Returns ``(x, y)`` to draw with ``drawstyle="steps-post"``: the accuracy is ``y[i]`` on
+    ``(x[i], x[i+1]]`` (it drops just after each certified radius).
+    """
+    if len(results) == 0:
+        certified_accuracy(results, 0.0)  # raises the error
+    certified = np.sort(results.radius[results.correct == 1])
+    breaks = np.unique(certified[(certified > 0) & (certified < max_radius)])
+    x = np.concatenate([[0.0], breaks, [max_radius]])
+    y = certified_accuracy(results, np.concatenate([breaks, [max_radius]]))
+    y = np.concatenate([y, y[-1:]])
+    return x, y
+
+
+def format_radius(r: float) -> str:
+    """A radius as a table writes it: shortest repr, ``0.25``, ``0.5``, ``1.0``, ``1.25``.
+
+    The same text as the reference's ``"{:.3}".format(r)`` for every radius with at most
+    three significant digits below 100 (all the reference's radii); other radii keep their
+    digits (``1.125``, ``100.0``) where ``{:.3}`` would round (``1.12``, ``1e+02``).
+    """
+    return repr(float(f"{float(r):.12g}"))
+
+
+def _best_mask(acc: np.ndarray, best: str) -> np.ndarray:
+    mask = np.zeros(acc.shape, dtype=bool)
+    if best == "none" or acc.size == 0:
+        return mask
+    if best == "first":  # the reference: np.argmax, so the first of tied rows only
+        mask[acc.argmax(axis=0), np.arange(acc.shape[1])] = True
+    else:
+        mask = acc == acc.max(axis=0, keepdims=True)
+    return mask
+
+
+def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[float],
+                 fmt: str = "markdown", *, envelope: bool = False,
+                 envelope_label: str = ENVELOPE_LABEL, best: str = "first",
+                 decimals: int = 2) -> str:
+    """A certified-accuracy table: one row per ``(label, accuracies at radii)``.
+
+    ``fmt``: ``markdown`` or ``latex``, the reference's tables byte for byte (accuracies with
+    ``decimals`` decimals, the best row per radius marked ``<b>*</b>`` / ``\\textbf``), or
+    ``csv`` (header ``label,<radius>,...``, full-precision values, no marking). Labels are
+    written verbatim (escape LaTeX yourself; the reference's are ``$\\sigma = 0.25$`` and
+    ``&sigma; = 0.25``).
+
+    ``best``: which rows are marked at each radius, compared on the unrounded accuracies:
+    ``first`` (the reference: the first row of those with the highest accuracy, even when
+    several tie or all are 0), ``all`` (every row with the highest accuracy) or ``none``.
+
+    ``envelope``: add a last row ``envelope_label`` with the best accuracy over the rows at
+    each radius (the "best over classifiers" curve of the papers); it is never marked, and
+    the LaTeX table sets it off with a ``\\midrule``.
+    """
+    if fmt not in TABLE_FORMATS:
+        raise SmoothCertError(f"unknown table format {fmt!r}; choose one of "
+                              f"{', '.join(TABLE_FORMATS)}")
+    if best not in ("first", "all", "none"):
+        raise SmoothCertError(f"best must be 'first', 'all' or 'none', got {best!r}")
+    radii = [float(r) for r in _radii_array(radii).reshape(-1)]
+    if not radii:
+        raise SmoothCertError("no radii to tabulate")
+    labels = [str(label) for label, _ in rows]
+    acc = np.array([np.asarray(a, dtype=np.float64).reshape(-1) for _, a in rows],
+                   dtype=np.float64).reshape(len(rows), -1)
+    if acc.shape[1] != len(radii) and rows:
+        raise SmoothCertError(f"each row needs {len(radii)} accuracies (one per radius), "
+                              f"got {acc.shape[1]}")
+    if envelope and not rows:
+        raise SmoothCertError("the envelope row needs at least one row")
+    env = acc.max(axis=0) if envelope else None
+    marked = _best_mask(acc, best)
+    heads = [format_radius(r) for r in radii]
+    num = f"{{:.{int(decimals)}f}}"
+    out = io.StringIO()
+
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["label", *heads])
+        for label, values in zip(labels, acc, strict=True):
+            writer.writerow([label, *(repr(float(v)) for v in values)])
+        if env is not None:
+            writer.writerow([envelope_label, *(repr(float(v)) for v in env)])
+    elif fmt == "markdown":
+        out.write("|  | " + "".join(f"r = {h} |" for h in heads) + "\n")
+        out.write("| --- | " + " --- |" * len(heads) + "\n")
+        for label, values, marks in zip(labels, acc, marked, strict=True):
+            out.write(f"<b> {label} </b>| " + "".join(
+                num.format(v) + ("<b>*</b> |" if m else " |")
+                for v, m in zip(values, marks, strict=True)) + "\n")
+        if env is not None:
+            out.write(f"<b> {envelope_label} </b>| "
+                      + "".join(num.format(v) + " |" for v in env) + "\n")
+    else:  # latex
+        out.write("".join(f"& $r = {h}$" for h in heads) + "\\\\\n")
+        out.write("\\midrule\n")
+        for label, values, marks in zip(labels, acc, marked, strict=True):
+            out.write(label + "".join(
+                " & \\textbf{" + num.format(v) + "}" if m else " & " + num.format(v)
+                for v, m in zip(values, marks, strict=True)) + "\\\\\n")
+        if env is not None:
+            out.write("\\midrule\n" + envelope_label
+                      + "".join(" & " + num.format(v) for v in env) + "\\\\\n")
+    return out.getvalue()
+
+
+_LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)),
+               (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1, 1, 1))]
+_GRAYS = ["0.0", "0.45", "0.0", "0.3", "0.55", "0.15", "0.4", "0.25"]
+
+
+def _default_max_radius(curves: Sequence[tuple[str, ResultsTable]]) -> float:
+    top = 0.0
+    for _, results in curves:
+        r = results.radius[(results.correct == 1) & np.isfinite(results.radius)]
+        if r.size:
+            top = max(top, float(r.max()))
+    if top <= 0:
+        return 1.0
+    return math.ceil(top / 0.25 - 1e-9) * 0.25
+
+
+def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: str | Path,
+                            max_radius: float | None = None, norm_label: str = "l2 radius",
+                            title: str | None = None) -> Path:
+    """Plot certified accuracy against radius, one curve per ``(label, results)``.
+
+    Written headless (Agg) as PNG or PDF according to the suffix of ``path``. The curves are
+    exact step functions, drawn in black and grays with distinct dash patterns so that they
+    read in black and white. ``max_radius`` defaults to the largest certified radius of a
+    correct prediction, rounded up to a multiple of 0.25. Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".pdf"):
+        raise SmoothCertError(f"{path}: plot file must end in .png or .pdf")
+    if not curves:
+        raise SmoothCertError("nothing to plot: no results given")
+    if max_radius is None:
+        max_radius = _default_max_radius(curves)
+    if not (math.isfinite(max_radius) and max_radius > 0):
+        raise SmoothCertError(f"max radius must be a positive number, got {max_radius}")
+
+    fig = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (label, results) in enumerate(curves):
+        x, y = certified_accuracy_curve(results, max_radius)
+        ax.plot(x, y, drawstyle="steps-post", label=str(label),
+                linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+                color=_GRAYS[i % len(_GRAYS)], linewidth=2.0 if i < 4 else 1.5)
+    ax.set_xlim(0, max_radius)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(norm_label, fontsize=14)
+    ax.set_ylabel("certified accuracy", fontsize=14)
+    ax.tick_params(labelsize=12)
+    ax.grid(True, color="0.85", linewidth=0.8)
+    ax.legend(loc="upper right", fontsize=12, handlelength=3.5)
+    if title:
+        ax.set_title(title, fontsize=16)
+    fig.tight_layout()
+    metadata = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
+    try:
+        fig.savefig(path, dpi=200 if suffix == ".png" else None, metadata=metadata)
+    except (OSError, ValueError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()
+        reason = msg[0] if msg else type(exc).__name__
+        raise SmoothCertError(f"{path}: cannot write the plot: {reason}") from None
+    return path
+
+
+_SUFFIXES = {".tsv", ".txt", ".csv", ".dat", ".log", ".out", ".tab"}
+_NOISE_DIR = re.compile(r"^noise_(.+)$")
+_SIGMA_FILE = re.compile(r"^sigma_(.+)$")
+
+
+def _strip_suffix(name: str) -> str:
+    p = Path(name)
+    return p.stem if p.suffix.lower() in _SUFFIXES else name
+
+
+def default_label(path: str | Path) -> str:
+    """A readable label for a results file, from its path.
+
+    The reference's layout ``.../noise_S/{test,train}/sigma_C`` (train noise S, certification
+    noise C) gives ``noise_S``, or ``noise_S sigma_C`` when C differs from S, plus ``(train)``
+    for the train split; any other path gives its nearest ``noise_*`` folder if there is
+    one, else the file name without a ``.tsv``/``.txt``-style suffix.
+    """
+    parts = Path(path).parts
+    name = _strip_suffix(parts[-1]) if parts else str(path)
+    if len(parts) >= 3:
+        noise, split = _NOISE_DIR.match(parts[-3]), parts[-2]
+        sigma = _SIGMA_FILE.match(name)
+        if noise and sigma and split in ("test", "train"):
+            label = parts[-3]
+            if sigma[1] != noise[1]:
+                label += f" {name}"
+            return label + (" (train)" if split == "train" else "")
+    for part in reversed(parts[:-1]):
+        if _NOISE_DIR.match(part):
+            return part if name in ("", part) else f"{part} {name}"
+    return name
+
+
+def default_labels(paths: Iterable[str | Path]) -> list[str]:
+    """:func:`default_label` of each path, made unique by prefixing parent folders."""
+    paths = [Path(p) for p in paths]
+    labels = [default_label(p) for p in paths]
+    for label in set(labels):
+        group = [i for i, lab in enumerate(labels) if lab == label]
+        if len(group) < 2:
+            continue
+        distinct = len({paths[i].as_posix() for i in group})
+        longest = max(len(paths[i].parts) for i in group)
+        for depth in range(1, longest + 1):
+            cand = {i: Path(*[*paths[i].parts[:-1], _strip_suffix(paths[i].name)][-depth:])
+                    .as_posix() for i in group}
+            if len(set(cand.values())) >= distinct:
+                break
+        seen: dict[str, int] = {}
+        for i in group:  # the same file given twice: number the copies
+            if list(cand.values()).count(cand[i]) > 1:
+                seen[cand[i]] = seen.get(cand[i], 0) + 1
+                labels[i] = f"{cand[i]} #{seen[cand[i]]}"
+            else:
+                labels[i] = cand[i]
+    return labels
