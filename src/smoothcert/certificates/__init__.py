@@ -289,7 +289,8 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
                                 engine=_l2_engine(noise.dim, noise.k), info=info)
     samples, n_radii = int(samples), int(n_radii)
     if samples < 100:
-        raise SmoothCertError(f"a Monte Carlo certificate needs at least 100 samples, got {samples}")
+        raise SmoothCertError(
+            f"a Monte Carlo certificate needs at least 100 samples, got {samples}")
     if not 0 < failure_prob < 1:
         raise SmoothCertError(f"failure_prob must lie in (0, 1), got {failure_prob}")
     if n_radii < 1:

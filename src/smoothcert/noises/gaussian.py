@@ -19,7 +19,8 @@ class Gaussian(Noise):
             raise SmoothCertError("the gaussian noise has no shape parameter: leave k at 0")
 
     def _sample(self, n, generator, device, dtype):
-        return torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype) * self.sigma
+        z = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
+        return z.mul_(self.sigma)
 
     def log_prob(self, z):
         return -z.pow(2).sum(-1) / (2 * self.sigma**2)

@@ -1,4 +1,5 @@
-"""The mixed-norm l-infinity family of eq. (9): pi_0(z) ~ ||z||_inf^-k exp(-||z||_2^2 / (2 sigma^2)).
+"""The mixed-norm l-infinity family of eq. (9):
+pi_0(z) ~ ||z||_inf^-k exp(-||z||_2^2 / (2 sigma^2)).
 
 Exact sampler, no rejection in d dimensions:
 
@@ -145,7 +146,8 @@ class LinfMixed(Noise):
     def _sample(self, n, generator, device, dtype):
         m = self._sample_max_norm(n, generator, device)  # float64 (n,)
         # erfinv is odd: V ~ Unif(-1, 1) gives signed truncated normals in one pass each
-        z = torch.empty(n, self.dim, device=device, dtype=dtype).uniform_(-1, 1, generator=generator)
+        z = torch.empty(n, self.dim, device=device, dtype=dtype)
+        z.uniform_(-1, 1, generator=generator)
         z.mul_(torch.special.erf(m / (_SQRT2 * self.sigma)).to(dtype).unsqueeze(-1))
         torch.special.erfinv(z, out=z)
         z.mul_(_SQRT2 * self.sigma)
