@@ -146,7 +146,8 @@ class TableCertificate(Certificate):
                  info: dict | None = None):
         super().__init__(noise, norm, failure_prob)
         radii = np.asarray(radii, dtype=float)
-        thresholds = np.asarray(thresholds, dtype=float)
+        # a threshold that could not be computed certifies nothing
+        thresholds = np.nan_to_num(np.asarray(thresholds, dtype=float), nan=np.inf)
         # sound monotone envelope: p*(r_i) <= p*(r_j) <= t_j for j >= i (balls are nested)
         thresholds = np.minimum.accumulate(thresholds[::-1])[::-1]
         self.radii, self.thresholds = radii, thresholds
@@ -174,7 +175,8 @@ class TableCertificate(Certificate):
         margin = self.info.get("numerical_margin", 0.0)
 
         def f(r):
-            return float(self.engine.threshold(np.array([r]))[0]) + margin - p
+            t = float(self.engine.threshold(np.array([r]))[0])
+            return (t if math.isfinite(t) else 1.0) + margin - p
 
         if f(r_hi) < 0:
             return r_hi
@@ -214,10 +216,16 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
         coarse = fine
     else:
         coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 512, order=16)
-    # radius range: up to where p*(r) exceeds 1 - 1e-12
+    # radius range: up to where p*(r) exceeds 1 - 1e-12 (a power of 2, below 1 when k ~ d)
+    def saturated(r):
+        t = fine.threshold(np.array([r]))[0]
+        return not t < 1 - 1e-12  # NaN counts as saturated: never certify on a failed value
+
     hi = 1.0
-    while fine.threshold(np.array([hi]))[0] < 1 - 1e-12 and hi < 1e4:
+    while not saturated(hi) and hi < 1e4:
         hi *= 2
+    while saturated(hi / 2) and hi > 1e-8:
+        hi /= 2
     dense = np.linspace(0.0, min(hi, 6.0), n_radii)
     radii = np.unique(np.concatenate([dense, np.linspace(dense[-1], hi, 65)]))
     thresholds = coarse.threshold(radii)
