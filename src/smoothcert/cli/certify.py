@@ -1,0 +1,136 @@
+"""``smoothcert certify``: certify the smoothed classifier on a dataset (the reference's
+``code/certify.py``, any noise, l2 or l-infinity).
+
+Output: the reference's tab-separated rows ``idx label predict radius correct time`` (radius as
+``"{:.3}"``, time as ``str(datetime.timedelta)``), followed by ``pA_lower`` (full precision, so
+that the radius can be recomputed; ``pB_upper`` too with ``--bilateral``). The configuration is
+written to ``OUTFILE.config.json``; re-running the same command resumes the file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import sys
+import time
+
+from .. import __version__
+from ..errors import SmoothCertError
+from ..smooth import Smooth, derive_seed
+from . import common
+
+HEADER = ["idx", "label", "predict", "radius", "correct", "time"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "certify", help="certify a smoothed classifier on a dataset",
+        description="Certify the smoothed classifier around every skip-th input of a dataset "
+                    "split (CERTIFY of Cohen et al. 2019, any noise and l2 or l-inf radius). "
+                    "Writes the reference's tab-separated rows to OUTFILE and the "
+                    "configuration to OUTFILE.config.json; re-running resumes.")
+    common.add_run_arguments(p)
+    common.add_noise_arguments(p)
+    p.add_argument("--N0", type=int, default=100, help="samples to select the class (100)")
+    p.add_argument("--N", type=int, default=100_000,
+                   help="samples to estimate p_A (default: 100000)")
+    p.add_argument("--alpha", type=float, default=0.001,
+                   help="failure probability of each input's bound of p_A (default: 0.001)")
+    p.add_argument("--bilateral", action="store_true",
+                   help="multi-class certificate from bounds of p_A and of the runner-up "
+                        "(alpha split in halves)")
+    p.set_defaults(func=run)
+
+
+def header(bilateral: bool) -> list[str]:
+    return HEADER + ["pA_lower"] + (["pB_upper"] if bilateral else [])
+
+
+def format_row(idx: int, label: int, prediction: int, radius: float, seconds: float,
+               p_a: float, p_b: float | None = None) -> str:
+    correct = int(prediction == label)
+    elapsed = common.format_time(seconds)
+    # the reference's "{}\t{}\t{}\t{:.3}\t{}\t{}" (radius with 3 significant digits)
+    row = f"{idx}\t{label}\t{prediction}\t{radius:.3}\t{correct}\t{elapsed}\t{p_a!r}"
+    if p_b is not None:
+        row += f"\t{p_b!r}"
+    return row
+
+
+def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int, alpha: float,
+                    batch: int, seed: int, bilateral: bool = False, progress=None) -> None:
+    """Certify the inputs ``indices`` of ``dataset`` and ``write`` one row each, in order.
+
+    The noise of input ``idx`` is seeded from ``derive_seed(seed, idx)``, so a row does not
+    depend on which other indices are run, in which order, or by which process (sharding)."""
+    for i in indices:
+        x, label = dataset[i]
+        before = time.time()
+        prediction, radius, p_a, p_b = smooth.certify_detailed(
+            x, n0, n, alpha, batch, generator=derive_seed(seed, i), bilateral=bilateral)
+        after = time.time()
+        write(format_row(i, int(label), prediction, radius, after - before, p_a, p_b))
+        if progress is not None:
+            progress(1)
+
+
+def run(args) -> int:
+    common.check_run_args(args)
+    common.check_positive_int("--N0", args.N0)
+    common.check_positive_int("--N", args.N)
+    common.check_alpha(args.alpha)
+    common.check_positive_int("--cert-samples", args.cert_samples, 100)
+    common.check_alpha(args.cert_failure_prob, "--cert-failure-prob")
+    device = common.resolve_device(args.device)
+
+    dataset = common.load_data(args)
+    dim = math.prod(dataset.input_shape)
+    noise = common.noise_from_args(args, dim)
+    noise.check_certifiable(args.norm)
+    model, _ = common.load_model(args.checkpoint, args.dataset, device)
+    indices = common.select_indices(len(dataset), args.skip, args.max)
+    if indices:
+        x0 = dataset[indices[0]][0]
+        if x0.numel() != dim:
+            raise SmoothCertError(f"input {indices[0]} has shape {tuple(x0.shape)} but the "
+                                  f"dataset declares {tuple(dataset.input_shape)}")
+        common.probe_model(model, x0, dataset.num_classes, device)
+
+    smooth = Smooth(model, dataset.num_classes, noise, device=device, norm=args.norm,
+                    samples=args.cert_samples, failure_prob=args.cert_failure_prob,
+                    progress=True)
+    cert = smooth.certificate  # builds (and caches) a Monte Carlo table, with its progress bar
+    if args.bilateral and cert.method == "monte-carlo":
+        raise SmoothCertError("--bilateral needs bound values V(p, r), which the Monte Carlo "
+                              f"certificate of the {noise.name} noise does not give")
+
+    config = {
+        "command": common.format_command("certify", [args.dataset, args.checkpoint, args.outfile], {
+            "--noise": args.noise, "--k": args.k, "--sigma": args.sigma, "--sigma0": args.sigma0,
+            "--norm": args.norm, "--N0": args.N0, "--N": args.N, "--alpha": args.alpha,
+            "--batch": args.batch, "--skip": args.skip, "--max": args.max, "--split": args.split,
+            "--data-dir": args.data_dir, "--device": args.device, "--seed": args.seed,
+            "--bilateral": args.bilateral, "--cert-samples": args.cert_samples,
+            "--cert-failure-prob": args.cert_failure_prob}),
+        "smoothcert_version": __version__,
+        "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
+        "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
+        **noise.params(), "sigma0": args.sigma0, "norm": args.norm,
+        "N0": args.N0, "N": args.N, "alpha": args.alpha, "bilateral": args.bilateral,
+        "batch": args.batch, "skip": args.skip, "max": args.max, "seed": args.seed,
+        "device": str(device), "certificate": cert.describe(),
+        "failure_prob": smooth.failure_prob(args.alpha),
+        "confidence": smooth.confidence_note(args.alpha, args.bilateral),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    with common.open_results(args.outfile, header(args.bilateral), config, indices) as results:
+        todo = [i for i in indices if i not in results.done]
+        print(f"# {smooth.confidence_note(args.alpha, args.bilateral)}", file=sys.stderr)
+
+        def work(rows, progress):
+            certify_indices(smooth, dataset, rows, results.write_row, n0=args.N0, n=args.N,
+                            alpha=args.alpha, batch=args.batch, seed=args.seed,
+                            bilateral=args.bilateral, progress=progress)
+
+        common.run_with_progress(todo, work, desc="certify", total=len(indices))
+    return 0

@@ -1,0 +1,355 @@
+"""Shared pieces of the commands that run a smoothed classifier over a dataset (certify, predict).
+
+One way to do each thing:
+
+- :func:`add_noise_arguments`: the options that define a noise (and its certificate);
+  :func:`noise_from_args` builds it for a given input dimension.
+- :func:`add_run_arguments` / :func:`check_run_args`: DATASET CHECKPOINT OUTFILE and the options of
+  the reference scripts (``--batch --skip --max --split``) plus ``--data-dir --device --seed``.
+- :func:`load_data`, :func:`load_model` (with :func:`file_sha256`), :func:`resolve_device`,
+  :func:`probe_model`: inputs, checked, every problem a one-line :class:`SmoothCertError`.
+- :func:`select_indices`: the reference's row order (every ``skip``-th index, stopping at ``max``).
+- :class:`ResultsFile` / :func:`open_results`: the tab-separated results file and its
+  ``OUTFILE.config.json``; rows are flushed and fsynced as computed, and re-running the same
+  command resumes (complete rows kept, a torn last line cut, only missing indices computed).
+- :func:`run_with_progress`: runs a command's ``*_indices`` core under a tqdm bar on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..errors import SmoothCertError
+from ..noises import FAMILIES, Noise, make_noise
+
+#: configuration fields that do not change results: they may differ when a run is resumed
+RUN_ONLY_FIELDS = frozenset({"command", "batch", "device", "checkpoint", "data_dir", "sigma0",
+                             "started", "failure_prob", "confidence"})
+
+
+# ----------------------------------------------------------------------------- arguments
+def add_noise_arguments(parser: argparse.ArgumentParser, *, dim: bool = False,
+                        certificate: bool = True) -> None:
+    """The options that define a noise; ``dim`` adds ``--dim`` (commands without data),
+    ``certificate`` adds the threat model and the Monte Carlo certificate options."""
+    from ..certificates import DEFAULT_FAILURE_PROB, DEFAULT_SAMPLES
+
+    g = parser.add_argument_group("noise")
+    g.add_argument("--noise", choices=sorted(FAMILIES), default="gaussian",
+                   help="smoothing noise family (default: gaussian)")
+    if dim:
+        g.add_argument("--dim", type=int, required=True, help="input dimension d")
+    g.add_argument("--k", type=float, default=0.0, help="shape parameter k (0 <= k < d)")
+    s = g.add_mutually_exclusive_group(required=True)
+    s.add_argument("--sigma", type=float, help="scale parameter sigma of the noise")
+    s.add_argument("--sigma0", type=float,
+                   help="match a Gaussian N(0, sigma0^2): sigma = sqrt((d-1)/(d-1-k)) sigma0")
+    if certificate:
+        g.add_argument("--norm", choices=["l2", "linf"], default="l2", help="threat model")
+        g.add_argument("--cert-samples", type=int, default=DEFAULT_SAMPLES,
+                       help="Monte Carlo samples of a certificate table (l-inf families)")
+        g.add_argument("--cert-failure-prob", type=float, default=DEFAULT_FAILURE_PROB,
+                       help="failure probability of a Monte Carlo certificate table")
+
+
+def noise_from_args(args, dim: int) -> Noise:
+    return make_noise(args.noise, dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """DATASET CHECKPOINT OUTFILE and the options shared by certify and predict."""
+    parser.add_argument("dataset", metavar="DATASET",
+                        help="digits, cifar10, imagenet, or a path to a dataset")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT",
+                        help="saved base classifier ({'arch', 'state_dict', ...})")
+    parser.add_argument("outfile", metavar="OUTFILE",
+                        help="tab-separated results; its configuration goes to "
+                             "OUTFILE.config.json; re-running the same command resumes")
+    parser.add_argument("--batch", type=int, default=1000, help="batch size (default: 1000)")
+    parser.add_argument("--skip", type=int, default=1,
+                        help="use every skip-th example (default: 1)")
+    parser.add_argument("--max", type=int, default=-1,
+                        help="stop at this index (default: -1, the whole split)")
+    parser.add_argument("--split", choices=["train", "test"], default="test",
+                        help="dataset split (default: test)")
+    parser.add_argument("--data-dir", default=None, help="where the dataset lives")
+    parser.add_argument("--device", default=None,
+                        help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed; the noise of input idx is seeded from (seed, idx)")
+
+
+def check_positive_int(name: str, value: int, minimum: int = 1) -> int:
+    if value is None or value < minimum:
+        raise SmoothCertError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_alpha(value: float, name: str = "--alpha") -> float:
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise SmoothCertError(f"{name} must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def check_run_args(args) -> None:
+    """Checks of the shared options, before anything is loaded or written."""
+    check_positive_int("--batch", args.batch)
+    check_positive_int("--skip", args.skip)
+    check_positive_int("--max", args.max, -1)
+    check_outfile(args.outfile)
+
+
+def format_command(name: str, positionals: Iterable, options: dict) -> str:
+    """``smoothcert NAME POS... --opt value ...`` (None and False options left out)."""
+    words = ["smoothcert", name, *map(str, positionals)]
+    for flag, value in options.items():
+        if value is None or value is False:
+            continue
+        words.append(flag)
+        if value is not True:
+            words.append(str(value))
+    return shlex.join(words)
+
+
+# ----------------------------------------------------------------------------- inputs
+def resolve_device(name: str | None):
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SmoothCertError(f"unknown device {name!r}; use e.g. cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SmoothCertError(f"device {name} requested but CUDA is not available")
+    return device
+
+
+def load_data(args):
+    """The dataset of ``args.dataset`` / ``args.split`` / ``args.data_dir``."""
+    from ..data import load_dataset
+
+    try:
+        return load_dataset(args.dataset, args.split, root=args.data_dir)
+    except SmoothCertError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmoothCertError(f"cannot load dataset {args.dataset!r} ({args.split}): {msg}") \
+            from None
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_model(path: str, dataset: str, device):
+    """``(model, meta)`` from a checkpoint file, in eval mode on ``device``."""
+    from ..models import load_checkpoint
+
+    p = Path(path)
+    if not p.exists():
+        raise SmoothCertError(f"checkpoint {path} not found")
+    if not p.is_file():
+        raise SmoothCertError(f"checkpoint {path} is not a file")
+    try:
+        return load_checkpoint(str(p), dataset=dataset, device=device)
+    except SmoothCertError:
+        raise
+    except Exception as exc:  # unreadable pickle, wrong state dict, ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmoothCertError(f"cannot load checkpoint {path}: {msg}") from None
+
+
+def probe_model(model, x, num_classes: int, device) -> None:
+    """Run the model once on a clean input: a clear error when it does not fit the data."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(x.unsqueeze(0).to(device))
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmoothCertError(f"the model does not accept inputs of shape {tuple(x.shape)} "
+                              f"from this dataset: {msg}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SmoothCertError(f"the model returns {shape} for one input; the dataset has "
+                              f"{num_classes} classes, expected (1, {num_classes})")
+
+
+def select_indices(length: int, skip: int, max_index: int) -> list[int]:
+    """The reference loop: every ``skip``-th index of the split, stopping at index ``max``
+    (``-1``: no limit)."""
+    stop = length if max_index < 0 else min(length, max_index)
+    return list(range(0, stop, skip))
+
+
+# ----------------------------------------------------------------------------- results
+def config_path(outfile) -> Path:
+    return Path(str(outfile) + ".config.json")
+
+
+def check_outfile(outfile) -> None:
+    p = Path(outfile)
+    if p.is_dir():
+        raise SmoothCertError(f"OUTFILE {outfile} is a directory")
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise SmoothCertError(f"directory {parent} of OUTFILE does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SmoothCertError(f"directory {parent} of OUTFILE is not writable")
+    if p.exists() and not os.access(p, os.R_OK | os.W_OK):
+        raise SmoothCertError(f"OUTFILE {outfile} is not readable and writable")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[str]:
+    """``["sigma 0.25 != 0.5", ...]``: the fields (dotted when nested) that differ, except the
+    ones in ``ignore``; the stored value comes first."""
+    a, b = _flatten(stored), _flatten(json.loads(json.dumps(new)))
+    diffs, named = [], set()
+    for key in sorted(set(a) | set(b), key=lambda k: (list(b).index(k) if k in b else 1e9, k)):
+        if key in ignore or key.split(".")[0] in ignore:
+            continue
+        va, vb = a.get(key, "(absent)"), b.get(key, "(absent)")
+        leaf = key.rsplit(".", 1)[-1]
+        if va != vb and (leaf, va, vb) not in named:  # certificate.sigma repeats sigma
+            diffs.append(f"{key} {va} != {vb}")
+            named.add((leaf, va, vb))
+    return diffs
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsFile:
+    """An open results file: ``done`` holds the indices already there; :meth:`write_row`
+    appends one row, flushed and fsynced."""
+
+    def __init__(self, path: Path, done: set[int]):
+        self.path, self.done = path, done
+        self._f = open(path, "a", encoding="utf-8", newline="\n")
+
+    def write_row(self, line: str) -> None:
+        self._f.write(line + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_results(outfile, header: list[str], config: dict, indices: Iterable[int]
+                 ) -> ResultsFile:
+    """Open OUTFILE for appending rows, creating it (header line, ``OUTFILE.config.json``) or
+    resuming it: the stored configuration must equal ``config`` except for
+    :data:`RUN_ONLY_FIELDS`; complete rows are kept and a torn last line is cut off."""
+    check_outfile(outfile)
+    path, cpath = Path(outfile), config_path(outfile)
+    head = "\t".join(header)
+    if not path.exists() or path.stat().st_size == 0 and not cpath.exists():
+        _write_json_atomic(cpath, config)
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(head + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return ResultsFile(path, set())
+    if not cpath.exists():
+        raise SmoothCertError(f"{outfile} exists without its configuration {cpath.name}; "
+                              "use a new OUTFILE")
+    try:
+        stored = json.loads(cpath.read_text(encoding="utf-8"))
+        if not isinstance(stored, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError) as exc:
+        raise SmoothCertError(f"unreadable configuration {cpath}: {exc}; use a new OUTFILE") \
+            from None
+    diffs = config_differences(stored, config)
+    if diffs:
+        raise SmoothCertError(f"{outfile} was made with another configuration: "
+                              f"{', '.join(diffs)}; use a new OUTFILE")
+    data = path.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]  # a torn last line (no newline) is cut off
+    if len(complete) != len(data):
+        os.truncate(path, len(complete))
+    lines = complete.decode("utf-8", errors="replace").split("\n")[:-1]
+    if not lines:  # nothing complete, not even the header: start over
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(head + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return ResultsFile(path, set())
+    if lines[0] != head:
+        raise SmoothCertError(f"{outfile} does not start with the header "
+                              f"{head.expandtabs(1)!r}; use a new OUTFILE")
+    expected, done = set(indices), set()
+    for lineno, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        try:
+            idx = int(cells[0])
+        except ValueError:
+            idx = None
+        if len(cells) != len(header) or idx not in expected or idx in done:
+            raise SmoothCertError(f"{outfile}:{lineno}: not a row of this run "
+                                  f"({line[:40]!r}); use a new OUTFILE")
+        done.add(idx)
+    return ResultsFile(path, done)
+
+
+def format_time(seconds: float) -> str:
+    """Elapsed time as the reference writes it: ``str(datetime.timedelta(seconds=...))``."""
+    return str(datetime.timedelta(seconds=seconds))
+
+
+def run_with_progress(indices: list[int], run: Callable[[list[int], Callable], None],
+                      desc: str, total: int | None = None) -> None:
+    """``run(indices, progress)`` under a tqdm progress bar with ETA on stderr; ``run`` calls
+    ``progress(1)`` after each input. ``total`` counts the inputs already done too."""
+    from tqdm.auto import tqdm
+
+    total = len(indices) if total is None else total
+    with tqdm(total=total, initial=total - len(indices), desc=desc, unit="input",
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        run(indices, bar.update)

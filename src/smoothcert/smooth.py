@@ -1,0 +1,389 @@
+"""The smoothed classifier g(x) = argmax_c P(f(x + z) = c), z ~ noise: prediction and certification.
+
+A generalisation of ``code/core.py`` of Cohen et al. (2019) (github locuslab/smoothing) to any
+noise of :mod:`smoothcert.noises` and the l2 / l-infinity threat models of
+:mod:`smoothcert.certificates`:
+
+- :meth:`Smooth.predict` is PREDICT: the class, or :data:`Smooth.ABSTAIN` when the two-sided
+  binomial test of the top count against the runner-up (Hung & Fithian, 2019) does not reject
+  at level ``alpha``. With probability >= 1 - alpha the class returned is g(x).
+- :meth:`Smooth.certify` is CERTIFY: ``n0`` samples select the class c_A, ``n`` fresh samples give
+  the one-sided Clopper-Pearson lower bound pA_lower of p_A at level ``alpha``, and the radius is
+  the certificate's radius at pA_lower (Gaussian: sigma Phi^-1(pA_lower), as the reference).
+- :meth:`Smooth.certify_at` answers "is x certified at radius r" (the question of the paper's
+  Algorithm 2) with the same samples and bound.
+
+Noise is added in input space (x in [0, 1], before the model's own normalisation layer); x may
+have any shape with ``x.numel() == noise.dim``.
+
+Confidence. A certificate (class, radius) holds with probability at least
+``1 - alpha - certificate.failure_prob`` over the sampling: ``alpha`` bounds the failure of the
+per-input Clopper-Pearson bound, and ``failure_prob`` (0 for the exact Gaussian and l2-family
+certificates) that of the Monte Carlo certificate table of the l-infinity families, one table
+shared by every input (union bound). See :meth:`Smooth.confidence_note`.
+
+Reproducibility. Noise is drawn in blocks of :func:`noise_block` samples (a size fixed by the
+dimension alone), block ``j`` with its own generator seeded from (base seed, phase, j); the base
+seed is the integer given as ``generator``, or one draw of the given ``torch.Generator``.
+Results therefore do not depend on ``batch_size`` (up to floating-point effects inside the
+model), and an integer seed fixes them on a given device type (CPU and CUDA generators differ).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .errors import SmoothCertError
+from .noises import Noise
+from .noises.base import check_norm
+
+_MASK64 = (1 << 64) - 1
+_RADIUS_MEMO_SIZE = 1 << 16
+
+
+def derive_seed(*parts: int) -> int:
+    """A stable 63-bit seed mixed from integers (splitmix64 over the parts), e.g.
+    ``derive_seed(seed, idx)`` for input ``idx`` of a run: independent of run order or sharding."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (int(p) & _MASK64)) & _MASK64
+        h = (h + 0x9E3779B97F4A7C15) & _MASK64
+        z = h
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h = z ^ (z >> 31)
+    return h >> 1
+
+
+def noise_block(dim: int) -> int:
+    """Noise samples drawn with one generator: about 16 MiB of float32, 64 to 4096 samples.
+    It depends on the dimension only, so that results do not depend on ``batch_size``
+    (changing this function changes every seeded result)."""
+    return max(64, min(4096, (1 << 22) // max(1, int(dim))))
+
+
+def lower_confidence_bound(n_a: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) Clopper-Pearson lower bound of a binomial proportion: the
+    reference's ``proportion_confint(n_a, n, alpha=2 * alpha, method="beta")[0]``."""
+    if n_a <= 0:
+        return 0.0
+    return float(stats.beta.ppf(alpha, n_a, n - n_a + 1))
+
+
+def upper_confidence_bound(n_b: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) Clopper-Pearson upper bound of a binomial proportion."""
+    if n_b >= n:
+        return 1.0
+    return float(stats.beta.ppf(1.0 - alpha, n_b + 1, n - n_b))
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise SmoothCertError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_alpha(alpha) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise SmoothCertError(f"alpha must be a number in (0, 1), got {alpha!r}") from None
+    if not 0.0 < a < 1.0:
+        raise SmoothCertError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    return a
+
+
+def _model_device(model) -> torch.device | None:
+    if isinstance(model, torch.nn.Module):
+        for t in model.parameters():
+            return t.device
+        for t in model.buffers():
+            return t.device
+    return None
+
+
+class Smooth:
+    """A smoothed classifier g built from a base classifier f and a smoothing noise.
+
+    :param base_classifier: maps a batch ``(m, *x.shape)`` to scores ``(m, num_classes)``
+        (any callable; an ``nn.Module`` is put in eval mode, as the reference does)
+    :param num_classes: number of classes
+    :param noise: a :class:`smoothcert.noises.Noise` with ``dim == x.numel()``
+    :param device: where noise is drawn and the model is run; default: the device of the model's
+        parameters, else cpu
+    :param norm: threat model of :meth:`certify` ("l2" or "linf"); default: the norm of
+        ``certificate`` when one is given, else "l2"
+    :param certificate: a ready :class:`smoothcert.certificates.Certificate` for ``noise``;
+        default: ``get_certificate(noise, norm, device=device, **certificate_kwargs)``, built on
+        first use (predict never needs it)
+    """
+
+    #: returned as the class when the smoothed classifier abstains
+    ABSTAIN = -1
+
+    def __init__(self, base_classifier: Callable, num_classes: int, noise: Noise, device=None,
+                 norm: str | None = None, certificate=None, **certificate_kwargs):
+        if not callable(base_classifier):
+            raise SmoothCertError("base_classifier must be callable (a torch module or function)")
+        if not isinstance(noise, Noise):
+            raise SmoothCertError(f"noise must be a smoothcert Noise, got {type(noise).__name__}")
+        self.base_classifier = base_classifier
+        self.num_classes = _check_int("num_classes", num_classes)
+        self.noise = noise
+        model_device = _model_device(base_classifier)
+        try:
+            self.device = torch.device(device) if device is not None else (
+                model_device or torch.device("cpu"))
+        except (RuntimeError, TypeError):
+            raise SmoothCertError(f"unknown device {device!r}") from None
+        if model_device is not None and model_device.type != self.device.type:
+            raise SmoothCertError(f"the model is on {model_device} but device is {self.device}: "
+                                  "move the model or pass the same device")
+        if certificate is not None:
+            if getattr(certificate, "noise", None) != noise:
+                raise SmoothCertError(f"the certificate is for {certificate.noise!r}, "
+                                      f"not for {noise!r}")
+            if norm is not None and check_norm(norm) != certificate.norm:
+                raise SmoothCertError(f"norm {norm!r} differs from the certificate's norm "
+                                      f"{certificate.norm!r}")
+            norm = certificate.norm
+        self.norm = check_norm(norm or "l2")
+        self._certificate = certificate
+        self._certificate_kwargs = certificate_kwargs
+        self._radius_memo: dict = {}
+        self._exact = None
+
+    # ------------------------------------------------------------------ certificate
+    @property
+    def certificate(self):
+        """The certificate turning a bound of p_A into a radius (built once, on first use)."""
+        if self._certificate is None:
+            from .certificates import get_certificate
+
+            self.noise.check_certifiable(self.norm)
+            kwargs = {"device": self.device, **self._certificate_kwargs}
+            self._certificate = get_certificate(self.noise, self.norm, **kwargs)
+        return self._certificate
+
+    def failure_prob(self, alpha: float) -> float:
+        """Probability that a certificate of :meth:`certify` at level ``alpha`` is wrong: alpha
+        plus the failure probability of a Monte Carlo certificate table (0 when exact)."""
+        return _check_alpha(alpha) + float(getattr(self.certificate, "failure_prob", 0.0))
+
+    def confidence_note(self, alpha: float, bilateral: bool = False) -> str:
+        """One line saying with which probability the certificates hold."""
+        alpha = _check_alpha(alpha)
+        cert = self.certificate
+        table = float(getattr(cert, "failure_prob", 0.0))
+        how = ("alpha/2 for the Clopper-Pearson lower bound of p_A + alpha/2 for the upper bound "
+               "of the runner-up" if bilateral else "one-sided Clopper-Pearson bound of p_A")
+        note = (f"each certified radius ({self.norm}, {cert.method} certificate of {self.noise!r}) "
+                f"holds with probability >= {1 - alpha - table:.6g}: alpha = {alpha:g} per input "
+                f"({how})")
+        if table:
+            note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
+        return note
+
+    def _radius(self, p_a: float, p_b: float | None = None) -> float:
+        key = (p_a, p_b)
+        r = self._radius_memo.get(key)
+        if r is None:
+            cert = self.certificate
+            if p_b is not None:
+                r = float(cert.bilateral_radius(p_a, p_b))
+            else:
+                if self._exact is None:
+                    import inspect
+
+                    try:
+                        self._exact = "exact" in inspect.signature(cert.radius).parameters
+                    except (TypeError, ValueError):
+                        self._exact = False
+                r = float(cert.radius(p_a, exact=True) if self._exact else cert.radius(p_a))
+            if len(self._radius_memo) >= _RADIUS_MEMO_SIZE:
+                self._radius_memo.clear()
+            self._radius_memo[key] = r
+        return r
+
+    # ------------------------------------------------------------------ sampling
+    def _check_input(self, x) -> torch.Tensor:
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError):
+            raise SmoothCertError(f"x must be a tensor, got {type(x).__name__}") from None
+        if x.numel() != self.noise.dim:
+            raise SmoothCertError(
+                f"input of shape {tuple(x.shape)} has {x.numel()} values but the noise has "
+                f"dimension {self.noise.dim}")
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        if not bool(torch.isfinite(x).all()):
+            raise SmoothCertError("input contains NaN or infinite values")
+        return x.to(self.device)
+
+    def _base_seed(self, generator) -> int:
+        if generator is None:
+            return int(torch.randint(0, 2**62, (1,)).item())
+        if isinstance(generator, torch.Generator):
+            if generator.device.type != self.device.type:
+                raise SmoothCertError(f"the generator is on {generator.device} but device is "
+                                      f"{self.device}")
+            return int(torch.randint(0, 2**62, (1,), generator=generator,
+                                     device=generator.device).item())
+        if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+            return int(generator)
+        raise SmoothCertError(f"generator must be a torch.Generator or an integer seed, "
+                              f"got {type(generator).__name__}")
+
+    def _noise_blocks(self, num: int, seed: int, dtype):
+        block = noise_block(self.noise.dim)
+        for j, start in enumerate(range(0, num, block)):
+            gen = torch.Generator(device=self.device).manual_seed(derive_seed(seed, j))
+            yield self.noise.sample(min(block, num - start), generator=gen,
+                                    device=self.device, dtype=dtype)
+
+    def _classify(self, batch: torch.Tensor) -> torch.Tensor:
+        scores = self.base_classifier(batch)
+        if not isinstance(scores, torch.Tensor) or scores.shape != (batch.shape[0],
+                                                                     self.num_classes):
+            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
+            raise SmoothCertError(f"the base classifier returned {shape} for a batch of "
+                                  f"{batch.shape[0]}; expected ({batch.shape[0]}, "
+                                  f"{self.num_classes}) scores")
+        if bool(torch.isnan(scores).any()):
+            raise SmoothCertError("the base classifier returned NaN scores")
+        return scores.argmax(1)
+
+    def sample_counts(self, x, num: int, batch_size: int, generator=None) -> np.ndarray:
+        """Counts of the base classifier's predictions at ``num`` noisy copies of ``x``:
+        an int64 array of length ``num_classes``. ``batch_size`` bounds the memory."""
+        x = self._check_input(x)
+        num = _check_int("number of samples", num)
+        batch_size = _check_int("batch_size", batch_size)
+        return self._counts(x, num, batch_size, self._base_seed(generator))
+
+    def _counts(self, x: torch.Tensor, num: int, batch_size: int, seed: int) -> np.ndarray:
+        if isinstance(self.base_classifier, torch.nn.Module):
+            self.base_classifier.eval()
+        flat = x.reshape(1, -1)
+        counts = torch.zeros(self.num_classes, dtype=torch.int64, device=self.device)
+        pending: list[torch.Tensor] = []
+        n_pending = 0
+        with torch.no_grad():
+            blocks = self._noise_blocks(num, seed, x.dtype)
+            done = False
+            while not done:
+                block = next(blocks, None)
+                if block is None:
+                    done = True
+                else:
+                    pending.append(block)
+                    n_pending += block.shape[0]
+                while n_pending >= batch_size or (done and n_pending):
+                    z = torch.cat(pending) if len(pending) > 1 else pending[0]
+                    m = min(batch_size, n_pending)
+                    batch = (flat + z[:m]).reshape(m, *x.shape)
+                    counts += torch.bincount(self._classify(batch), minlength=self.num_classes)
+                    pending = [z[m:]] if m < n_pending else []
+                    n_pending -= m
+        return counts.cpu().numpy()
+
+    # ------------------------------------------------------------------ PREDICT
+    def predict(self, x, n: int, alpha: float, batch_size: int, generator=None) -> int:
+        """The smoothed prediction g(x) or :data:`ABSTAIN`: with probability >= 1 - alpha the
+        class returned equals g(x). ``generator``: a torch.Generator on the device, or an int
+        seed (fixed results); None draws from torch's global generator."""
+        x = self._check_input(x)
+        n = _check_int("n", n)
+        alpha = _check_alpha(alpha)
+        batch_size = _check_int("batch_size", batch_size)
+        counts = self._counts(x, n, batch_size, derive_seed(self._base_seed(generator), 0))
+        order = np.argsort(-counts, kind="stable")
+        c1 = int(counts[order[0]])
+        c2 = int(counts[order[1]]) if counts.size > 1 else 0
+        if stats.binomtest(c1, c1 + c2, 0.5).pvalue > alpha:
+            return Smooth.ABSTAIN
+        return int(order[0])
+
+    # ------------------------------------------------------------------ CERTIFY
+    def _estimate(self, x, n0, n, alpha, batch_size, generator, bilateral):
+        x = self._check_input(x)
+        n0 = _check_int("n0", n0)
+        n = _check_int("n", n)
+        alpha = _check_alpha(alpha)
+        batch_size = _check_int("batch_size", batch_size)
+        self.certificate  # noqa: B018  (fail on an uncertifiable norm before sampling)
+        if bilateral and self.certificate.method == "monte-carlo":
+            raise SmoothCertError("the bilateral certificate needs bound values V(p, r), which "
+                                  "a Monte Carlo certificate table does not give; drop bilateral")
+        base = self._base_seed(generator)
+        selection = self._counts(x, n0, batch_size, derive_seed(base, 1))
+        c_a = int(np.argmax(selection))
+        counts = self._counts(x, n, batch_size, derive_seed(base, 2))
+        n_a = int(counts[c_a])
+        if not bilateral:
+            return c_a, lower_confidence_bound(n_a, n, alpha), None
+        others = np.delete(counts, c_a)
+        n_b = int(others.max()) if others.size else 0
+        return (c_a, lower_confidence_bound(n_a, n, alpha / 2),
+                upper_confidence_bound(n_b, n, alpha / 2))
+
+    def certify(self, x, n0: int, n: int, alpha: float, batch_size: int, generator=None,
+                bilateral: bool = False) -> tuple[int, float, float]:
+        """Certify g around ``x``: returns ``(class, radius, pA_lower)``; with probability
+        >= 1 - alpha - certificate.failure_prob the class is g(x) and g predicts it on the whole
+        ``norm`` ball of that radius. Abstention: ``(ABSTAIN, 0.0, pA_lower)``.
+
+        ``bilateral=True`` uses the multi-class certificate of appendix D: alpha is split into
+        alpha/2 for the lower bound pA_lower of p_A and alpha/2 for an upper bound pB_upper of
+        max_{b != c_A} p_b, the Clopper-Pearson upper bound at the largest count among the other
+        classes. That is valid without a union bound over the classes: for the (fixed, given the
+        selection samples) class b* with the largest p_b, p_b* <= U(n_b*) <= U(max_b n_b) except
+        with probability alpha/2, U being increasing. The radius is
+        ``certificate.bilateral_radius(pA_lower, pB_upper)``, never below the binary radius at
+        the same pA_lower; the class is returned when pA_lower >= 1/2 or pA_lower > pB_upper.
+        The total failure probability is unchanged (alpha + failure_prob). Not available with
+        Monte Carlo certificate tables (they give radii, not bound values)."""
+        result = self.certify_detailed(x, n0, n, alpha, batch_size, generator, bilateral)
+        return result[0], result[1], result[2]
+
+    def certify_detailed(self, x, n0: int, n: int, alpha: float, batch_size: int,
+                         generator=None, bilateral: bool = False
+                         ) -> tuple[int, float, float, float | None]:
+        """:meth:`certify` plus the upper bound pB_upper of the runner-up (None unless
+        ``bilateral``): ``(class, radius, pA_lower, pB_upper)``."""
+        c_a, p_a, p_b = self._estimate(x, n0, n, alpha, batch_size, generator, bilateral)
+        if p_b is None:
+            if p_a < 0.5:
+                return Smooth.ABSTAIN, 0.0, p_a, None
+            return c_a, self._radius(p_a), p_a, None
+        if p_a < 0.5 and p_a <= p_b:
+            return Smooth.ABSTAIN, 0.0, p_a, p_b
+        return c_a, self._radius(p_a, p_b), p_a, p_b
+
+    def certify_at(self, x, radius: float, n0: int, n: int, alpha: float, batch_size: int,
+                   generator=None) -> tuple[int, bool, float]:
+        """Is g certified at ``radius`` around ``x`` (Algorithm 2's question)? Returns
+        ``(class or ABSTAIN, certified, pA_lower)``, with the samples and bound of
+        :meth:`certify`: with the same generator, ``certified`` is ``radius <= certify's radius``
+        (and False on abstention)."""
+        try:
+            r = float(radius)
+        except (TypeError, ValueError):
+            raise SmoothCertError(f"radius must be a number >= 0, got {radius!r}") from None
+        if not (math.isfinite(r) and r >= 0):
+            raise SmoothCertError(f"radius must be a finite number >= 0, got {radius}")
+        c_a, p_a, _ = self._estimate(x, n0, n, alpha, batch_size, generator, False)
+        if p_a < 0.5:
+            return Smooth.ABSTAIN, False, p_a
+        certified = bool(self.certificate.certifies(p_a, r)) or self._radius(p_a) >= r
+        return c_a, certified, p_a
+
+
+__all__ = ["Smooth", "derive_seed", "lower_confidence_bound", "upper_confidence_bound",
+           "noise_block"]
