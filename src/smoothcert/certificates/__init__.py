@@ -46,6 +46,14 @@ def check_probability(p, name: str = "p") -> np.ndarray:
     return arr
 
 
+def check_radius(r, name: str = "radius") -> np.ndarray:
+    arr = np.asarray(r, dtype=float)
+    if not np.all(arr >= 0):  # negative or NaN (+inf is allowed: never certified)
+        bad = arr[~(arr >= 0)].ravel()[0]
+        raise SmoothCertError(f"{name} must be a number >= 0, got {bad}")
+    return arr
+
+
 def _scalar_or_array(x: np.ndarray, like):
     return float(x) if np.ndim(like) == 0 else x
 
@@ -126,9 +134,11 @@ class GaussianCertificate(Certificate):
         return _scalar_or_array(np.maximum(self.scale * stats.norm.ppf(arr), 0.0), p)
 
     def threshold(self, r):
-        return _scalar_or_array(stats.norm.cdf(np.asarray(r, dtype=float) / self.scale), r)
+        return _scalar_or_array(stats.norm.cdf(check_radius(r) / self.scale), r)
 
     def value(self, p, r):
+        check_probability(p)
+        check_radius(r)
         return float(stats.norm.cdf(stats.norm.ppf(p) - r / self.scale))
 
     def bilateral_radius(self, p_a, p_b):
@@ -166,7 +176,10 @@ class TableCertificate(Certificate):
         if exact and self.engine is not None:
             r = np.vectorize(self._refine, otypes=[float])(arr, r,
                                                            np.clip(idx + 1, 0, self.radii.size - 1))
-        return _scalar_or_array(r * self.scale, p)
+        out = r * self.scale
+        # round down where out / scale > r, so that threshold(radius(p)) finds the same grid radius
+        out = np.where(out / self.scale > r, np.nextafter(out, 0.0), out)
+        return _scalar_or_array(out, p)
 
     def _refine(self, p, r_lo, i_hi):
         r_hi = self.radii[i_hi]
@@ -186,7 +199,7 @@ class TableCertificate(Certificate):
         return max(r_lo, r * (1 - 1e-9))  # below the root: never above the exact radius
 
     def threshold(self, r):
-        rr = np.asarray(r, dtype=float) / self.scale
+        rr = check_radius(r) / self.scale
         # smallest grid radius >= r: p*(r) <= p*(r_j) <= t_j (beyond the grid: not certified)
         j = np.searchsorted(self.radii, rr, side="left")
         t = np.where(j < self.radii.size, self.thresholds[np.clip(j, 0, self.radii.size - 1)],
@@ -194,6 +207,8 @@ class TableCertificate(Certificate):
         return _scalar_or_array(t, r)
 
     def value(self, p, r):
+        check_probability(p)
+        check_radius(r)
         if self.engine is None:
             return super().value(p, r)
         return max(0.0, self.engine.value(p, r / self.scale) - self.info.get(
@@ -275,6 +290,12 @@ def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: floa
     return radii, thresholds, {"samples": samples, "seed": seed, "n_radii": n_radii}
 
 
+def _device_type(device) -> str:
+    import torch
+
+    return torch.device(device).type if device is not None else "cpu"
+
+
 def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SAMPLES,
                     failure_prob: float = DEFAULT_FAILURE_PROB, seed: int = 0,
                     n_radii: int = 256, device=None, cache: bool = True,
@@ -305,7 +326,9 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
         raise SmoothCertError(f"n_radii must be >= 1, got {n_radii}")
     key = {"engine": ENGINE_VERSION, "kind": "monte-carlo", "noise": noise.name,
            "dim": noise.dim, "k": noise.k, "norm": norm, "samples": samples,
-           "failure_prob": failure_prob, "seed": seed, "n_radii": n_radii}
+           "failure_prob": failure_prob, "seed": seed, "n_radii": n_radii,
+           # random streams differ between CPU and CUDA generators: part of the identity
+           "device_type": _device_type(device)}
     radii, thr, info = cached_table(
         key, lambda: _monte_carlo_table(noise, norm, samples, failure_prob, seed, n_radii,
                                         device, progress), use_cache=cache)

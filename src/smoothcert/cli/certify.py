@@ -14,7 +14,7 @@ import math
 import sys
 import time
 
-from .. import __version__
+from .. import __version__, distributed
 from ..errors import SmoothCertError
 from ..smooth import Smooth, derive_seed
 from . import common
@@ -81,7 +81,8 @@ def run(args) -> int:
     common.check_alpha(args.alpha)
     common.check_positive_int("--cert-samples", args.cert_samples, 100)
     common.check_alpha(args.cert_failure_prob, "--cert-failure-prob")
-    device = common.resolve_device(args.device)
+    job = distributed.job_from_args(args)  # a torchrun shard, or this one process
+    device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
     dim = math.prod(dataset.input_shape)
@@ -123,8 +124,8 @@ def run(args) -> int:
         "confidence": smooth.confidence_note(args.alpha, args.bilateral),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with common.open_results(args.outfile, header(args.bilateral), config, indices) as results:
-        todo = [i for i in indices if i not in results.done]
+    with job.open_results(args.outfile, header(args.bilateral), config, indices) as results:
+        todo = [i for i in job.shard(indices) if i not in results.done]
         print(f"# {smooth.confidence_note(args.alpha, args.bilateral)}", file=sys.stderr)
 
         def work(rows, progress):
@@ -132,5 +133,6 @@ def run(args) -> int:
                             alpha=args.alpha, batch=args.batch, seed=args.seed,
                             bilateral=args.bilateral, progress=progress)
 
-        common.run_with_progress(todo, work, desc="certify", total=len(indices))
-    return 0
+        common.run_with_progress(todo, work, desc=job.desc("certify"),
+                                 total=len(job.shard(indices)))
+    return job.finish()

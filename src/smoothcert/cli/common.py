@@ -87,6 +87,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed; the noise of input idx is seeded from (seed, idx)")
+    # -- distributed runs (smoothcert.distributed) --
+    parser.add_argument("--distributed", action="store_true",
+                        help="one shard per process of a torchrun job (automatic when RANK and "
+                             "WORLD_SIZE are set; this flag makes them required): rows go to "
+                             "OUTFILE.part-R-of-W, merged into OUTFILE at the end")
 
 
 def check_positive_int(name: str, value: int, minimum: int = 1) -> int:

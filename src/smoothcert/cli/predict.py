@@ -12,7 +12,7 @@ import datetime
 import math
 import time
 
-from .. import __version__
+from .. import __version__, distributed
 from ..smooth import Smooth, derive_seed
 from . import common
 
@@ -59,7 +59,8 @@ def run(args) -> int:
     common.check_run_args(args)
     common.check_positive_int("--N", args.N)
     common.check_alpha(args.alpha)
-    device = common.resolve_device(args.device)
+    job = distributed.job_from_args(args)  # a torchrun shard, or this one process
+    device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
     dim = math.prod(dataset.input_shape)
@@ -85,12 +86,13 @@ def run(args) -> int:
         "device": str(device),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with common.open_results(args.outfile, HEADER, config, indices) as results:
-        todo = [i for i in indices if i not in results.done]
+    with job.open_results(args.outfile, HEADER, config, indices) as results:
+        todo = [i for i in job.shard(indices) if i not in results.done]
 
         def work(rows, progress):
             predict_indices(smooth, dataset, rows, results.write_row, n=args.N, alpha=args.alpha,
                             batch=args.batch, seed=args.seed, progress=progress)
 
-        common.run_with_progress(todo, work, desc="predict", total=len(indices))
-    return 0
+        common.run_with_progress(todo, work, desc=job.desc("predict"),
+                                 total=len(job.shard(indices)))
+    return job.finish()
