@@ -33,7 +33,7 @@ from .cache import cached_table
 from .exact_l2 import L2FamilyLine, L2FamilyQuadrature
 from .montecarlo import dkw_threshold, dkw_value
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 DEFAULT_SAMPLES = 1_000_000
 DEFAULT_FAILURE_PROB = 1e-3
 
@@ -185,7 +185,7 @@ class TableCertificate(Certificate):
         r_hi = self.radii[i_hi]
         if r_hi <= r_lo:
             return r_lo
-        margin = self.info.get("numerical_margin", 0.0)
+        margin = self.info.get("exact_margin", self.info.get("numerical_margin", 0.0))
 
         def f(r):
             t = float(self.engine.threshold(np.array([r]))[0])
@@ -211,8 +211,8 @@ class TableCertificate(Certificate):
         check_radius(r)
         if self.engine is None:
             return super().value(p, r)
-        return max(0.0, self.engine.value(p, r / self.scale) - self.info.get(
-            "numerical_margin", 0.0))
+        margin = self.info.get("exact_margin", self.info.get("numerical_margin", 0.0))
+        return max(0.0, self.engine.value(p, r / self.scale) - margin)
 
     def describe(self):
         return {**super().describe(), **{k: v for k, v in self.info.items()
@@ -230,7 +230,7 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     if dim == 1:  # roots to machine precision: fine and coarse are the same exact engine
         coarse = fine
     else:
-        coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 512, order=16)
+        coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 256, order=16)
     # radius range: up to where p*(r) exceeds 1 - 1e-12 (a power of 2, below 1 when k ~ d)
     def saturated(r):
         t = fine.threshold(np.array([r]))[0]
@@ -244,10 +244,21 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     dense = np.linspace(0.0, min(hi, 6.0), n_radii)
     radii = np.unique(np.concatenate([dense, np.linspace(dense[-1], hi, 65)]))
     thresholds = coarse.threshold(radii)
-    check = radii[:: max(1, radii.size // 32)]
-    err = np.max(np.abs(fine.threshold(check) - coarse.threshold(check)))
-    margin = 10 * float(err) + (1e-10 if dim == 1 else 1e-12)
-    return radii, np.minimum(thresholds + margin, 1.0 + margin), {"numerical_margin": margin}
+    # error estimates: coarse (the table) against fine, and fine (the exact refinement) against
+    # a finer rule, each on a subset of the radii, times a safety factor of 10
+    check = radii[1:: max(1, radii.size // 32)]
+    fine_t = fine.threshold(check)
+    margin = 10 * float(np.max(np.abs(fine_t - coarse.threshold(check))))
+    if dim == 1:
+        fine_margin = 0.0
+    else:
+        finer = L2FamilyQuadrature(dim, k, panels=128 if dim > 8 else 2048, order=32)
+        few = slice(None, None, 4)
+        fine_margin = 10 * float(np.max(np.abs(finer.threshold(check[few]) - fine_t[few])))
+    floor = 1e-10 if dim == 1 else 1e-12
+    margin, fine_margin = margin + floor, fine_margin + floor
+    info = {"numerical_margin": margin, "exact_margin": fine_margin}
+    return radii, np.minimum(thresholds + margin, 1.0 + margin), info
 
 
 def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: float, seed: int,

@@ -31,13 +31,13 @@ class Gaussian(Noise):
             generator.device if generator is not None else torch.device("cpu"))
         f64 = torch.float64
         z1 = torch.randn(n, generator=generator, device=device, dtype=f64)
-        rest_sum = torch.randn(n, generator=generator, device=device, dtype=f64)
-        rest_sum = rest_sum * math.sqrt(self.dim - 1)
-        if self.dim > 1:
-            rest_sq = 2 * torch._standard_gamma(
-                torch.full((n,), (self.dim - 1) / 2, dtype=f64, device=device), generator=generator)
-        else:
-            rest_sq = torch.zeros(n, dtype=f64, device=device)
+        w = torch.randn(n, generator=generator, device=device, dtype=f64)
+        rest_sum = w * math.sqrt(self.dim - 1)
+        # sum of squares of z_2..z_d = (their sum)^2 / (d-1) + an independent chi^2_{d-2}
+        rest_sq = w * w if self.dim > 1 else torch.zeros(n, dtype=f64, device=device)
+        if self.dim > 2:
+            rest_sq = rest_sq + 2 * torch._standard_gamma(
+                torch.full((n,), (self.dim - 2) / 2, dtype=f64, device=device), generator=generator)
         nan = torch.full((n,), math.nan, dtype=f64, device=device)
         s = self.sigma
         return torch.stack([nan, nan, nan, s * (z1 + rest_sum), s * torch.sqrt(z1**2 + rest_sq),
