@@ -21,6 +21,7 @@ to the per-input alpha of the p_A bound (union bound), as :meth:`Certificate.des
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -182,20 +183,38 @@ class TableCertificate(Certificate):
         return _scalar_or_array(out, p)
 
     def _refine(self, p, r_lo, i_hi):
+        """The root of threshold(r) + margin = p in [r_lo, r_hi], returned slightly below it.
+
+        Usually two exact evaluations (one vectorised call): a guess interpolated linearly in
+        Phi^-1(threshold) between the bracketing grid points, and the guess + 1e-6 relative; if
+        the root lies between them the guess is returned, else brentq on the narrowed bracket."""
         r_hi = self.radii[i_hi]
         if r_hi <= r_lo:
             return r_lo
         margin = self.info.get("exact_margin", self.info.get("numerical_margin", 0.0))
 
         def f(r):
-            t = float(self.engine.threshold(np.array([r]))[0])
-            return (t if math.isfinite(t) else 1.0) + margin - p
+            t = self.engine.threshold(np.atleast_1d(np.asarray(r, dtype=float)))
+            return np.where(np.isfinite(t), t, 1.0) + margin - p
 
-        if f(r_hi) < 0:
-            return r_hi
-        if f(r_lo) >= 0:
-            return r_lo
-        r = optimize.brentq(f, r_lo, r_hi, xtol=1e-12, rtol=1e-10)
+        t_lo, t_hi = stats.norm.ppf(np.clip([self.thresholds[i_hi - 1], self.thresholds[i_hi]],
+                                            1e-300, 1 - 1e-16))
+        t_p = stats.norm.ppf(p)
+        w = (t_p - t_lo) / (t_hi - t_lo) if t_hi > t_lo else 0.5
+        guess = r_lo + min(max(w, 0.0), 1.0) * (r_hi - r_lo)
+        step = max(1e-6 * guess, 1e-12)
+        f_guess, f_next = f([guess, min(guess + step, r_hi)])
+        if f_guess < 0 <= f_next:
+            return max(r_lo, guess)
+        if f_guess < 0:
+            lo, hi = guess, r_hi
+            if f(hi)[0] < 0:
+                return r_hi
+        else:
+            lo, hi = r_lo, guess
+            if f(lo)[0] >= 0:
+                return r_lo
+        r = optimize.brentq(lambda x: float(f(x)[0]), lo, hi, xtol=1e-12, rtol=1e-10)
         return max(r_lo, r * (1 - 1e-9))  # below the root: never above the exact radius
 
     def threshold(self, r):
@@ -220,6 +239,7 @@ class TableCertificate(Certificate):
 
 
 # ----------------------------------------------------------------------------- builders
+@functools.lru_cache(maxsize=32)
 def _l2_engine(dim: int, k: float):
     return L2FamilyLine(k) if dim == 1 else L2FamilyQuadrature(dim, k)
 

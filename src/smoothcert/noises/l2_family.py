@@ -23,8 +23,10 @@ class L2Family(Noise):
 
     def _sample(self, n, generator, device, dtype):
         g = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
-        direction = g / g.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-        return direction * self._radius(n, generator, device).to(dtype).unsqueeze(-1)
+        # uniform direction g / ||g|| times the chi_{d-k} radius, in place
+        scale = self._radius(n, generator, device).to(dtype) / g.norm(dim=-1).clamp_min(
+            torch.finfo(dtype).tiny)
+        return g.mul_(scale.unsqueeze(-1))
 
     def log_prob(self, z):
         r = z.norm(dim=-1)
