@@ -39,8 +39,18 @@ DEFAULT_SAMPLES = 1_000_000
 DEFAULT_FAILURE_PROB = 1e-3
 
 
+def _as_float_array(x, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise SmoothCertError(f"{name} must be a number or an array of numbers, got {x!r}") \
+            from None
+
+
 def check_probability(p, name: str = "p") -> np.ndarray:
-    arr = np.asarray(p, dtype=float)
+    arr = _as_float_array(p, name)
+    if arr.size == 0:
+        raise SmoothCertError(f"{name} is empty")
     if not np.all(np.isfinite(arr)) or np.any((arr <= 0) | (arr >= 1)):
         bad = arr[~(np.isfinite(arr) & (arr > 0) & (arr < 1))].ravel()[0]
         raise SmoothCertError(f"{name} must lie strictly between 0 and 1, got {bad}")
@@ -48,7 +58,9 @@ def check_probability(p, name: str = "p") -> np.ndarray:
 
 
 def check_radius(r, name: str = "radius") -> np.ndarray:
-    arr = np.asarray(r, dtype=float)
+    arr = _as_float_array(r, name)
+    if arr.size == 0:
+        raise SmoothCertError(f"{name} is empty")
     if not np.all(arr >= 0):  # negative or NaN (+inf is allowed: never certified)
         bad = arr[~(arr >= 0)].ravel()[0]
         raise SmoothCertError(f"{name} must be a number >= 0, got {bad}")
@@ -83,8 +95,11 @@ class Certificate:
     # -- derived ------------------------------------------------------------------------------
     def certifies(self, p: float, r: float) -> bool:
         """True when a p_A lower bound ``p`` certifies radius ``r`` (Algorithm 2's question)."""
-        check_probability(p)
-        if r < 0 or not math.isfinite(r):
+        if np.ndim(p) or np.ndim(r):
+            raise SmoothCertError("certifies takes one p and one radius (numbers)")
+        p = float(check_probability(p))
+        r = float(check_radius(r))
+        if not math.isfinite(r):
             raise SmoothCertError(f"radius must be a finite number >= 0, got {r}")
         return bool(p > self.threshold(r))
 
@@ -175,8 +190,9 @@ class TableCertificate(Certificate):
         idx = np.searchsorted(self.thresholds, arr, side="left") - 1  # largest i: t_i < p
         r = np.where(idx >= 0, self.radii[np.clip(idx, 0, None)], 0.0)
         if exact and self.engine is not None:
-            r = np.vectorize(self._refine, otypes=[float])(arr, r,
-                                                           np.clip(idx + 1, 0, self.radii.size - 1))
+            # below the first grid radius too: p*(0) = 1/2 < p always
+            i_hi = np.clip(idx + 1, min(1, self.radii.size - 1), self.radii.size - 1)
+            r = np.vectorize(self._refine, otypes=[float])(arr, r, i_hi)
         out = r * self.scale
         # round down where out / scale > r, so that threshold(radius(p)) finds the same grid radius
         out = np.where(out / self.scale > r, np.nextafter(out, 0.0), out)
@@ -214,8 +230,13 @@ class TableCertificate(Certificate):
             lo, hi = r_lo, guess
             if f(lo)[0] >= 0:
                 return r_lo
-        r = optimize.brentq(lambda x: float(f(x)[0]), lo, hi, xtol=1e-12, rtol=1e-10)
-        return max(r_lo, r * (1 - 1e-9))  # below the root: never above the exact radius
+        r = optimize.brentq(lambda x: float(f(x)[0]), lo, hi, xtol=1e-12 * hi, rtol=1e-10)
+        # below the root, checked: never above the exact radius (lo itself has f(lo) < 0). Near
+        # p = 1/2 the threshold resolves the radius only to ~1e-16 / (p - 1/2) relative: step
+        # down further until the check holds
+        cands = np.maximum(lo, r * (1 - np.array([1e-9, 1e-7, 1e-5, 1e-3])))
+        ok = f(cands) < 0
+        return float(cands[np.argmax(ok)]) if ok.any() else lo
 
     def threshold(self, r):
         rr = check_radius(r) / self.scale
@@ -231,7 +252,7 @@ class TableCertificate(Certificate):
         if self.engine is None:
             return super().value(p, r)
         margin = self.info.get("exact_margin", self.info.get("numerical_margin", 0.0))
-        return max(0.0, self.engine.value(p, r / self.scale) - margin)
+        return self.engine.value(float(p), float(r) / self.scale, margin)
 
     def describe(self):
         return {**super().describe(), **{k: v for k, v in self.info.items()
@@ -321,6 +342,17 @@ def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: floa
     return radii, thresholds, {"samples": samples, "seed": seed, "n_radii": n_radii}
 
 
+def _as_int(x, name: str) -> int:
+    """An integer argument: ints, integral floats and numeric strings; anything else refused."""
+    try:
+        value = float(x) if not isinstance(x, (int, np.integer)) else x
+        if isinstance(x, (bool, str, bytes)) or value != int(value):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise SmoothCertError(f"{name} must be an integer, got {x!r}") from None
+
+
 def _device_type(device) -> str:
     import torch
 
@@ -347,14 +379,20 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
                                         use_cache=cache)
         return TableCertificate(noise, norm, radii, thr, "quadrature", 0.0, unit_scale,
                                 engine=_l2_engine(noise.dim, noise.k), info=info)
-    samples, n_radii = int(samples), int(n_radii)
+    samples, n_radii, seed = (_as_int(samples, "samples"), _as_int(n_radii, "n_radii"),
+                              _as_int(seed, "seed"))
     if samples < 100:
         raise SmoothCertError(
             f"a Monte Carlo certificate needs at least 100 samples, got {samples}")
+    if isinstance(failure_prob, (str, bytes)) or np.ndim(failure_prob):
+        raise SmoothCertError(f"failure_prob must be a number, got {failure_prob!r}")
+    failure_prob = float(_as_float_array(failure_prob, "failure_prob"))
     if not 0 < failure_prob < 1:
         raise SmoothCertError(f"failure_prob must lie in (0, 1), got {failure_prob}")
     if n_radii < 1:
         raise SmoothCertError(f"n_radii must be >= 1, got {n_radii}")
+    if not 0 <= seed < 2**63:
+        raise SmoothCertError(f"seed must be an integer in [0, 2^63), got {seed}")
     key = {"engine": ENGINE_VERSION, "kind": "monte-carlo", "noise": noise.name,
            "dim": noise.dim, "k": noise.k, "norm": norm, "samples": samples,
            "failure_prob": failure_prob, "seed": seed, "n_radii": n_radii,

@@ -101,13 +101,17 @@ class L2FamilyQuadrature:
         # ell is of order r * rho * u plus r^2 terms: bracket from that scale
         scale = r * (1.0 + self.k / np.median(self.rho2)) * (np.median(self.rho) + r) + r * r
 
-        def f(c, r):
-            return self.cdf(c, r) - 0.5
+        # solve for s = c / scale: the tolerance is relative to the scale of ell, so that tiny
+        # radii (median about -r^2/2, far below any absolute tolerance) are solved as accurately
+        # as large ones
+        def f(s, r, scale):
+            return self.cdf(s * scale, r) - 0.5
 
-        bracket = elementwise.bracket_root(f, -scale, scale, args=(r,)).bracket
-        res = elementwise.find_root(f, bracket, args=(r,),
-                                    tolerances=dict(xatol=1e-14, xrtol=1e-13, fatol=0, frtol=0))
-        return res.x
+        args = (r, scale)
+        bracket = elementwise.bracket_root(f, -1.0, 1.0, args=args).bracket
+        res = elementwise.find_root(f, bracket, args=args,
+                                    tolerances=dict(xatol=1e-15, xrtol=1e-13, fatol=0, frtol=0))
+        return res.x * scale
 
     def threshold(self, r) -> np.ndarray:
         """p*(r) = G_r(-q_r): the smallest p_A lower bound that certifies radius r
@@ -120,14 +124,31 @@ class L2FamilyQuadrature:
             out[pos] = self.cdf(-self.median(rp), rp)
         return out
 
-    def value(self, p: float, r: float) -> float:
-        """V(p, r) = 1 - G_r(-c_p), the bound of eq. (5) (lower bound of the smoothed score)."""
+    def value(self, p: float, r: float, margin: float = 0.0) -> float:
+        """A lower bound of V(p, r), the bound of eq. (5), when computed G_r is within
+        ``margin`` of the true one.
+
+        Weak duality gives, for every c (lambda = e^c),
+        V(p, r) >= e^c (p - G_r(c)) + P_delta(ell < c) = e^c (p - G_r(c)) + 1 - G_r(-c),
+        so any c with G_r(c) <= p certifies V >= 1 - G_r(-c): no accurate quantile is needed.
+        We solve computed G_r(c) = p - margin, keep the end of the final bracket below the root
+        (so true G_r(c) <= p) and return 1 - G_r(-c) - margin. Equal to V(p, r) = 1 - G_r(-c_p)
+        up to the solver tolerance."""
         if r <= 0:
             return p
-        f = lambda c: self.cdf(c, r) - p  # noqa: E731
+        target = p - margin
+        if target <= 0:
+            return 0.0
+        f = lambda c: self.cdf(c, r) - target  # noqa: E731
         br = elementwise.bracket_root(f, -1.0, 1.0)
-        cp = float(elementwise.find_root(f, br.bracket).x)
-        return float(1.0 - self.cdf(-cp, r))
+        if not br.success:
+            return 0.0
+        res = elementwise.find_root(f, br.bracket)
+        (xl, xr), (fl, fr) = res.bracket, res.f_bracket
+        c = float(xl if fl <= 0 else xr if fr <= 0 else np.nan)
+        if not np.isfinite(c):
+            return 0.0
+        return max(0.0, float(1.0 - self.cdf(-c, r)) - margin)
 
 
 class L2FamilyLine:

@@ -16,7 +16,7 @@ def make_noise(name: str, dim: int, *, k: float = 0.0, sigma: float | None = Non
                sigma0: float | None = None) -> Noise:
     """Build a noise by name. Give ``sigma`` directly, or ``sigma0`` to apply the paper's
     sigma-matching rule sigma = sqrt((d-1)/(d-1-k)) sigma0 (section 5)."""
-    if name not in FAMILIES:
+    if not isinstance(name, str) or name not in FAMILIES:
         raise SmoothCertError(f"unknown noise {name!r}; choose one of {', '.join(FAMILIES)}")
     if (sigma is None) == (sigma0 is None):
         raise SmoothCertError("give exactly one of sigma and sigma0")

@@ -36,6 +36,10 @@ def check_norm(norm: str) -> str:
     return norm
 
 
+#: admissible noise scales (sigma, sigma0)
+SCALE_RANGE = (1e-30, 1e30)
+
+
 def _check_positive_finite(name: str, value) -> float:
     try:
         value = float(value)
@@ -43,6 +47,10 @@ def _check_positive_finite(name: str, value) -> float:
         raise SmoothCertError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise SmoothCertError(f"{name} must be a finite number > 0, got {value}")
+    if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:
+        # far beyond any pixel scale; outside it float32 noise and scaled radii over/underflow
+        raise SmoothCertError(f"{name} must lie in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], "
+                              f"got {value:g}")
     return value
 
 
