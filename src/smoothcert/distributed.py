@@ -116,10 +116,11 @@ def read_config(path, what: str = "results file") -> dict:
     return stored
 
 
-def read_rows(path, expected: set[int] | None = None, header: list[str] | None = None
-              ) -> tuple[list[str], dict[int, str]]:
+def read_rows(path, expected: set[int] | None = None, header: list[str] | None = None,
+              check_row=None) -> tuple[list[str], dict[int, str]]:
     """``(header, {idx: row})`` of the complete lines of a results file (a torn last line, still
-    being written or left by a crash, is ignored; the file is not modified)."""
+    being written or left by a crash, is ignored; the file is not modified). ``check_row(cells)``
+    validates each row (see :func:`smoothcert.cli.common.open_results`)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -143,6 +144,12 @@ def read_rows(path, expected: set[int] | None = None, header: list[str] | None =
         if len(cells) != len(head) or idx is None or idx in rows or \
                 (expected is not None and idx not in expected):
             raise SmoothCertError(f"{path}:{lineno}: not a row of this run ({line[:40]!r})")
+        if check_row is not None:
+            try:
+                check_row(cells)
+            except ValueError as exc:  # SmoothCertError too
+                raise SmoothCertError(f"{path}:{lineno}: damaged row ({exc}): "
+                                      f"{line[:60]!r}") from None
         rows[idx] = line
     return head, rows
 
@@ -276,11 +283,14 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
         raise SmoothCertError(f"missing {len(missing)} of {len(expected)} indices: "
                               f"{_short(missing)}; finish the run first (rerun its command)")
 
-    if out_config is None:
-        out_config = {k: v for k, v in first_cfg.items() if k != SHARD_FIELD}
-        common._write_json_atomic(common.config_path(out), out_config)
     text = "\t".join(header) + "\n" + "".join(rows[i] + "\n" for i in expected)
-    _write_text_atomic(out, text)
+    try:
+        if out_config is None:
+            out_config = {k: v for k, v in first_cfg.items() if k != SHARD_FIELD}
+            common._write_json_atomic(common.config_path(out), out_config)
+        _write_text_atomic(out, text)
+    except OSError as exc:
+        raise SmoothCertError(f"cannot write {out}: {exc.strerror or exc}") from None
     if remove_parts:
         for p in paths:
             p.unlink(missing_ok=True)
@@ -303,8 +313,8 @@ class LocalJob:
     def desc(self, name: str) -> str:
         return name
 
-    def open_results(self, outfile, header, config, indices):
-        return common.open_results(outfile, header, config, indices)
+    def open_results(self, outfile, header, config, indices, check_row=None):
+        return common.open_results(outfile, header, config, indices, check_row)
 
     def finish(self) -> int:
         return 0
@@ -375,9 +385,10 @@ class ShardJob(LocalJob):
     def desc(self, name: str) -> str:
         return f"{name} [{self.rank}/{self.world_size}]"
 
-    def open_results(self, outfile, header, config, indices):
+    def open_results(self, outfile, header, config, indices, check_row=None):
         """Open this process's part file (resuming it); ``done`` also holds the indices of its
-        shard already in OUTFILE or in part files of another world size."""
+        shard already in OUTFILE or in part files of another world size (every row read back is
+        validated by ``check_row``)."""
         out = Path(outfile)
         common.check_outfile(out)
         indices = list(indices)
@@ -390,7 +401,7 @@ class ShardJob(LocalJob):
             if diffs:
                 raise SmoothCertError(f"{out} was made with another configuration: "
                                       f"{', '.join(diffs)}; use a new OUTFILE")
-            done |= set(read_rows(out, wanted, header)[1])
+            done |= set(read_rows(out, wanted, header, check_row)[1])
         if wanted <= done:
             self.complete = True
             self._log(f"{out} already holds every row: nothing to do")
@@ -407,12 +418,12 @@ class ShardJob(LocalJob):
                 raise SmoothCertError(f"{path} selects other indices; delete {out.name}.part-* "
                                       "or use a new OUTFILE")
             if world != self.world_size:  # an earlier run with another number of processes
-                done |= set(read_rows(path, wanted, header)[1])
+                done |= set(read_rows(path, wanted, header, check_row)[1])
         shard = self.shard(indices)
         part_config = {**config, SHARD_FIELD: {
             "rank": self.rank, "world_size": self.world_size, "assignment": "round-robin",
             "indices": spec}}
-        results = common.open_results(mine, header, part_config, shard)
+        results = common.open_results(mine, header, part_config, shard, check_row)
         results.done |= done & set(shard)
         return results
 

@@ -98,6 +98,37 @@ def _check_alpha(alpha) -> float:
     return a
 
 
+def check_device(device: torch.device) -> torch.device:
+    """``device`` if noise can be drawn and models run there, else a :class:`SmoothCertError`
+    (the meta device holds no data; cuda without CUDA, or a missing GPU index, ...)."""
+    if device.type == "meta":
+        raise SmoothCertError("the meta device holds no data; use e.g. cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SmoothCertError(f"device {device} requested but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SmoothCertError(f"device {device} requested but only "
+                                  f"{torch.cuda.device_count()} CUDA device(s) are visible")
+    try:
+        torch.Generator(device=device)
+        torch.empty(1, device=device)
+    except Exception as exc:  # noqa: BLE001 - a backend torch was not built with, ...
+        msg = str(exc).strip().splitlines()
+        raise SmoothCertError(f"device {device} is not usable: "
+                              f"{msg[0] if msg else type(exc).__name__}") from None
+    return device
+
+
+def _certificate_options() -> frozenset[str]:
+    """The keyword options of ``get_certificate`` that :class:`Smooth` passes on."""
+    import inspect
+
+    from .certificates import get_certificate
+
+    params = inspect.signature(get_certificate).parameters.values()
+    return frozenset(p.name for p in params if p.kind == p.KEYWORD_ONLY) - {"device"}
+
+
 def _model_device(model) -> torch.device | None:
     if isinstance(model, torch.nn.Module):
         for t in model.parameters():
@@ -141,11 +172,19 @@ class Smooth:
                 model_device or torch.device("cpu"))
         except (RuntimeError, TypeError):
             raise SmoothCertError(f"unknown device {device!r}") from None
+        check_device(self.device)
         if model_device is not None and model_device.type != self.device.type:
             raise SmoothCertError(f"the model is on {model_device} but device is {self.device}: "
                                   "move the model or pass the same device")
+        unknown = sorted(set(certificate_kwargs) - _certificate_options())
+        if unknown:
+            raise SmoothCertError(f"unknown certificate option(s) {', '.join(unknown)}; "
+                                  f"expected {', '.join(sorted(_certificate_options()))}")
         if certificate is not None:
-            if getattr(certificate, "noise", None) != noise:
+            if not all(hasattr(certificate, a) for a in ("noise", "norm", "radius")):
+                raise SmoothCertError("certificate must be a smoothcert Certificate, got "
+                                      f"{type(certificate).__name__}")
+            if certificate.noise != noise:
                 raise SmoothCertError(f"the certificate is for {certificate.noise!r}, "
                                       f"not for {noise!r}")
             if norm is not None and check_norm(norm) != certificate.norm:
@@ -255,6 +294,9 @@ class Smooth:
             raise SmoothCertError(f"the base classifier returned {shape} for a batch of "
                                   f"{batch.shape[0]}; expected ({batch.shape[0]}, "
                                   f"{self.num_classes}) scores")
+        if scores.dtype == torch.bool or scores.is_complex():
+            raise SmoothCertError(f"the base classifier returned scores of dtype {scores.dtype}; "
+                                  "expected real numbers (cast a one-hot output to float)")
         if bool(torch.isnan(scores).any()):
             raise SmoothCertError("the base classifier returned NaN scores")
         return scores.argmax(1)
@@ -385,5 +427,5 @@ class Smooth:
         return c_a, certified, p_a
 
 
-__all__ = ["Smooth", "derive_seed", "lower_confidence_bound", "upper_confidence_bound",
-           "noise_block"]
+__all__ = ["Smooth", "check_device", "derive_seed", "lower_confidence_bound",
+           "upper_confidence_bound", "noise_block"]

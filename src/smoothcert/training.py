@@ -129,9 +129,9 @@ def _resolve_device(device) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise SmoothCertError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SmoothCertError(f"device {device!r} requested but CUDA is not available")
-    return dev
+    from .smooth import check_device
+
+    return check_device(dev)
 
 
 def _check_hyper(epochs, batch, lr, lr_step_size, gamma, momentum, weight_decay, workers):
@@ -217,7 +217,10 @@ def _prepare_log(path: Path, keep_epochs: int) -> None:
             head = line.split("\t", 1)[0]
             if head.isdigit() and int(head) < keep_epochs:
                 kept.append(line)
-    path.write_text("\n".join([LOG_HEADER, *kept]) + "\n")
+    try:
+        path.write_text("\n".join([LOG_HEADER, *kept]) + "\n")
+    except OSError as exc:
+        raise SmoothCertError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _run_epoch(model, loader, criterion, device, noise, generator, optimizer=None,
@@ -273,6 +276,9 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     _check_hyper(epochs, batch, float(lr), lr_step_size, float(gamma), float(momentum),
                  float(weight_decay), workers)
     dev = _resolve_device(device)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise SmoothCertError(f"OUTDIR {outdir} exists and is not a folder")
     train_set = load_dataset(dataset, "train", root=data_dir)
     test_set = load_dataset(dataset, "test", root=data_dir)
     dim = int(np.prod(train_set.input_shape))
@@ -285,7 +291,6 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
               "momentum": float(momentum), "weight_decay": float(weight_decay),
               "seed": int(seed), "epochs": int(epochs)}
 
-    out = Path(outdir)
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
     with torch.random.fork_rng(devices=[]):  # the initial weights depend on seed only
         torch.manual_seed(_epoch_seed(seed, 0, _INIT))
@@ -319,7 +324,11 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
             else:
                 print(f"resuming {ckpt_path} after epoch {start}")
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SmoothCertError(f"cannot create OUTDIR {outdir}: {exc.strerror or exc}") \
+                from None
     if start < epochs:
         _prepare_log(log_path, start)
 
@@ -348,8 +357,11 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
         scheduler.step()
         seconds = time.time() - before
         row = format_log_row(epoch, seconds, lr_now, train_loss, train_acc, test_loss, test_acc)
-        with open(log_path, "a") as f:
-            f.write(row + "\n")
+        try:
+            with open(log_path, "a") as f:
+                f.write(row + "\n")
+        except OSError as exc:
+            raise SmoothCertError(f"cannot write {log_path}: {exc.strerror or exc}") from None
         save_checkpoint(ckpt_path, model, arch, epoch=epoch + 1, optimizer=optimizer,
                         dataset=str(dataset), noise=noise_params,
                         scheduler=scheduler.state_dict(), config=config)

@@ -45,6 +45,19 @@ def split_file_argument(arg: str) -> tuple[str | None, str]:
     return arg[:cuts[0]], arg[cuts[0] + 1:]
 
 
+def _check_plot_path(path: str) -> None:
+    """What :func:`plot_certified_accuracy` would refuse, checked before anything is written:
+    the suffix, a folder in the way, a missing folder."""
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".pdf"):
+        raise SmoothCertError(f"{path}: plot file must end in .png or .pdf")
+    if p.is_dir():
+        raise SmoothCertError(f"{path}: cannot write the plot: it is a directory")
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise SmoothCertError(f"{path}: cannot write the plot: directory {parent} does not exist")
+
+
 def add_parser(sub) -> None:
     radii_text = " ".join(format_radius(r) for r in REFERENCE_RADII)
     p = sub.add_parser(
@@ -90,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
                                             and args.max_radius > 0):
         raise SmoothCertError(f"--max-radius must be a positive number, got {args.max_radius}")
 
+    if args.plot is not None:  # before the table is written
+        _check_plot_path(args.plot)
+
     given = [split_file_argument(a) for a in args.files]
     for label, _ in given:
         if label is not None and not label:
@@ -104,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                                                                          strict=True)]
     table = format_table(rows, radii, args.format, envelope=args.envelope,
                          best=args.best)
+    new_output = args.output is not None and not Path(args.output).exists()
     if args.output is None:
         sys.stdout.write(table)
     else:
@@ -113,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
             raise SmoothCertError(f"{args.output}: cannot write the table: "
                                   f"{exc.strerror or exc}") from None
     if args.plot is not None:
-        plot_certified_accuracy(list(zip(plot_labels, tables, strict=True)), args.plot,
-                                max_radius=args.max_radius, norm_label=args.norm_label)
+        try:
+            plot_certified_accuracy(list(zip(plot_labels, tables, strict=True)), args.plot,
+                                    max_radius=args.max_radius, norm_label=args.norm_label)
+        except SmoothCertError:
+            if new_output:  # no table left behind by a failed run
+                Path(args.output).unlink(missing_ok=True)
+            raise
     return 0

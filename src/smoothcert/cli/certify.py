@@ -57,6 +57,36 @@ def format_row(idx: int, label: int, prediction: int, radius: float, seconds: fl
     return row
 
 
+def row_checker(smooth: Smooth, dataset, bilateral: bool):
+    """``check(cells)`` for a row read back when resuming: every column parses and agrees with
+    the others (see :func:`common.row_fields_checker`), and the radius is the certificate's at
+    the row's pA_lower (and pB_upper); raises ValueError naming the first problem."""
+    fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
+
+    def probability(cell, name):
+        try:
+            p = float(cell)
+        except ValueError:
+            raise ValueError(f"{name} {cell!r} is not a number") from None
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} {cell!r} is not a probability")
+        return p
+
+    def check(cells):
+        _, prediction = fields(cells)
+        p_a = probability(cells[6], "pA_lower")
+        p_b = probability(cells[7], "pB_upper") if bilateral else None
+        abstain = p_a < 0.5 and (p_b is None or p_a <= p_b)
+        if abstain != (prediction == Smooth.ABSTAIN):
+            raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
+        radius = 0.0 if abstain else smooth._radius(p_a, p_b)
+        if cells[3] != f"{radius:.3}":
+            raise ValueError(f"radius {cells[3]} is not the certificate's {radius:.3} at "
+                             f"pA_lower {p_a!r}")
+
+    return check
+
+
 def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int, alpha: float,
                     batch: int, seed: int, bilateral: bool = False, progress=None) -> None:
     """Certify the inputs ``indices`` of ``dataset`` and ``write`` one row each, in order.
@@ -124,7 +154,8 @@ def run(args) -> int:
         "confidence": smooth.confidence_note(args.alpha, args.bilateral),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with job.open_results(args.outfile, header(args.bilateral), config, indices) as results:
+    with job.open_results(args.outfile, header(args.bilateral), config, indices,
+                          row_checker(smooth, dataset, args.bilateral)) as results:
         todo = [i for i in job.shard(indices) if i not in results.done]
         print(f"# {smooth.confidence_note(args.alpha, args.bilateral)}", file=sys.stderr)
 

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -136,9 +137,9 @@ def resolve_device(name: str | None):
         device = torch.device(name)
     except (RuntimeError, TypeError):
         raise SmoothCertError(f"unknown device {name!r}; use e.g. cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SmoothCertError(f"device {name} requested but CUDA is not available")
-    return device
+    from ..smooth import check_device
+
+    return check_device(device)
 
 
 def load_data(args):
@@ -221,6 +222,23 @@ def check_outfile(outfile) -> None:
         raise SmoothCertError(f"directory {parent} of OUTFILE is not writable")
     if p.exists() and not os.access(p, os.R_OK | os.W_OK):
         raise SmoothCertError(f"OUTFILE {outfile} is not readable and writable")
+    # os.access says yes to root (and ignores read-only mounts, ...): really try
+    try:
+        if p.exists():
+            with open(p, "r+b"):
+                pass
+        else:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".probe")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        where = f"OUTFILE {outfile}" if p.exists() else f"directory {parent} of OUTFILE"
+        raise SmoothCertError(f"{where} is not writable: {exc.strerror or exc}") from None
+
+
+def _os_error(action: str, path, exc: OSError) -> SmoothCertError:
+    """An OSError (disk full, I/O error, ...) as one line naming the file."""
+    return SmoothCertError(f"cannot {action} {path}: {exc.strerror or exc}")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -265,42 +283,83 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 
 class ResultsFile:
     """An open results file: ``done`` holds the indices already there; :meth:`write_row`
-    appends one row, flushed and fsynced."""
+    appends one row, flushed and fsynced. ``created``: the file (and its configuration) were
+    made by this run; leaving the ``with`` block by an exception before any row was written then
+    removes them (no header-only OUTFILE is left behind by a failed run)."""
 
-    def __init__(self, path: Path, done: set[int]):
-        self.path, self.done = path, done
-        self._f = open(path, "a", encoding="utf-8", newline="\n")
+    def __init__(self, path: Path, done: set[int], created: bool = False):
+        self.path, self.done, self.created = path, done, created
+        self.rows_written = 0
+        try:
+            self._f = open(path, "a", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise _os_error("open", path, exc) from None
 
     def write_row(self, line: str) -> None:
-        self._f.write(line + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        try:
+            self._f.write(line + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise _os_error("write to", self.path, exc) from None
+        self.rows_written += 1
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError as exc:
+            raise _os_error("write to", self.path, exc) from None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        if self.created and not self.rows_written:
+            self.path.unlink(missing_ok=True)
+            config_path(self.path).unlink(missing_ok=True)
 
 
-def open_results(outfile, header: list[str], config: dict, indices: Iterable[int]
-                 ) -> ResultsFile:
+def open_results(outfile, header: list[str], config: dict, indices: Iterable[int],
+                 check_row: Callable[[list[str]], None] | None = None) -> ResultsFile:
     """Open OUTFILE for appending rows, creating it (header line, ``OUTFILE.config.json``) or
     resuming it: the stored configuration must equal ``config`` except for
-    :data:`RUN_ONLY_FIELDS`; complete rows are kept and a torn last line is cut off."""
+    :data:`RUN_ONLY_FIELDS`; complete rows are kept and a torn last line is cut off.
+
+    ``check_row(cells)`` validates each row read back (raising ValueError or SmoothCertError
+    with the reason): a damaged row refuses the file. An OSError (disk full, ...) becomes a
+    one-line :class:`SmoothCertError`."""
     check_outfile(outfile)
     path, cpath = Path(outfile), config_path(outfile)
+    created = not path.exists()
+    create = created or path.stat().st_size == 0 and not cpath.exists()
+    try:
+        return _open_results(path, cpath, header, config, indices, check_row, create, created)
+    except OSError as exc:
+        if created:
+            path.unlink(missing_ok=True)
+            cpath.unlink(missing_ok=True)
+        raise _os_error("write", path, exc) from None
+
+
+def _open_results(path: Path, cpath: Path, header: list[str], config: dict,
+                  indices: Iterable[int], check_row, create: bool, created: bool
+                  ) -> ResultsFile:
+    outfile = path
     head = "\t".join(header)
-    if not path.exists() or path.stat().st_size == 0 and not cpath.exists():
+    if create:
         _write_json_atomic(cpath, config)
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             f.write(head + "\n")
             f.flush()
             os.fsync(f.fileno())
-        return ResultsFile(path, set())
+        return ResultsFile(path, set(), created=created)
     if not cpath.exists():
         raise SmoothCertError(f"{outfile} exists without its configuration {cpath.name}; "
                               "use a new OUTFILE")
@@ -339,8 +398,49 @@ def open_results(outfile, header: list[str], config: dict, indices: Iterable[int
         if len(cells) != len(header) or idx not in expected or idx in done:
             raise SmoothCertError(f"{outfile}:{lineno}: not a row of this run "
                                   f"({line[:40]!r}); use a new OUTFILE")
+        if check_row is not None:
+            try:
+                check_row(cells)
+            except ValueError as exc:  # SmoothCertError too
+                raise SmoothCertError(f"{outfile}:{lineno}: damaged row ({exc}): "
+                                      f"{line[:60]!r}; use a new OUTFILE") from None
         done.add(idx)
     return ResultsFile(path, done)
+
+
+_TIME = re.compile(r"(-?\d+ days?, )?\d{1,2}:\d\d:\d\d(\.\d{1,6})?")
+
+
+def row_fields_checker(dataset, label_col: int = 1, predict_col: int = 2, correct_col: int = -1,
+                       time_col: int = -1) -> Callable[[list[str]], tuple[int, int]]:
+    """``check(cells) -> (label, prediction)`` for a row read back on resume: the integer
+    columns parse, the label is the data set's label of the row's index, the prediction is a
+    class or -1 (abstain), ``correct`` agrees with them and ``time`` is a duration; raises
+    ValueError naming the first problem."""
+    targets = getattr(dataset, "targets", None)
+    num_classes = int(dataset.num_classes)
+
+    def integer(cells, col, name):
+        try:
+            return int(cells[col])
+        except ValueError:
+            raise ValueError(f"{name} {cells[col]!r} is not an integer") from None
+
+    def check(cells):
+        idx = integer(cells, 0, "idx")
+        label = integer(cells, label_col, "label")
+        if targets is not None and label != int(targets[idx]):
+            raise ValueError(f"label {label} is not the data set's label {int(targets[idx])}")
+        prediction = integer(cells, predict_col, "predict")
+        if not -1 <= prediction < num_classes:
+            raise ValueError(f"predict {prediction} is neither a class nor -1")
+        if cells[correct_col] != str(int(prediction == label)):
+            raise ValueError(f"correct {cells[correct_col]!r} does not match label and predict")
+        if not _TIME.fullmatch(cells[time_col]):
+            raise ValueError(f"time {cells[time_col]!r} is not a duration")
+        return label, prediction
+
+    return check
 
 
 def format_time(seconds: float) -> str:

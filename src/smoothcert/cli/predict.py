@@ -86,7 +86,9 @@ def run(args) -> int:
         "device": str(device),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with job.open_results(args.outfile, HEADER, config, indices) as results:
+    with job.open_results(args.outfile, HEADER, config, indices,
+                          common.row_fields_checker(dataset, correct_col=3, time_col=4)
+                          ) as results:
         todo = [i for i in job.shard(indices) if i not in results.done]
 
         def work(rows, progress):

@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.alpha is not None and not 0 < args.alpha < 1:
         raise SmoothCertError(f"alpha must lie in (0, 1), got {args.alpha}")
+    if not 0 <= args.seed < 2**63:
+        raise SmoothCertError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
     noise = make_noise(args.noise, args.dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
     cert = get_certificate(noise, args.norm, samples=args.samples or args.cert_samples,
                            failure_prob=args.cert_failure_prob, seed=args.seed, progress=True)

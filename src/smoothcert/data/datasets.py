@@ -161,6 +161,13 @@ def load_dataset(name: str, split: str, root: str | None = None) -> Dataset:
     ./data/imagenet), or a path: an image folder (class subfolders; with ``train/`` and ``test/``
     or ``val/`` subfolders the split picks one) or a ``.npz``/``.pt`` file (see
     :func:`load_tensor_file`). Raises :class:`SmoothCertError` when it cannot be loaded."""
+    dataset = _load_dataset(name, split, root)
+    if len(dataset) == 0:
+        raise SmoothCertError(f"dataset {os.fspath(name)} ({split} split) is empty: no images")
+    return dataset
+
+
+def _load_dataset(name, split: str, root) -> Dataset:
     if split not in SPLITS:
         raise SmoothCertError(f"unknown split {split!r}; use 'train' or 'test'")
     if root is not None:
