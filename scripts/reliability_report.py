@@ -36,6 +36,12 @@ class Recorder:
 
     def __init__(self):
         self.results: dict[str, dict] = {}
+        self.docs: dict[str, str] = {}  #: test function name -> first paragraph of its docstring
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+            self.docs[item.nodeid.split("[")[0]] = " ".join(doc.split("\n\n")[0].split())
 
     def pytest_runtest_logreport(self, report):
         entry = self.results.setdefault(report.nodeid, {"outcome": "passed", "duration": 0.0,
@@ -96,6 +102,9 @@ def main(argv=None) -> int:
     rec, test_s, status = run_tests()
     groups = test_counts_by_function(rec)
     total = collections.Counter(e["outcome"] for e in rec.results.values())
+    # cases the tests checked (hypothesis examples included), from the module pytest imported
+    tested = sys.modules.get("test_reliability")
+    step1_counts = dict(tested.COUNTS) if tested is not None else {}
 
     # ---- 2. larger experiments (a fresh import: its own case counters)
     import torch
@@ -140,6 +149,14 @@ def main(argv=None) -> int:
          "| test | outcome | seconds |", "| --- | --- | ---: |"]
     for name, counter, secs in groups:
         L.append(f"| `{name.split('::')[-1]}` | {fmt_outcomes(counter)} | {secs:.1f} |")
+    if step1_counts:
+        L += ["", "Cases checked inside these tests (each hypothesis example, bad call, CLI run, "
+              "extremes check or coverage seed counts once): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(step1_counts.items())) + "."]
+    fixed = [(name, doc) for name, doc in rec.docs.items() if doc.startswith("Bug found")]
+    L += ["", f"Bugs these experiments found, now fixed ({len(fixed)} regression tests):", ""]
+    L += [f"- `{name.split('::')[-1]}`: {doc.removeprefix('Bug found: ')}"
+          for name, doc in fixed]
     known = [(nid, e["reason"]) for nid, e in rec.results.items() if e["outcome"] == "xfailed"]
     L += ["", "Known bugs still open (strict xfail tests): "
           + ("none." if not known else ""), ""]
@@ -186,8 +203,7 @@ def main(argv=None) -> int:
 
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(rel.COUNTS.items()))
     L += ["", "## Totals", "",
-          f"Step 2 checked {counts} cases; step 1 ran {sum(total.values())} tests "
-          "(hypothesis examples inside them are not counted separately).", ""]
+          f"Step 1 ran {sum(total.values())} tests; step 2 checked {counts} cases.", ""]
     text = "\n".join(L)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)

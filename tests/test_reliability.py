@@ -1140,6 +1140,8 @@ def test_monte_carlo_table_coverage(case):
 
 # ============================================================ 4. bugs found (regression tests)
 def test_refined_radius_near_one_half_never_overclaims():
+    """Bug found: the median of ell was solved to an absolute 1e-14, above |median| ~ r^2/2 for
+    r < 1e-7, so radius(p, exact=True) was up to twice the exact radius for p - 1/2 < 1e-7."""
     p = 0.5 + 1e-8
     cert = get_certificate(make_noise("l2-family", 784, k=1.0, sigma=1.0), "l2")
     gaussian = gaussian_radius_exact(p)  # the l2 family with k > 0 certifies less
@@ -1147,12 +1149,16 @@ def test_refined_radius_near_one_half_never_overclaims():
 
 
 def test_refine_never_overshoots_the_engine_root():
+    """Bug found: the refinement stopped brentq at an absolute xtol; for small unit radii (k near
+    d) the returned radius lay above the root of the engine's own threshold."""
     cert = get_certificate(make_noise("l2-family", 150528, k=150527.0, sigma=1.0), "l2")
     r = cert.radius(0.55, exact=True)
     assert float(cert.engine.threshold(np.array([r]))[0]) <= 0.55
 
 
 def test_quadrature_value_and_bilateral_sound_in_the_tail():
+    """Bug found: V(p, r) solved G_r(c) = p near machine precision for p >= 1 - 1e-12 and came
+    out above the Gaussian's; bilateral_radius inherited it. Now a weak-duality lower bound."""
     d = 784  # k = 1 of 784: radii 0.06 % below the Gaussian's (sqrt(782/783))
     l2 = get_certificate(make_noise("l2-family", d, k=1.0, sigma=1.0), "l2")
     gaussian = get_certificate(make_noise("gaussian", d, sigma=1.0), "l2")
@@ -1163,6 +1169,7 @@ def test_quadrature_value_and_bilateral_sound_in_the_tail():
 
 
 def test_huge_sigma_is_refused_or_finite():
+    """Bug found: sigma = 1e308 gave an infinite certified radius (overflow of sigma Phi^-1(p))."""
     for name in ("gaussian", "l2-family"):
         try:
             noise = make_noise(name, 784, sigma=1e308)
@@ -1203,12 +1210,16 @@ def test_huge_sigma_is_refused_or_finite():
         torch.zeros(4), 8, 0.1, 8, 0)),
 ])
 def test_api_type_errors_are_smoothcert_errors(label, thunk):
+    """Bug found: strings, None, huge seeds, unhashable names, meta devices, foreign certificate
+    objects, misspelt options and bool / complex scores escaped as TypeError, ValueError or
+    RuntimeError tracebacks."""
     expect_error(thunk)
 
 
 @pytest.mark.parametrize("command", ["certify", "predict"])
 def test_failure_before_first_row_leaves_no_outfile(cli_files, tmp_path, command):
-    """A model returning NaN fails at the first input: the OUTFILE and configuration this run
+    """Bug found: a failure before the first row left a header-only OUTFILE behind. A model
+    returning NaN fails at the first input: the OUTFILE and configuration this run
     created are removed (ResultsFile.__exit__)."""
     out = tmp_path / "out.tsv"
     fast = CERTIFY_FAST if command == "certify" else PREDICT_FAST
@@ -1230,6 +1241,7 @@ def empty_npz(tmp_path_factory):
 
 
 def test_empty_dataset_is_refused(empty_npz, tmp_path, cli_files):
+    """Bug found: an empty split was accepted and certify exited 0 with a header-only OUTFILE."""
     from smoothcert.data import load_dataset
 
     expect_error(load_dataset, str(empty_npz["both"]), "test")
@@ -1240,12 +1252,14 @@ def test_empty_dataset_is_refused(empty_npz, tmp_path, cli_files):
 
 @pytest.mark.parametrize("which", ["both", "test"])
 def test_train_on_empty_split_is_refused_before_outdir(empty_npz, tmp_path, which):
+    """Bug found: train on an empty split raised ValueError from torch's sampler (traceback)."""
     outdir = tmp_path / "train"
     res = run_cli(["train", empty_npz[which], "digits_cnn", outdir, *TRAIN_FAST])
     assert_clean_failure(res, "train", [outdir])
 
 
 def test_train_outdir_that_is_a_file_or_uncreatable_is_refused(cli_files, tmp_path):
+    """Bug found: an OUTDIR naming an existing file gave FileExistsError with a traceback."""
     outdir = tmp_path / "a_file"
     outdir.write_text("not a folder")
     res = run_cli(["train", "digits", "digits_cnn", outdir, *TRAIN_FAST])
@@ -1256,6 +1270,7 @@ def test_train_outdir_that_is_a_file_or_uncreatable_is_refused(cli_files, tmp_pa
 
 
 def test_disk_full_while_writing_results_is_a_clean_error(cli_files, tmp_path, monkeypatch):
+    """Bug found: OSError while writing results (disk full, EIO) escaped as a traceback."""
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -1287,6 +1302,7 @@ def test_disk_full_after_some_rows_is_a_clean_error_and_resumable(cli_files, tmp
 
 
 def test_unwritable_outfile_folder_is_refused_even_for_root(cli_files):
+    """Bug found: the writability check trusted os.access, which is always true for root."""
     out = Path("/proc") / "smoothcert-reliability.tsv"
     res = run_cli(["certify", "digits", cli_files["ckpt"], out, *CERTIFY_FAST])
     assert_clean_failure(res, "certify", [out])
@@ -1294,6 +1310,7 @@ def test_unwritable_outfile_folder_is_refused_even_for_root(cli_files):
 
 @pytest.mark.parametrize("command", ["certify", "train"])
 def test_meta_device_is_refused(cli_files, tmp_path, command):
+    """Bug found: --device=meta reached torch and failed with a traceback."""
     if command == "certify":
         argv = ["certify", "digits", cli_files["ckpt"], tmp_path / "o.tsv", *CERTIFY_FAST,
                 "--device=meta"]
@@ -1304,6 +1321,7 @@ def test_meta_device_is_refused(cli_files, tmp_path, command):
 
 @pytest.mark.parametrize("plot", ["plot.jpg", "missing/plot.png"])
 def test_analyze_leaves_no_table_when_plot_fails(cli_files, tmp_path, plot):
+    """Bug found: analyze wrote --output before checking --plot and left the table behind."""
     table = tmp_path / "table.md"
     res = run_cli(["analyze", cli_files["results"], "--output", table, "--plot",
                    tmp_path / plot])
@@ -1311,18 +1329,21 @@ def test_analyze_leaves_no_table_when_plot_fails(cli_files, tmp_path, plot):
 
 
 def test_radius_huge_seed_is_refused(cli_files):
+    """Bug found: --seed outside the int64 range reached torch (ValueError traceback)."""
     res = run_cli(["radius", "--dim=10", "--sigma=1", "--p=0.9", "--noise=linf-pure",
                    "--norm=linf", "--cert-samples=200", f"--seed={2**70}"])
     assert_clean_failure(res, "radius")
 
 
 def test_radius_command_never_prints_an_infinite_radius():
+    """Bug found: `smoothcert radius --sigma 1e308` printed an infinite radius with status 0."""
     res = run_cli(["radius", "--dim=784", "--sigma=1e308", "--p=0.999999999999"])
     assert res.rc == 2 or math.isfinite(float(res.out.split()[0]))
 
 
 def test_resume_refuses_a_corrupt_row(cli_files, tmp_path):
-    """Rows read back on resume are validated (certify.row_checker): a radius that is not the
+    """Bug found: resume kept a damaged row (a wrong certificate). Rows read back on resume are
+    validated (certify.row_checker): a radius that is not the
     certificate's at the row's own pA_lower refuses the file."""
     full = cli_files["results"]
     out = tmp_path / "out.tsv"

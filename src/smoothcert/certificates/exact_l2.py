@@ -107,11 +107,24 @@ class L2FamilyQuadrature:
         def f(s, r, scale):
             return self.cdf(s * scale, r) - 0.5
 
-        args = (r, scale)
-        bracket = elementwise.bracket_root(f, -1.0, 1.0, args=args).bracket
-        res = elementwise.find_root(f, bracket, args=args,
-                                    tolerances=dict(xatol=1e-15, xrtol=1e-13, fatol=0, frtol=0))
-        return res.x * scale
+        # first try a tight bracket around the large-d approximation of the median,
+        # -(r^2/2)(1 + k/rho^2) (exact for the Gaussian); where it does not bracket the root
+        # (k close to d, tiny d), search outwards from [-1, 1]
+        tol = dict(xatol=1e-15, xrtol=1e-13, fatol=0, frtol=0)
+        guess = -0.5 * r * r * (1.0 + self.k / np.median(self.rho2)) / scale
+        width = 0.02 * np.abs(guess) + 1e-3
+        lo, hi = guess - width, guess + width
+        good = (f(lo, r, scale) <= 0) & (f(hi, r, scale) >= 0)
+        out = np.empty_like(r)
+        if good.any():
+            args = (r[good], scale[good])
+            out[good] = elementwise.find_root(f, (lo[good], hi[good]), args=args,
+                                              tolerances=tol).x
+        if not good.all():
+            args = (r[~good], scale[~good])
+            bracket = elementwise.bracket_root(f, -1.0, 1.0, args=args).bracket
+            out[~good] = elementwise.find_root(f, bracket, args=args, tolerances=tol).x
+        return out * scale
 
     def threshold(self, r) -> np.ndarray:
         """p*(r) = G_r(-q_r): the smallest p_A lower bound that certifies radius r
