@@ -510,6 +510,10 @@ def bench_samplers(cfg: Config, log=print) -> Table:
         times, cpus, faults = defaultdict(list), defaultdict(list), defaultdict(list)
         for _ in range(cfg.sampler_repeats):
             for name, noise in noises.items():  # interleaved
+                # one untimed call first: a certification samples the same noise batch after
+                # batch, and the allocator state another sampler leaves behind (its freed
+                # temporaries) would otherwise be charged to whichever sampler runs next
+                noise.sample(batch, generator=gen, device=device)
                 sync()
                 f0 = _minor_faults()
                 t, c = time.perf_counter(), time.process_time()
@@ -535,7 +539,9 @@ def bench_samplers(cfg: Config, log=print) -> Table:
                          f"≥ {target}×" if target else "—", verdict(ok)])
         log(f"  samplers d={dim} done")
     notes = [f"`noise.sample(batch, generator, device={device!r})`, float32, median of "
-             f"{cfg.sampler_repeats} repeats after a warm-up call, noises interleaved",
+             f"{cfg.sampler_repeats} repeats after a warm-up call, noises interleaved, each "
+             "timed call preceded by an untimed call of the same sampler (the steady state of "
+             "a certification, which samples one noise batch after batch)",
              "vs Gaussian = median over repeats of (Gaussian time / noise time in the same "
              "repeat), i.e. the throughput ratio, in wall time and in CPU time of the process; "
              "the verdict uses the " + ("CPU-time ratio (robust to the other jobs)"
@@ -871,8 +877,9 @@ def render(tables: list[Table], info: dict, command: str, cfg: Config, started: 
                        "region.")
     else:
         timing_note = (
-            "Absolute times come from a shared 2-core machine on which other engineers' jobs "
-            "were running: they vary from run to run and are only indicative. The ratios to "
+            "Absolute times come from a machine that may be shared with other jobs (see the "
+            "load averages below): they vary from run to run and are only indicative. The "
+            "ratios to "
             "the Gaussian are the meaningful numbers: each is measured in the same run, with "
             "the noises interleaved inside every repeat, as a median over repeats.")
         if cfg.threads:

@@ -83,6 +83,9 @@ class _MaxNormSampler:
                                [math.exp(logf[-1]) / -s_hi]])
         self.grid = torch.as_tensor(grid)
         self.env = torch.as_tensor(env)
+        # the log density is monotone on every bin (the mode is a grid point), so the smaller
+        # end value bounds it from below: a squeeze that accepts most draws without evaluating it
+        self.squeeze = torch.as_tensor(np.minimum(logf[:-1], logf[1:]) - env)
         self.cum = torch.as_tensor(np.cumsum(mass) / mass.sum())
         self.s_lo, self.s_hi, self.fmax = s_lo, s_hi, fmax
         self.logf_ends = (float(logf[0]), float(logf[-1]))
@@ -91,7 +94,8 @@ class _MaxNormSampler:
     def _on(self, device):
         key = str(device)
         if key not in self._dev:
-            self._dev[key] = (self.grid.to(device), self.env.to(device), self.cum.to(device))
+            self._dev[key] = (self.grid.to(device), self.env.to(device), self.cum.to(device),
+                              self.squeeze.to(device))
         return self._dev[key]
 
     def _logf(self, t):
@@ -102,28 +106,32 @@ class _MaxNormSampler:
         return (1 - self.k) * t - torch.exp(2 * t) / 2 + (self.d - 1) * log_erf - self.fmax
 
     def sample(self, n, generator, device):
-        grid, env, cum = self._on(device)
+        grid, env, cum, squeeze = self._on(device)
         nbins = env.numel()
         out, have = [], 0
         while have < n:
             m = int((n - have) * 1.05) + 16
             u = torch.rand(3, m, generator=generator, device=device, dtype=torch.float64)
             piece = torch.searchsorted(cum, u[0].contiguous(), right=True).clamp_(max=nbins + 1)
-            t = torch.empty(m, dtype=torch.float64, device=device)
-            logenv = torch.empty_like(t)
-            inner = (piece >= 1) & (piece <= nbins)
-            b = (piece - 1).clamp(0, nbins - 1)
-            t_in = grid[b] + u[1] * (grid[b + 1] - grid[b])
-            t = torch.where(inner, t_in, t)
-            logenv = torch.where(inner, env[b], logenv)
-            # exponential tails, tangent lines of the concave log density
-            e = -torch.log1p(-u[1])  # Exp(1)
-            t = torch.where(piece == 0, grid[0] - e / self.s_lo, t)
-            logenv = torch.where(piece == 0, self.logf_ends[0] + (t - grid[0]) * self.s_lo, logenv)
-            t = torch.where(piece == nbins + 1, grid[-1] + e / -self.s_hi, t)
-            logenv = torch.where(piece == nbins + 1,
-                                 self.logf_ends[1] + (t - grid[-1]) * self.s_hi, logenv)
-            accept = torch.log(u[2]) <= self._logf(t) - logenv
+            b = (piece - 1).clamp_(0, nbins - 1)
+            t = grid[b] + u[1] * (grid[b + 1] - grid[b])
+            logenv = env[b]
+            log_u = torch.log(u[2])
+            # most draws are accepted by the squeeze; the density is evaluated for the others
+            # (and for the rare draws of the tails, whose squeeze is off)
+            tails = (piece == 0) | (piece == nbins + 1)
+            sq = torch.where(tails, -math.inf, squeeze[b])
+            if tails.any():
+                # exponential tails, tangent lines of the concave log density
+                e = -torch.log1p(-u[1])  # Exp(1)
+                lo, hi = piece == 0, piece == nbins + 1
+                t = torch.where(lo, grid[0] - e / self.s_lo, t)
+                t = torch.where(hi, grid[-1] + e / -self.s_hi, t)
+                logenv = torch.where(lo, self.logf_ends[0] + (t - grid[0]) * self.s_lo, logenv)
+                logenv = torch.where(hi, self.logf_ends[1] + (t - grid[-1]) * self.s_hi, logenv)
+            accept = log_u <= sq
+            check = (~accept).nonzero().squeeze(-1)
+            accept[check] = log_u[check] <= self._logf(t[check]) - logenv[check]
             acc = t[accept]
             out.append(acc)
             have += acc.numel()
