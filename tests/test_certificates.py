@@ -50,15 +50,6 @@ from smoothcert.noises import Gaussian, L2Family, LinfMixed, LinfPure
 FALSE_ALARM = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: intra-op threads only add synchronisation (on a busy 2-core machine a
-    5_000-element op took 16 ms with 2 threads against 10 us with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def coverage_limit(seeds, beta):
     """Largest number of violations out of ``seeds`` accepted for failure probability beta."""

@@ -15,16 +15,6 @@ from smoothcert.data import transforms as T
 from smoothcert.errors import SmoothCertError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small convolutions get slower, not faster, from OpenMP threads
-    when the cores are shared with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _one_line_error(excinfo, *needles):
     msg = str(excinfo.value)
     assert "\n" not in msg and "Traceback" not in msg

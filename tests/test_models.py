@@ -27,15 +27,6 @@ CLASSES = {"cifar_resnet20": 10, "cifar_resnet110": 10, "resnet50": 1000, "digit
            "imagenet32_resnet110": 1000}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small convolutions get slower, not faster, from OpenMP threads
-    when the cores are shared with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _message(excinfo, *needles):
     msg = str(excinfo.value)

@@ -35,15 +35,6 @@ ALPHA = 1e-4
 KS_C = math.sqrt(-math.log(ALPHA / 2) / 2)  # two-sample KS critical constant, ~2.23
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: intra-op threads only add synchronisation (on a busy 2-core machine a
-    5_000-element op took 16 ms with 2 threads against 10 us with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)

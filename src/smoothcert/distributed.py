@@ -32,7 +32,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -179,27 +178,6 @@ def _without_time(line: str, header: list[str]) -> list[str]:
     return cells
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]:
     """Join part files into OUTFILE; returns ``(rows, part files)``.
 
@@ -288,7 +266,7 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
         if out_config is None:
             out_config = {k: v for k, v in first_cfg.items() if k != SHARD_FIELD}
             common._write_json_atomic(common.config_path(out), out_config)
-        _write_text_atomic(out, text)
+        common.write_text_atomic(out, text)
     except OSError as exc:
         raise SmoothCertError(f"cannot write {out}: {exc.strerror or exc}") from None
     if remove_parts:

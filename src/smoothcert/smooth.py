@@ -119,6 +119,18 @@ def check_device(device: torch.device) -> torch.device:
     return device
 
 
+def resolve_device(device=None) -> torch.device:
+    """A checked torch device from a name, a ``torch.device`` or None / "auto" (cuda when
+    available, else cpu)."""
+    if device is None or device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SmoothCertError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
+    return check_device(device)
+
+
 def _certificate_options() -> frozenset[str]:
     """The keyword options of ``get_certificate`` that :class:`Smooth` passes on."""
     import inspect

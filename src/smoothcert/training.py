@@ -38,6 +38,7 @@ from torch import nn
 
 from .errors import SmoothCertError
 from .noises import FAMILIES, Noise, make_noise
+from .smooth import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pth.tar"
 LOG_NAME = "log"
@@ -120,18 +121,6 @@ class TrainResult:
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(stream), 0x5C])
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _resolve_device(device) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise SmoothCertError(f"unknown device {device!r}") from None
-    from .smooth import check_device
-
-    return check_device(dev)
 
 
 def _check_hyper(epochs, batch, lr, lr_step_size, gamma, momentum, weight_decay, workers):
@@ -275,7 +264,7 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     spec = NoiseSpec.coerce(noise)
     _check_hyper(epochs, batch, float(lr), lr_step_size, float(gamma), float(momentum),
                  float(weight_decay), workers)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise SmoothCertError(f"OUTDIR {outdir} exists and is not a folder")

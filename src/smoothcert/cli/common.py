@@ -129,17 +129,9 @@ def format_command(name: str, positionals: Iterable, options: dict) -> str:
 
 # ----------------------------------------------------------------------------- inputs
 def resolve_device(name: str | None):
-    import torch
+    from ..smooth import resolve_device
 
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise SmoothCertError(f"unknown device {name!r}; use e.g. cpu or cuda") from None
-    from ..smooth import check_device
-
-    return check_device(device)
+    return resolve_device(name)
 
 
 def load_data(args):
@@ -267,18 +259,31 @@ def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[
     return diffs
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically and durably (temporary file, fsync, rename, fsync
+    of the folder): a crash leaves the old file or the new one, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:  # make the rename durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 class ResultsFile:
