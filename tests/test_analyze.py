@@ -250,6 +250,19 @@ def test_csv_parses_back():
     np.testing.assert_array_equal(values, [[0.6, 1 / 3], [0.25, 0.0], [0.6, 1 / 3]])
 
 
+def test_text_table_is_aligned_and_marks_every_best_row():
+    rows = [("Gaussian", [0.9, 0.5]), ("l2 family k = 10", [0.9, 0.25])]
+    lines = format_table(rows, [0.25, 1.125], "text", envelope=True, best="all").splitlines()
+    assert lines[0].split() == ["r", "=", "0.25", "r", "=", "1.125"]
+    assert set(lines[1]) == {"-"}
+    assert lines[2].split() == ["Gaussian", "0.90*", "0.50*"]
+    assert lines[3].split() == ["l2", "family", "k", "=", "10", "0.90*", "0.25"]
+    assert lines[4].split() == ["best", "over", "classifiers", "0.90", "0.50"]
+    # columns line up: every value of a column ends at the same offset
+    ends = {line.rstrip().rfind("0.") for line in lines[2:]}
+    assert len(ends) == 1
+
+
 def test_format_table_errors():
     with pytest.raises(SmoothCertError, match="unknown table format"):
         format_table([("a", [0.5])], [0.5], "html")

@@ -56,6 +56,7 @@ def test_quick_demo_prints_tables_and_reuses_everything(quick_demo, capsys):
     assert "Certified accuracy against l∞ attacks" in text
     assert "Gaussian (Thm 3)" in text and "linf-mixed" in text and "l2 family" in text
     assert "Confidence:" in text and str(out) in text
+    assert "<b>" not in text  # aligned text tables on the terminal; markdown in tables.md
     assert (out / "tables.md").read_text() == before  # deterministic, resumed files
 
 

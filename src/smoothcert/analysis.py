@@ -40,7 +40,7 @@ REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 REFERENCE_RADII = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 #: Radii of the reference's ImageNet table (0.5 to 3.0 by 0.5).
 REFERENCE_RADII_IMAGENET = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-TABLE_FORMATS = ("markdown", "latex", "csv")
+TABLE_FORMATS = ("markdown", "latex", "csv", "text")
 #: Row label of the envelope row (best certified accuracy over the classifiers, per radius).
 ENVELOPE_LABEL = "best over classifiers"
 
@@ -283,8 +283,9 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     """A certified-accuracy table: one row per ``(label, accuracies at radii)``.
 
     ``fmt``: ``markdown`` or ``latex``, the reference's tables byte for byte (accuracies with
-    ``decimals`` decimals, the best row per radius marked ``<b>*</b>`` / ``\\textbf``), or
-    ``csv`` (header ``label,<radius>,...``, full-precision values, no marking). Labels are
+    ``decimals`` decimals, the best row per radius marked ``<b>*</b>`` / ``\\textbf``),
+    ``csv`` (header ``label,<radius>,...``, full-precision values, no marking), or ``text``
+    (aligned columns for a terminal, the best marked ``*``). Labels are
     written verbatim (escape LaTeX yourself; the reference's are ``$\\sigma = 0.25$`` and
     ``&sigma; = 0.25``).
 
@@ -335,6 +336,19 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
         if env is not None:
             out.write(f"<b> {envelope_label} </b>| "
                       + "".join(num.format(v) + " |" for v in env) + "\n")
+    elif fmt == "text":  # aligned plain text for a terminal, the best marked with *
+        body = [[label, *(num.format(v) + ("*" if m else " ")
+                          for v, m in zip(values, marks, strict=True))]
+                for label, values, marks in zip(labels, acc, marked, strict=True)]
+        if env is not None:
+            body.append([envelope_label, *(num.format(v) + " " for v in env)])
+        lines = [["", *(f"r = {h} " for h in heads)], *body]
+        widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
+        for i, line in enumerate(lines):
+            out.write("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(
+                line[1:], widths[1:], strict=True)]).rstrip() + "\n")
+            if i == 0:
+                out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
     else:  # latex
         out.write("".join(f"& $r = {h}$" for h in heads) + "\\\\\n")
         out.write("\\midrule\n")
