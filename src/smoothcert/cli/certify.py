@@ -82,7 +82,8 @@ def row_checker(smooth: Smooth, dataset, bilateral: bool):
         radius = 0.0 if abstain else smooth._radius(p_a, p_b)
         if cells[3] != f"{radius:.3}":
             raise ValueError(f"radius {cells[3]} is not the certificate's {radius:.3} at "
-                             f"pA_lower {p_a!r}")
+                             f"pA_lower {p_a!r}; a damaged file, or one written by a version "
+                             f"of smoothcert whose certificate differs")
 
     return check
 
