@@ -133,23 +133,7 @@ def read_rows(path, expected: set[int] | None = None, header: list[str] | None =
                               f"{' '.join(header)!r}")
     if head[:1] != ["idx"]:
         raise SmoothCertError(f"{path} does not start with a header 'idx ...'")
-    rows: dict[int, str] = {}
-    for lineno, line in enumerate(lines[1:], start=2):
-        cells = line.split("\t")
-        try:
-            idx = int(cells[0])
-        except ValueError:
-            idx = None
-        if len(cells) != len(head) or idx is None or idx in rows or \
-                (expected is not None and idx not in expected):
-            raise SmoothCertError(f"{path}:{lineno}: not a row of this run ({line[:40]!r})")
-        if check_row is not None:
-            try:
-                check_row(cells)
-            except ValueError as exc:  # SmoothCertError too
-                raise SmoothCertError(f"{path}:{lineno}: damaged row ({exc}): "
-                                      f"{line[:60]!r}") from None
-        rows[idx] = line
+    rows = common.check_rows(path, lines[1:], len(head), expected, check_row)
     return head, rows
 
 

@@ -393,24 +393,37 @@ def _open_results(path: Path, cpath: Path, header: list[str], config: dict,
     if lines[0] != head:
         raise SmoothCertError(f"{outfile} does not start with the header "
                               f"{head.expandtabs(1)!r}; use a new OUTFILE")
-    expected, done = set(indices), set()
-    for lineno, line in enumerate(lines[1:], start=2):
+    rows = check_rows(outfile, lines[1:], len(header), set(indices), check_row,
+                      advice="; use a new OUTFILE")
+    return ResultsFile(path, set(rows))
+
+
+def check_rows(name, lines, ncols: int, expected=None, check_row=None,
+               advice: str = "") -> dict[int, str]:
+    """``{idx: line}`` of the rows (the lines after the header) of a results file ``name``.
+
+    A line that is not a row of this run (column count, an index that is not a number, not in
+    ``expected`` or repeated) or that ``check_row(cells)`` rejects (ValueError) raises a
+    SmoothCertError naming ``name:LINE``, followed by ``advice``."""
+    rows: dict[int, str] = {}
+    for lineno, line in enumerate(lines, start=2):
         cells = line.split("\t")
         try:
             idx = int(cells[0])
         except ValueError:
             idx = None
-        if len(cells) != len(header) or idx not in expected or idx in done:
-            raise SmoothCertError(f"{outfile}:{lineno}: not a row of this run "
-                                  f"({line[:40]!r}); use a new OUTFILE")
+        if len(cells) != ncols or idx is None or idx in rows or \
+                (expected is not None and idx not in expected):
+            raise SmoothCertError(f"{name}:{lineno}: not a row of this run "
+                                  f"({line[:40]!r}){advice}")
         if check_row is not None:
             try:
                 check_row(cells)
             except ValueError as exc:  # SmoothCertError too
-                raise SmoothCertError(f"{outfile}:{lineno}: damaged row ({exc}): "
-                                      f"{line[:60]!r}; use a new OUTFILE") from None
-        done.add(idx)
-    return ResultsFile(path, done)
+                raise SmoothCertError(f"{name}:{lineno}: damaged row ({exc}): "
+                                      f"{line[:60]!r}{advice}") from None
+        rows[idx] = line
+    return rows
 
 
 _TIME = re.compile(r"(-?\d+ days?, )?\d{1,2}:\d\d:\d\d(\.\d{1,6})?")
