@@ -161,7 +161,7 @@ def plan(args) -> list[Cert]:
                   file=sys.stderr)
         src = "salman" if args.salman_cifar is not None else "cohen"
         for label, s, ck in models:
-            sub = f"{src}/{label}" if src == "salman" else f"cohen/{label}"
+            sub = f"{src}/{label}"
             add("table3", "cifar10", ck, s, "gaussian", 0, "linf", sub, label)
             add("table3", "cifar10", ck, s, "linf-mixed", args.k_linf, "linf", sub, label)
     if "figure5" in ex:
