@@ -1,0 +1,162 @@
+"""Tests that kill mutants the distribution tests of ``test_noises.py`` cannot see (issue 11):
+the mixed l-inf sampler's rejection envelope and squeeze, its rarely drawn exponential tails, and
+the noise that training adds to every batch.
+
+Statistical thresholds follow ``test_noises.py``: a fresh seed raises a false alarm with
+probability about ``ALPHA`` = 1e-4 per comparison.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import special, stats
+
+from smoothcert.noises import LinfMixed
+from smoothcert.noises.linf_mixed import _log_density_t, _MaxNormSampler
+
+ALPHA = 1e-4
+
+# (d, k) pairs covering d = 1, moderate d, k close to d and the ImageNet dimension
+ENVELOPE_CASES = [(1, 0.5), (1, 0.0), (3, 0.0), (10, 9.5), (100, 99.0), (1000, 300.0),
+                  (150528, 150520.0)]
+# float64 rounding of the log density (terms of size <= ~1e6 at d = 150528 that cancel)
+ROUNDING = 1e-9
+
+
+def _dense(sampler, per_bin=17):
+    """Points filling every bin of the sampler's grid (ends included), with their bin index."""
+    grid = sampler.grid.numpy()
+    u = np.linspace(0.0, 1.0, per_bin)
+    t = grid[:-1, None] + u[None, :] * np.diff(grid)[:, None]
+    bins = np.broadcast_to(np.arange(grid.size - 1)[:, None], t.shape)
+    return t.ravel(), bins.ravel()
+
+
+@pytest.mark.parametrize("d,k", ENVELOPE_CASES)
+def test_mixed_sampler_piecewise_envelope_bounds_the_density(d, k):
+    """The mixed l-inf sampler's piecewise-constant envelope lies above the log density of
+    t = log(||z||_inf / sigma) everywhere in every bin (acceptance probability <= 1), and the
+    squeeze lies below it (a draw the squeeze accepts would be accepted by the density)."""
+    s = _MaxNormSampler(d, k)
+    t, b = _dense(s)
+    logf = _log_density_t(t, d, k) - s.fmax
+    env = s.env.numpy()[b]
+    squeeze = env + s.squeeze.numpy()[b]
+    # np.minimum for the envelope: excess of about |f'| * bin width (1e-3 .. 1e-1) in every bin
+    assert np.max(logf - env) <= ROUNDING
+    assert np.max(squeeze - logf) <= ROUNDING
+
+
+@pytest.mark.parametrize("d,k", ENVELOPE_CASES)
+def test_mixed_sampler_tangent_tails_bound_the_density(d, k):
+    """Beyond the sampler's grid the exponential tails (tangent lines at the grid ends, with
+    the slopes the sampler draws from) lie above the log density, and the slopes point outwards
+    (left tail rising, right tail falling), so the tail pieces have finite mass."""
+    s = _MaxNormSampler(d, k)
+    grid = s.grid.numpy()
+    assert s.s_lo > 0 > s.s_hi
+    width = grid[-1] - grid[0]
+    for end, slope, value, sign in ((grid[0], s.s_lo, s.logf_ends[0], -1.0),
+                                    (grid[-1], s.s_hi, s.logf_ends[1], 1.0)):
+        t = end + sign * width * np.geomspace(1e-6, 10.0, 4000)
+        with np.errstate(over="ignore"):  # far right: exp(2t) overflows, log density -inf
+            logf = _log_density_t(t, d, k) - s.fmax
+        tangent = value + (t - end) * slope
+        assert np.max(logf - tangent) <= ROUNDING
+        assert value == pytest.approx(_log_density_t(np.array([end]), d, k)[0] - s.fmax,
+                                      abs=ROUNDING)
+
+
+def test_mixed_sampler_max_norm_law_at_two_million_draws():
+    """The mixed l-inf sampler's law of ||z||_inf matches its exact law at a sample size that
+    resolves the shape of the law inside one envelope bin: at d = 1, pi_0(z) ~ |z|^-k
+    exp(-z^2 / 2 sigma^2) gives (z / sigma)^2 ~ chi^2_{1-k}, and (z > 0) ~ Bernoulli(1/2)."""
+    n, sigma, k = 2_000_000, 0.7, 0.5
+    z = LinfMixed(1, sigma=sigma, k=k).sample(
+        n, generator=torch.Generator().manual_seed(11), dtype=torch.float64).numpy()[:, 0]
+    # an envelope built with np.minimum gives a KS distance of 2.0e-3 here (p ~ 1e-7); the KS
+    # critical value at ALPHA is 1.6e-3, the sampling noise ~ 6e-4
+    assert stats.kstest((z / sigma) ** 2, stats.chi2(1 - k).cdf).pvalue > ALPHA
+    assert stats.binomtest(int(np.count_nonzero(z > 0)), n, 0.5).pvalue > ALPHA
+
+
+def _exact_t_cdf(d, k):
+    """CDF of t = log(||z||_inf / sigma) in two cases with a closed form: d = 1 (m^2 ~
+    chi^2_{1-k}) and k = 0 (z Gaussian, P(m <= x) = (2 Phi(x) - 1)^d)."""
+    if d == 1:
+        return lambda t: stats.chi2(1 - k).cdf(np.exp(2 * t))
+    assert k == 0
+    return lambda t: special.erf(np.exp(t) / math.sqrt(2)) ** d
+
+
+@pytest.mark.parametrize("d,k,seed", [(1, 0.5, 1), (1, 0.0, 2), (5, 0.0, 3)])
+def test_mixed_sampler_tail_branch_draws_the_exact_conditional_law(d, k, seed):
+    """The mixed l-inf sampler's tail branch (exponential proposals beyond the grid, drawn with
+    probability ~e^-40 at the default grid) draws the exact law: with a grid cut where the
+    density has dropped by e^-1 only, the tails are drawn often, their frequencies match the
+    exact tail probabilities and the tail draws follow the exact conditional laws."""
+    n = 400_000
+    s = _MaxNormSampler(d, k, drop=1.0)
+    t = s.sample(n, torch.Generator().manual_seed(seed), torch.device("cpu")).numpy()
+    cdf = _exact_t_cdf(d, k)
+    lo, hi = float(s.grid[0]), float(s.grid[-1])
+    f_lo, f_hi = cdf(lo), cdf(hi)
+    left, right = t[t < lo], t[t > hi]
+    # both tails carry 2-22 % of the mass here, so they are well sampled
+    assert min(f_lo, 1 - f_hi) > 0.02
+    assert stats.binomtest(left.size, n, f_lo).pvalue > ALPHA
+    assert stats.binomtest(right.size, n, 1 - f_hi).pvalue > ALPHA
+    assert stats.kstest(left, lambda x: cdf(x) / f_lo).pvalue > ALPHA
+    assert stats.kstest(right, lambda x: (cdf(x) - f_hi) / (1 - f_hi)).pvalue > ALPHA
+    assert stats.kstest(t, cdf).pvalue > ALPHA
+
+
+# ===================================================================== training noise
+def _constant_dataset(path, n, value):
+    """A .npz data set of n constant 8x8 grey images (two classes), train and test splits."""
+    x = np.full((n, 1, 8, 8), value, dtype=np.float32)
+    y = np.arange(n) % 2
+    np.savez(path, x_train=x, y_train=y, x_test=x[: n // 4], y_test=y[: n // 4])
+    return path
+
+
+@pytest.mark.parametrize("family,k", [("gaussian", 0.0), ("l2-family", 16.0)])
+def test_training_batches_carry_noise_of_the_right_scale(tmp_path, monkeypatch, family, k):
+    """Training adds fresh noise of the configured scale to every batch: the inputs the model
+    sees (training and test passes) on constant images, minus the image, have mean 0 and the
+    noise's per-coordinate standard deviation, and differ from image to image."""
+    import smoothcert.models as models
+    from smoothcert.noises import make_noise
+    from smoothcert.training import NoiseSpec, train
+
+    n, value, sigma0 = 512, 0.5, 0.25
+    data = _constant_dataset(tmp_path / "grey.npz", n, value)
+    seen = {True: [], False: []}
+    original = models.get_architecture
+
+    def recording(*args, **kwargs):
+        model = original(*args, **kwargs)
+        model.register_forward_pre_hook(
+            lambda module, inputs: seen[module.training].append(inputs[0].detach().clone()))
+        return model
+
+    monkeypatch.setattr(models, "get_architecture", recording)
+    result = train(str(data), "digits_cnn", tmp_path / "run", NoiseSpec(family, k=k, sigma0=sigma0),
+                   epochs=1, batch=128, lr=0.01, progress=False, verbose=False)
+    noise = make_noise(family, 64, k=k, sigma0=sigma0)
+    # per-coordinate std of the noise: E||z||^2 = sigma^2 (d - k) for both families here
+    std = noise.sigma * math.sqrt((64 - k) / 64)
+    assert result.epoch == 1
+    for training, count in ((True, n), (False, n // 4)):
+        z = (torch.cat(seen[training]) - value).double().reshape(-1, 64).numpy()
+        assert z.shape[0] == count
+        m = z.size
+        # 5 standard errors: the mean's (std / sqrt m) and the std's (~ std / sqrt(2 m))
+        assert abs(z.mean()) < 5 * std / math.sqrt(m)
+        assert abs(z.std() / std - 1) < 5 / math.sqrt(2 * m)
+        # fresh noise per image: no two images see the same perturbation
+        assert np.unique(z, axis=0).shape[0] == count
