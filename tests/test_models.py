@@ -311,22 +311,22 @@ def test_torchscript_and_pickled_module(trained, tmp_path):
         torch.jit.save(torch.jit.script(model), str(tmp_path / "script.pt"))
         torch.jit.save(torch.jit.trace(trained["cifar_resnet20"][1], trained["cifar_resnet20"][2]),
                        str(tmp_path / "traced.pt"))
-    loaded, meta = load_checkpoint(tmp_path / "script.pt")
+    loaded, meta = load_checkpoint(tmp_path / "script.pt", trust=True)
     assert meta["arch"] is None and meta["format"] == "torchscript"
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
-    loaded, _ = load_checkpoint(tmp_path / "traced.pt")
+    loaded, _ = load_checkpoint(tmp_path / "traced.pt", trust=True)
     _, cmodel, cx = trained["cifar_resnet20"]
     with torch.no_grad():
         assert torch.allclose(loaded(cx), cmodel(cx), atol=1e-5)
     torch.save(model, tmp_path / "whole.pt")
-    loaded, meta = load_checkpoint(tmp_path / "whole.pt")
+    loaded, meta = load_checkpoint(tmp_path / "whole.pt", trust=True)
     assert meta["format"] == "module" and not loaded.training
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x))
     with pytest.raises(SmoothCertError) as e:
-        load_checkpoint(tmp_path / "whole.pt", allow_pickle=False)
-    _message(e, "allow_pickle")
+        load_checkpoint(tmp_path / "whole.pt")
+    _message(e, "--trust-checkpoint")
 
 
 def test_digits_cnn_learns_the_digits_quickly():

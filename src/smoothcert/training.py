@@ -158,11 +158,11 @@ def config_mismatch(stored: dict, wanted: dict) -> list[str]:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one error line
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmoothCertError(f"cannot read checkpoint {path}: {msg}") from None
+    """The checkpoint to resume from, read as tensors and plain data (never code: a file
+    that needs unpickling code is refused, as ``train`` never writes one)."""
+    from .models.checkpoint import torch_load
+
+    ckpt = torch_load(path, hint="smoothcert train never writes such a file; use a new OUTDIR")
     if not isinstance(ckpt, dict) or not {"epoch", "arch", "state_dict"} <= set(ckpt):
         raise SmoothCertError(f"{path} is not a smoothcert/reference training checkpoint")
     return ckpt

@@ -119,14 +119,15 @@ def run(args) -> int:
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
     noise.check_certifiable(args.norm)
-    model, _ = common.load_model(args.checkpoint, args.dataset, device)
+    model, _ = common.load_model(args.checkpoint, args.dataset, device,
+                                 trust=args.trust_checkpoint)
     indices = common.select_indices(len(dataset), args.skip, args.max)
     if indices:
         x0 = dataset[indices[0]][0]
         if x0.numel() != dim:
             raise SmoothCertError(f"input {indices[0]} has shape {tuple(x0.shape)} but the "
                                   f"dataset declares {tuple(dataset.input_shape)}")
-        common.probe_model(model, x0, dataset.num_classes, device)
+        common.probe_model(model, x0, dataset, device)
 
     smooth = Smooth(model, dataset.num_classes, noise, device=device, norm=args.norm,
                     samples=args.cert_samples, failure_prob=args.cert_failure_prob,
@@ -143,7 +144,8 @@ def run(args) -> int:
             "--batch": args.batch, "--skip": args.skip, "--max": args.max, "--split": args.split,
             "--data-dir": args.data_dir, "--device": args.device, "--seed": args.seed,
             "--bilateral": args.bilateral, "--cert-samples": args.cert_samples,
-            "--cert-failure-prob": args.cert_failure_prob}),
+            "--cert-failure-prob": args.cert_failure_prob,
+            "--trust-checkpoint": args.trust_checkpoint}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),

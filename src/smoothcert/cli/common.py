@@ -88,6 +88,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed; the noise of input idx is seeded from (seed, idx)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="also load a CHECKPOINT that is a pickled module, a TorchScript or "
+                             "a torch.export file: this runs code stored in the file, so only "
+                             "for a file from a trusted source (default: tensors and plain "
+                             "data only)")
     # -- distributed runs (smoothcert.distributed) --
     parser.add_argument("--distributed", action="store_true",
                         help="one shard per process of a torchrun job (automatic when RANK and "
@@ -156,8 +161,9 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def load_model(path: str, dataset: str, device):
-    """``(model, meta)`` from a checkpoint file, in eval mode on ``device``."""
+def load_model(path: str, dataset: str, device, trust: bool = False):
+    """``(model, meta)`` from a checkpoint file, in eval mode on ``device``; ``trust`` lets
+    it run code stored in the file (``--trust-checkpoint``, see ``load_checkpoint``)."""
     from ..models import load_checkpoint
 
     p = Path(path)
@@ -166,7 +172,7 @@ def load_model(path: str, dataset: str, device):
     if not p.is_file():
         raise SmoothCertError(f"checkpoint {path} is not a file")
     try:
-        return load_checkpoint(str(p), dataset=dataset, device=device)
+        return load_checkpoint(str(p), dataset=dataset, device=device, trust=trust)
     except SmoothCertError:
         raise
     except Exception as exc:  # unreadable pickle, wrong state dict, ...
@@ -174,10 +180,15 @@ def load_model(path: str, dataset: str, device):
         raise SmoothCertError(f"cannot load checkpoint {path}: {msg}") from None
 
 
-def probe_model(model, x, num_classes: int, device) -> None:
-    """Run the model once on a clean input: a clear error when it does not fit the data."""
+def probe_model(model, x, dataset, device) -> None:
+    """Run the model once on a clean input: a clear error when it does not fit the data.
+
+    The model's outputs must be the data set's classes. A data set that read its number of
+    classes off its labels (``num_classes_inferred``: a .npz / .pt file) may hold a subset of
+    the model's classes: it then takes the model's number of outputs."""
     import torch
 
+    num_classes = int(dataset.num_classes)
     try:
         with torch.no_grad():
             out = model(x.unsqueeze(0).to(device))
@@ -185,6 +196,9 @@ def probe_model(model, x, num_classes: int, device) -> None:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SmoothCertError(f"the model does not accept inputs of shape {tuple(x.shape)} "
                               f"from this dataset: {msg}") from None
+    if (getattr(dataset, "num_classes_inferred", False) and isinstance(out, torch.Tensor)
+            and out.dim() == 2 and out.shape[0] == 1 and out.shape[1] >= num_classes):
+        dataset.num_classes = num_classes = int(out.shape[1])  # labels: some of its classes
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise SmoothCertError(f"the model returns {shape} for one input; the dataset has "

@@ -65,10 +65,11 @@ def run(args) -> int:
     dataset = common.load_data(args)
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
-    model, _ = common.load_model(args.checkpoint, args.dataset, device)
+    model, _ = common.load_model(args.checkpoint, args.dataset, device,
+                                 trust=args.trust_checkpoint)
     indices = common.select_indices(len(dataset), args.skip, args.max)
     if indices:
-        common.probe_model(model, dataset[indices[0]][0], dataset.num_classes, device)
+        common.probe_model(model, dataset[indices[0]][0], dataset, device)
     smooth = Smooth(model, dataset.num_classes, noise, device=device)
 
     config = {
@@ -76,7 +77,8 @@ def run(args) -> int:
             "--noise": args.noise, "--k": args.k, "--sigma": args.sigma, "--sigma0": args.sigma0,
             "--N": args.N, "--alpha": args.alpha, "--batch": args.batch, "--skip": args.skip,
             "--max": args.max, "--split": args.split, "--data-dir": args.data_dir,
-            "--device": args.device, "--seed": args.seed}),
+            "--device": args.device, "--seed": args.seed,
+            "--trust-checkpoint": args.trust_checkpoint}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),

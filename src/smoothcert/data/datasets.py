@@ -85,14 +85,19 @@ def _one_line(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- dataset classes
 class TensorImageDataset(Dataset):
-    """Images held in memory as a (N,C,H,W) uint8 (0..255) or float (0..1) tensor."""
+    """Images held in memory as a (N,C,H,W) uint8 (0..255) or float (0..1) tensor.
+
+    ``num_classes_inferred``: ``num_classes`` was read off the labels (1 + the largest), so it
+    is only a lower bound: a model with more outputs fits the data (see ``cli.common``)."""
 
     def __init__(self, data: torch.Tensor, targets: torch.Tensor, *, name: str,
-                 num_classes: int, classes=None, transform=None):
+                 num_classes: int, classes=None, transform=None,
+                 num_classes_inferred: bool = False):
         self.data = data
         self.targets = targets.to(torch.int64)
         self.name = name
         self.num_classes = int(num_classes)
+        self.num_classes_inferred = bool(num_classes_inferred)
         self.classes = list(classes) if classes is not None else [str(i) for i in
                                                                   range(self.num_classes)]
         self.input_shape = tuple(int(s) for s in data.shape[1:])
@@ -152,7 +157,8 @@ class ImageFolderDataset(Dataset):
 
 
 # ----------------------------------------------------------------------------- entry point
-def load_dataset(name: str, split: str, root: str | None = None) -> Dataset:
+def load_dataset(name: str, split: str, root: str | None = None, *,
+                 trust: bool = False) -> Dataset:
     """The ``split`` ("train" or "test") of data set ``name``.
 
     ``name``: "digits" (scikit-learn's bundled 8x8 digits, fixed split 1437/360), "cifar10"
@@ -160,14 +166,16 @@ def load_dataset(name: str, split: str, root: str | None = None) -> Dataset:
     (``train/`` and ``val/`` ImageFolder trees under ``root`` or $IMAGENET_DIR or
     ./data/imagenet), or a path: an image folder (class subfolders; with ``train/`` and ``test/``
     or ``val/`` subfolders the split picks one) or a ``.npz``/``.pt`` file (see
-    :func:`load_tensor_file`). Raises :class:`SmoothCertError` when it cannot be loaded."""
-    dataset = _load_dataset(name, split, root)
+    :func:`load_tensor_file`; ``trust`` is its opt-in to a ``.pt`` file that needs code to
+    load). Files are read as data, never as code. Raises :class:`SmoothCertError` when it
+    cannot be loaded."""
+    dataset = _load_dataset(name, split, root, trust)
     if len(dataset) == 0:
         raise SmoothCertError(f"dataset {os.fspath(name)} ({split} split) is empty: no images")
     return dataset
 
 
-def _load_dataset(name, split: str, root) -> Dataset:
+def _load_dataset(name, split: str, root, trust: bool = False) -> Dataset:
     if split not in SPLITS:
         raise SmoothCertError(f"unknown split {split!r}; use 'train' or 'test'")
     if root is not None:
@@ -189,7 +197,7 @@ def _load_dataset(name, split: str, root) -> Dataset:
     if path.is_dir():
         return _custom_folder(path, split)
     if path.suffix.lower() in TENSOR_SUFFIXES:
-        return load_tensor_file(path, split)
+        return load_tensor_file(path, split, trust=trust)
     raise SmoothCertError(f"dataset {key}: unsupported file type {path.suffix or '(none)'!r}; "
                           "use an image folder, a .npz or a .pt file")
 
@@ -246,11 +254,43 @@ def _cifar10_folder(root: str | None) -> Path:
                           f"or {how}")
 
 
+def _latin1(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles of bytes call it (latin-1 only)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+def _numpy_reconstruct():
+    core = getattr(np, "_core", None)
+    return (core.multiarray if core is not None else np.core.multiarray)._reconstruct
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch, data only: dicts, lists, bytes, numbers and numpy arrays.
+    Any other global (a function the pickle would call) is refused, so a crafted batch file
+    cannot run code."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+                ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR-10 batch "
+                                         "holds arrays and lists only")
+        if module == "_codecs":
+            return _latin1
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
 def _read_cifar_batch(path: Path):
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
-    except Exception as exc:  # truncated / not a pickle
+            entry = _BatchUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # truncated / not a pickle / a global that is not data
         raise SmoothCertError(f"cannot read CIFAR-10 batch {path}: {_one_line(exc)}") from None
     if not isinstance(entry, dict):
         raise SmoothCertError(f"CIFAR-10 batch {path} is not a pickled dict")
@@ -396,8 +436,9 @@ def _to_numpy(value, what: str, path: Path) -> np.ndarray:
         raise SmoothCertError(f"dataset {path}: {what} is not an array") from None
 
 
-def _read_tensor_file(path: Path) -> dict:
-    """The arrays of a .npz / .pt file as a dict (a (x, y) tuple becomes {'x', 'y'})."""
+def _read_tensor_file(path: Path, trust: bool = False) -> dict:
+    """The arrays of a .npz / .pt file as a dict (a (x, y) tuple becomes {'x', 'y'}); a .pt
+    file is read with ``weights_only=True`` unless ``trust`` (see :func:`load_tensor_file`)."""
     if path.suffix.lower() == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -408,20 +449,11 @@ def _read_tensor_file(path: Path) -> dict:
         magic = f.read(1)
     if not zipfile.is_zipfile(path) and magic != b"\x80":
         raise SmoothCertError(f"cannot read dataset {path}: not a PyTorch file, or truncated")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():
-            raise SmoothCertError(f"cannot read dataset {path}: {_one_line(exc)}") from None
-        # Holds more than tensors (e.g. numpy arrays): full unpickling, which runs code from the
-        # file; only load data files you trust.
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:
-            raise SmoothCertError(f"cannot read dataset {path}: {_one_line(exc2)}") from None
-    except Exception as exc:
-        raise SmoothCertError(f"cannot read dataset {path}: not a PyTorch file, or truncated "
-                              f"({_one_line(exc)})") from None
+    from ..models.checkpoint import torch_load  # lazy: models imports this module
+
+    hint = ("store the arrays as tensors, or in a .npz file; or pass trust=True to "
+            "load_dataset only if you trust the file's source")
+    obj = torch_load(path, trust=trust, what="dataset", hint=hint)
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
         return {"x": obj[0], "y": obj[1]}
     if isinstance(obj, dict):
@@ -495,16 +527,22 @@ def _labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
     return y
 
 
-def load_tensor_file(path, split: str) -> TensorImageDataset:
+def load_tensor_file(path, split: str, *, trust: bool = False) -> TensorImageDataset:
     """A data set from a ``.npz`` / ``.pt`` file.
 
     Keys ``x``/``y`` or ``images``/``labels`` (a .pt file may also hold a tuple ``(x, y)``);
     with ``x_train``/``y_train`` and ``x_test``/``y_test`` (or ``images_*``/``labels_*``) the
     split picks the pair, otherwise the file is the split. Images: uint8 0..255 or float in [0,1],
     (N,C,H,W), (N,H,W,C) when the channel axis is unambiguous (C <= 4), or (N,H,W).
-    ``num_classes`` is 1 + the largest label over all the file's labels."""
+    ``num_classes`` is 1 + the largest label over all the file's labels, a lower bound
+    (``num_classes_inferred``): the labels may be any subset of a model's classes, e.g. the
+    classes 0-4 of a 10-class model, and the commands take the number of classes from the model.
+
+    A ``.pt`` file is read with ``torch.load(weights_only=True)``: tensors and plain data, never
+    code. ``trust=True`` also reads one that needs unpickling code (numpy arrays, other Python
+    objects), which can execute arbitrary code stored in the file: only for a trusted source."""
     path = Path(path)
-    arrays = _read_tensor_file(path)
+    arrays = _read_tensor_file(path, trust)
     suffix = "_train" if split == "train" else "_test"
     xk, yk = _pick(arrays, _X_KEYS, suffix), _pick(arrays, _Y_KEYS, suffix)
     if xk is None and yk is None:
@@ -523,4 +561,5 @@ def load_tensor_file(path, split: str) -> TensorImageDataset:
             except (TypeError, ValueError, SmoothCertError):
                 pass
     num_classes = 1 + max((int(a.max()) for a in all_labels if a.size), default=0)
-    return TensorImageDataset(x, torch.from_numpy(y), name=str(path), num_classes=num_classes)
+    return TensorImageDataset(x, torch.from_numpy(y), name=str(path), num_classes=num_classes,
+                              num_classes_inferred=True)

@@ -2,7 +2,8 @@
 
 :func:`get_architecture` builds ``Sequential(NormalizeLayer, net)`` (Cohen et al.);
 :func:`save_checkpoint` / :func:`load_checkpoint` write and read the reference checkpoint format
-``{'arch', 'state_dict', 'epoch', 'optimizer', ...}`` (and read TorchScript / whole modules).
+``{'arch', 'state_dict', 'epoch', 'optimizer', ...}`` as data, never code (TorchScript,
+``torch.export`` and whole-module files only with ``trust=True``).
 """
 
 from .architectures import (

@@ -2,12 +2,20 @@
 
 This is the file written by Cohen et al.'s ``train.py`` (``checkpoint.pth.tar``), whose
 ``state_dict`` is that of ``Sequential(NormalizeLayer, net)``: keys ``1.*`` (``1.module.*`` for
-the DataParallel ResNet-50). :func:`load_checkpoint` also reads TorchScript files,
-``torch.export`` archives (.pt2), pickled whole modules and bare state dicts.
+the DataParallel ResNet-50). :func:`load_checkpoint` also reads bare state dicts and, when
+trusted, TorchScript files, ``torch.export`` archives (.pt2) and pickled whole modules.
 
-Trust: old checkpoints hold more than tensors, so when ``torch.load(weights_only=True)`` refuses
-a file it is read again with ``weights_only=False``, which runs code stored in the file. Only
-load checkpoints you trust, or pass ``allow_pickle=False``.
+Trust: a checkpoint may come from a stranger, so by default it is read with
+``torch.load(weights_only=True)``, which unpickles tensors and plain data only (the reference
+checkpoints of Cohen et al. and Salman et al., in the zip and the legacy format, are such files);
+the model is then one of ours (:mod:`.architectures`), so the file holds numbers, never code. A
+file that needs more (a pickled ``nn.Module``, any other Python class) is refused with one line,
+because unpickling it can execute arbitrary code stored in it. TorchScript and ``torch.export``
+files are refused too: they are programs (their ``forward`` comes from the file), and
+``torch.export.load`` unpickles the archive's constants with plain :mod:`pickle`. ``trust=True``
+(``--trust-checkpoint`` on the command line) reads all of these, running code from the file: only
+for a file from a source you trust. :func:`torch_load` is the one reader of ``torch.save`` files
+(checkpoints, ``train``'s resume, ``.pt`` data sets).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import re
 import tempfile
 import warnings
 import zipfile
@@ -34,7 +43,8 @@ from .architectures import (
     get_architecture,
 )
 
-__all__ = ["save_checkpoint", "load_checkpoint", "adapt_state_dict"]
+__all__ = ["save_checkpoint", "load_checkpoint", "adapt_state_dict", "torch_load",
+           "TRUST_HINT"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -196,26 +206,45 @@ def _check_zip_crc(path: Path) -> None:
         raise SmoothCertError(f"checkpoint {path} is corrupt: CRC mismatch in entry {bad}")
 
 
-def _torch_load(path: Path, allow_pickle: bool):
+#: how to opt in to a file that needs code to load (the command line's flag and the API's)
+TRUST_HINT = ("pass --trust-checkpoint (API: trust=True) only if you trust the file's "
+              "source")
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _refusal(exc: BaseException) -> str:
+    """``' (posix.system)'``: the Python name the refused pickle asked for, when torch says it."""
+    found = _GLOBAL.search(str(exc))
+    return f" ({found.group(1)})" if found else ""
+
+
+def torch_load(path, *, trust: bool = False, what: str = "checkpoint",
+               hint: str = TRUST_HINT):
+    """The object of a ``torch.save`` file (zip or legacy format), on the CPU.
+
+    Untrusted (the default): ``torch.load(weights_only=True)``, which unpickles tensors and
+    plain data only; a file that needs any other Python class or function is refused with one
+    line naming it, since unpickling it can execute arbitrary code. ``trust=True``: a full
+    ``torch.load``, which runs whatever the file's pickle calls. ``what`` names the file in
+    messages ("checkpoint", "dataset"); ``hint`` says how to opt in. Every failure is a one-line
+    :class:`SmoothCertError`."""
+    path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower() and "weights_only" not in str(exc).lower():
-            raise SmoothCertError(f"cannot read checkpoint {path}: not a PyTorch file, or "
-                                  f"corrupt ({_one_line(exc)})") from None
-        if not allow_pickle:
-            raise SmoothCertError(f"checkpoint {path} holds more than tensors and plain data "
-                                  "and allow_pickle is off") from None
+        text = str(exc).lower()
+        if not trust and ("weights only" in text or "weights_only" in text):
+            raise SmoothCertError(f"{what} {path} needs unpickling code{_refusal(exc)} to load, "
+                                  "which can execute arbitrary code stored in the file: "
+                                  f"{hint}") from None
+        raise SmoothCertError(f"cannot read {what} {path}: not a PyTorch file, or corrupt "
+                              f"({_one_line(exc)})") from None
+    except (ModuleNotFoundError, AttributeError) as exc:  # trusted: a class not importable
+        raise SmoothCertError(f"cannot unpickle {what} {path}: {_one_line(exc)} (a pickled "
+                              "object needs its class importable)") from None
     except Exception as exc:
-        raise SmoothCertError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated "
-                              f"/ corrupt ({_one_line(exc)})") from None
-    try:  # the file is trusted from here on (see the module notes)
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (ModuleNotFoundError, AttributeError) as exc:
-        raise SmoothCertError(f"cannot unpickle checkpoint {path}: {_one_line(exc)} (a pickled "
-                              "model needs its class importable)") from None
-    except Exception as exc:
-        raise SmoothCertError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated "
+        raise SmoothCertError(f"cannot read {what} {path}: not a PyTorch file, or truncated "
                               f"/ corrupt ({_one_line(exc)})") from None
 
 
@@ -236,7 +265,12 @@ def _finish(path: Path, model: nn.Module, meta: dict, device):
     return model, meta
 
 
-def _load_archive(path: Path, kind: str, device, dataset):
+def _load_archive(path: Path, kind: str, device, dataset, trust: bool):
+    if not trust:
+        how = ("a TorchScript program: loading it runs code stored in the file (its forward)"
+               if kind == "torchscript" else "a torch.export archive: loading it unpickles "
+               "its constants, which can execute arbitrary code stored in the file")
+        raise SmoothCertError(f"checkpoint {path} is {how}; {TRUST_HINT}")
     meta = {"arch": None, "format": kind, "dataset": dataset}
     try:
         with warnings.catch_warnings():
@@ -275,7 +309,7 @@ def _wants_input_center(meta: dict) -> bool:
 
 # ----------------------------------------------------------------------------- loading
 def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
-                    input_center: bool | None = None, allow_pickle: bool = True):
+                    input_center: bool | None = None, trust: bool = False):
     """``(model, meta)`` from a checkpoint file; the model is in eval mode on ``device``.
 
     Reference format: ``get_architecture(meta['arch'], dataset)`` with the state dict loaded
@@ -288,10 +322,13 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
     and of input channels are read from the weights. A state dict without ``arch`` gets the
     known architecture whose keys it fits.
 
-    Also reads TorchScript, ``torch.export`` (.pt2) and pickled ``nn.Module`` files (meta
-    ``{'arch': None, 'format': ...}``). ``meta`` holds the file's entries but ``state_dict``
-    and ``optimizer``, plus ``arch``, ``dataset`` (the one used), ``format`` ("state_dict",
-    "torchscript", "export" or "module"), ``input_center`` and ``notes`` (key fixes applied).
+    ``trust``: the file is read with ``torch.load(weights_only=True)`` (tensors and plain data,
+    never code) unless ``trust=True``, which also reads TorchScript, ``torch.export`` (.pt2) and
+    pickled ``nn.Module`` files (meta ``{'arch': None, 'format': ...}``) by running code stored
+    in them: only for a file from a source you trust (see the module notes). ``meta`` holds
+    the file's entries but ``state_dict`` and ``optimizer``, plus ``arch``, ``dataset`` (the
+    one used), ``format`` ("state_dict", "torchscript", "export" or "module"),
+    ``input_center`` and ``notes`` (key fixes applied).
     Every failure is a one-line :class:`SmoothCertError`."""
     path = Path(path)
     if not path.exists():
@@ -308,7 +345,7 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
     _check_zip_crc(path)
     kind = _archive_kind(path)
     if kind is not None:
-        return _load_archive(path, kind, device, dataset)
+        return _load_archive(path, kind, device, dataset, trust)
 
     with open(path, "rb") as f:
         magic = f.read(4)
@@ -319,7 +356,7 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
         if not magic.startswith(b"\x80"):
             raise SmoothCertError(f"checkpoint {path} is not a PyTorch file (neither a "
                                   "torch.save zip archive nor a pickle)")
-    obj = _torch_load(path, allow_pickle)
+    obj = torch_load(path, trust=trust)
     if isinstance(obj, nn.Module):
         return _finish(path, obj, {"format": "module", "dataset": dataset}, device)
     if isinstance(obj, dict) and isinstance(obj.get("model"), nn.Module) and \
