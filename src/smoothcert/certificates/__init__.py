@@ -30,7 +30,7 @@ from scipy import optimize, special, stats
 from ..errors import SmoothCertError
 from ..noises import Gaussian, L2Family, Noise
 from ..noises.base import check_norm
-from .cache import cached_table
+from .cache import cached_table, check_monte_carlo_table, check_quadrature_table
 from .exact_l2 import L2FamilyLine, L2FamilyQuadrature
 from .montecarlo import dkw_threshold, dkw_value
 
@@ -418,8 +418,9 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
     if isinstance(noise, L2Family):
         unit_scale = 1.0 / math.sqrt(noise.dim) if norm == "linf" else 1.0
         key = {"engine": ENGINE_VERSION, "kind": "quadrature", "dim": noise.dim, "k": noise.k}
-        radii, thr, info = cached_table(key, lambda: _quadrature_table(noise.dim, noise.k),
-                                        use_cache=cache)
+        radii, thr, info = cached_table(
+            key, lambda: _quadrature_table(noise.dim, noise.k), use_cache=cache,
+            check=check_quadrature_table(_l2_engine(noise.dim, noise.k)))
         return TableCertificate(noise, norm, radii, thr, "quadrature", 0.0, unit_scale,
                                 engine=_l2_engine(noise.dim, noise.k), info=info)
     samples, n_radii, seed = (_as_int(samples, "samples"), _as_int(n_radii, "n_radii"),
@@ -443,7 +444,8 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
            "device_type": _device_type(device)}
     radii, thr, info = cached_table(
         key, lambda: _monte_carlo_table(noise, norm, samples, failure_prob, seed, n_radii,
-                                        device, progress), use_cache=cache)
+                                        device, progress), use_cache=cache,
+        check=check_monte_carlo_table(noise, norm, key))
     return TableCertificate(noise, norm, radii, thr, "monte-carlo", failure_prob, 1.0,
                             info=info)
 
