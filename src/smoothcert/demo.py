@@ -260,7 +260,9 @@ def run_demo(outdir="runs/demo", quick: bool = False, *, config: DemoConfig | No
         max_r = max(radii) if max(radii) > 0 else None
         plot = plot_certified_accuracy(curves, root / f"certified_accuracy_{norm}.png",
                                        max_radius=max_r, norm_label=f"{name} radius",
-                                       title=f"digits (d = {DIM}), {name} attacks")
+                                       title=f"digits (d = {DIM}), {name} attacks: "
+                                             f"{n_images} test images, N = {cfg.n:,}, "
+                                             f"alpha = {cfg.alpha:g}")
         res.plots[norm] = plot
         heading = (f"Certified accuracy against {name} attacks ({n_images} test images, "
                    f"N0 = {cfg.n0}, N = {cfg.n}, alpha = {cfg.alpha:g})")

@@ -6,8 +6,9 @@ One function per figure. Each computes the numbers it plots and returns them as 
 
 (``settings``: every parameter of the computation, seeds included; ``results``: the numbers a
 text can cite; ``checks``: self-consistency numbers; ``series``: the plotted arrays). When
-``outdir`` is given it also writes ``NAME.png``, ``NAME.pdf``, ``NAME.json`` (everything but the
-series) and ``NAME.csv`` (the plotted series) there. ``quick=True`` selects small settings
+``outdir`` is given it also draws the figure (``"figure"``: the matplotlib Figure) and writes
+``NAME.png``, ``NAME.pdf``, ``NAME.json`` (everything but the series and the figure) and
+``NAME.csv`` (the plotted series) there. ``quick=True`` selects small settings
 (seconds, for tests); the defaults are the documented full settings.
 
 =================  ===========================================================================
@@ -25,9 +26,13 @@ tradeoff           eq. (7) for one input: lambda p_A, D(lambda) (exact, by integ
                    the log likelihood ratio) and their difference, whose maximiser is exp(c_p).
 =================  ===========================================================================
 
-All Monte Carlo draws use ``torch.Generator`` seeds derived from ``seed`` and the draw's label,
-and run with one torch thread (results do not depend on the number of cores). Plots are drawn
-headless (Agg) and carry a caption-sized title.
+All Monte Carlo draws use ``torch.Generator`` seeds derived from ``seed`` and the draw's label;
+every figure runs with one torch thread and one BLAS thread (results do not depend on the number
+of cores), and builds its certificate tables afresh in a private cache (results do not depend on
+the user's cache). The files carry no timestamp, so rerunning ``smoothcert figures`` reproduces
+the committed docs/figures byte for byte. Plots are drawn headless (Agg) in the colour-blind-safe
+palette of :mod:`smoothcert.palette` and carry a caption-sized title that states the sample sizes
+and confidence levels.
 """
 
 from __future__ import annotations
@@ -51,25 +56,42 @@ from .certificates.exact_l2 import L2FamilyQuadrature
 from .certificates.montecarlo import distance_estimate
 from .errors import SmoothCertError
 from .noises import Gaussian, L2Family, LinfMixed, LinfPure, matched_sigma
+from .palette import FAMILY_COLORS, FAMILY_MARKERS, GREY, GRID, OKABE_ITO, color, linestyle
 
 FIGURE_NAMES = ("radius_density", "pareto_linf", "theorem3", "theorem4", "tradeoff")
 
 FAMILY_LABELS = {"l2-family": "l2 family, eq. (8)", "linf-mixed": "mixed, eq. (9)",
                  "linf-pure": "pure l-inf, eq. (10)", "gaussian": "Gaussian"}
-FAMILY_COLORS = {"l2-family": "tab:blue", "linf-mixed": "tab:red", "linf-pure": "tab:green",
-                 "gaussian": "0.35"}
+#: legend sample length (em): long enough that a dashed line shows its gaps beside a marker
+HANDLE = 4.0
 
 
 # ----------------------------------------------------------------------------- plumbing
 @contextlib.contextmanager
 def _one_torch_thread():
-    """Run torch single-threaded (reductions then do not depend on the core count)."""
+    """Run torch and the BLAS single-threaded: reductions then do not depend on the core count
+    (a multi-threaded BLAS matrix-vector product in the quadrature moves last digits)."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def _reproducible(func):
+    """Run a figure function single-threaded throughout (see :func:`_one_torch_thread`)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with _one_torch_thread():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _generator(seed: int, *labels) -> torch.Generator:
@@ -124,10 +146,45 @@ def _fmt(x) -> str:
     return f"{float(x):.10g}"
 
 
+@contextlib.contextmanager
+def _private_certificate_cache():
+    """Certificate tables built afresh by this code, in a temporary cache that is removed
+    afterwards: a figure does not depend on what the user's cache holds (a table cached by an
+    earlier development state under the same key once moved theorem3's radii by 1e-6)."""
+    import os
+    import tempfile
+
+    from .certificates import cache
+
+    saved_env, saved_memory = os.environ.get("SMOOTHCERT_CACHE"), dict(cache._MEMORY)
+    with tempfile.TemporaryDirectory(prefix="smoothcert-figures-") as tmp:
+        os.environ["SMOOTHCERT_CACHE"] = tmp
+        cache._MEMORY.clear()
+        try:
+            yield
+        finally:
+            if saved_env is None:
+                os.environ.pop("SMOOTHCERT_CACHE", None)
+            else:
+                os.environ["SMOOTHCERT_CACHE"] = saved_env
+            cache._MEMORY.clear()
+            cache._MEMORY.update(saved_memory)
+
+
+def _legend(ax, **kw):
+    """A legend with samples long enough to show every dash pattern next to its marker."""
+    kw.setdefault("handlelength", HANDLE)
+    kw.setdefault("fontsize", 7.5)
+    return ax.legend(**kw)
+
+
 def _save(result: dict, fig, outdir, csv_header: Sequence[str], csv_rows: Iterable) -> dict:
-    """Write NAME.png/.pdf (the figure), NAME.json (all but the series) and NAME.csv."""
+    """Write NAME.png/.pdf (the figure), NAME.json (all but the series) and NAME.csv, with no
+    timestamp or version in the files (reruns give identical bytes); ``result["figure"]`` is the
+    matplotlib Figure."""
     if outdir is None:
         return result
+    result["figure"] = fig
     outdir = Path(outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -138,8 +195,9 @@ def _save(result: dict, fig, outdir, csv_header: Sequence[str], csv_rows: Iterab
     files = [outdir / f"{name}.{ext}" for ext in ("png", "pdf", "json", "csv")]
     try:
         fig.savefig(files[0], dpi=150, metadata={"Software": None})
-        fig.savefig(files[1], metadata={"CreationDate": None})
-        meta = {k: v for k, v in result.items() if k not in ("series", "files")}
+        fig.savefig(files[1], metadata={"CreationDate": None, "Producer": None,
+                                        "Creator": None})
+        meta = {k: v for k, v in result.items() if k not in ("series", "files", "figure")}
         meta["files"] = [f.name for f in files]
         files[2].write_text(json.dumps(_jsonable(meta), indent=1) + "\n")
         with files[3].open("w", newline="") as fh:
@@ -182,6 +240,7 @@ def chi_moments(d: int, k: float, sigma: float) -> tuple[float, float]:
     return mean, math.sqrt(max(sigma**2 * m - mean**2, 0.0))
 
 
+@_reproducible
 def radius_density(outdir=None, *, quick: bool = False, d: int = 100,
                    ks: Sequence[float] = (0, 50, 90, 98), sigma: float = 1.0,
                    n_grid: int | None = None) -> dict:
@@ -255,15 +314,14 @@ def radius_density(outdir=None, *, quick: bool = False, d: int = 100,
     if outdir is None:
         return result
     fig, axes = _new_figure(2, width=5.2, height=4.3)
-    colors = ["black", "tab:green", "tab:olive", "tab:cyan", "tab:purple", "tab:brown"]
     for ax, panel, group in zip(axes, "ab", (a, b), strict=True):
         for j, c in enumerate(group):
             i = curves.index(c)
             y = series[f"curve{i}"]
-            col = colors[j % len(colors)]
+            col = color(j)
             label = (f"k = {c['k']:g}" if panel == "a" else f"sigma = {c['sigma']:.3g}")
             label += f": mean {c['mean']:.2f}, std {c['std']:.2f}"
-            ax.plot(r, y, color=col, lw=1.6, label=label)
+            ax.plot(r, y, color=col, lw=1.6, ls=linestyle(j), label=label)
             peak = float(np.exp(chi_log_density(c["mean"], d, c["k"], c["sigma"])))
             ax.errorbar([c["mean"]], [peak * 1.04], xerr=[c["std"]], fmt="o", color=col,
                         ms=4, capsize=3, lw=1.2)
@@ -272,8 +330,8 @@ def radius_density(outdir=None, *, quick: bool = False, d: int = 100,
         ax.set_xlim(0, r_max)
         top = max(float(series[f"curve{curves.index(c)}"].max()) for c in group)
         ax.set_ylim(0, 1.45 * top)
-        ax.grid(True, color="0.9")
-        ax.legend(fontsize=8, loc="upper right", ncol=2 if panel == "a" else 1)
+        ax.grid(True, color=GRID)
+        _legend(ax, fontsize=7.5, loc="upper right", ncol=2 if panel == "a" else 1)
         ax.set_title(f"(a) sigma = {sigma:g}, growing k" if panel == "a"
                      else "(b) k = 0, shrinking sigma (same means)", fontsize=10)
     _finish(fig, title)
@@ -322,6 +380,7 @@ def _reflection_bound(ell_sorted: np.ndarray, accuracy: float) -> float:
     return float(n - np.searchsorted(ell_sorted, -c, side="left")) / n
 
 
+@_reproducible
 def pareto_linf(outdir=None, *, quick: bool = False, seed: int = 0, d: int = 5,
                 radius: float = 0.65, eps: float = 0.1, n_samples: int | None = None,
                 ks: Sequence[float] | None = None, steps: int | None = None) -> dict:
@@ -479,7 +538,8 @@ def pareto_linf(outdir=None, *, quick: bool = False, seed: int = 0, d: int = 5,
              f"l2 shift for eq. 8), over k in {{{', '.join(f'{k:g}' for k in ks)}}} x "
              f"{len(sigmas)} sigmas in [{sigmas[0]:.3g}, {sigmas[-1]:.3g}]; {n:,} samples "
              f"per (family, k). (a) grid and Pareto frontiers (up-left is better); (b) frontier "
-             f"D at A = 0.9 (solid) / 0.5 (dashed) as eps is swept. Result: {verdict}. "
+             f"D at A = 0.9 (solid) / 0.5 (dashed, open markers) as eps is swept. "
+             f"Result: {verdict}. "
              f"{versus_paper}")
     result = {
         "name": "pareto_linf", "title": title, "caption": title,
@@ -507,36 +567,44 @@ def pareto_linf(outdir=None, *, quick: bool = False, seed: int = 0, d: int = 5,
     }
     if outdir is None:
         return result
+    from matplotlib.lines import Line2D
+
     fig, (ax, bx) = _new_figure(2, width=5.4, height=4.6)
-    markers = {"l2-family": "o", "linf-mixed": "s", "linf-pure": "^"}
+    level_style = {0.9: dict(ls="-"), 0.5: dict(ls="--", mfc="white")}  # A = 0.9 solid
     for cls in families:
         f = cls.name
         fam = [rw for rw in rows if rw["family"] == f]
         ax.scatter([rw["D"] for rw in fam], [rw["A"] for rw in fam], s=7, alpha=0.25,
-                   color=FAMILY_COLORS[f], marker=markers[f], lw=0)
+                   color=FAMILY_COLORS[f], marker=FAMILY_MARKERS[f], lw=0)
         fr = sorted(frontiers[f], key=lambda rw: rw["D"])
         ax.plot([rw["D"] for rw in fr], [rw["A"] for rw in fr], color=FAMILY_COLORS[f],
-                marker=markers[f], ms=3.5, lw=1.5, label=FAMILY_LABELS[f] + " frontier",
-                drawstyle="steps-post")
-        for lev, ls in zip(levels, ("--", "-"), strict=True):  # A >= 0.9 solid
-            bx.plot(eps_grid, sweep[(f, lev)], ls=ls, color=FAMILY_COLORS[f],
-                    marker=markers[f], ms=4, label=f"{FAMILY_LABELS[f]}, A = {lev:g}")
+                marker=FAMILY_MARKERS[f], ms=3.5, lw=1.5, ls=linestyle(families.index(cls)),
+                label=FAMILY_LABELS[f] + " frontier", drawstyle="steps-post")
+        for lev in levels:
+            bx.plot(eps_grid, sweep[(f, lev)], color=FAMILY_COLORS[f], marker=FAMILY_MARKERS[f],
+                    ms=4, label=f"{FAMILY_LABELS[f]}, A = {lev:g}", **level_style[lev])
     ax.set_xlabel("distance term D(pi_0 || pi_delta*) = TV  (lower = more robust)")
     ax.set_ylabel(f"accuracy term A = P(||z||_2 <= {radius:g})")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.grid(True, color="0.9")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylim(-0.03, 1.03)  # room for whole markers at A = 0 and 1
+    ax.grid(True, color=GRID)
+    _legend(ax, fontsize=8, loc="lower right")
     ax.set_title(f"(a) eps = {eps:g}: grid (dots) and Pareto frontiers", fontsize=10)
-    bx.axvline(eps, color="0.6", lw=0.8, ls=":")
+    bx.axvline(eps, color=GREY, lw=0.8, ls=":")
     bx.set_xscale("log")
     bx.set_xticks(eps_grid, [f"{e:.3g}" for e in eps_grid])
     bx.minorticks_off()
     bx.set_xlabel("l-inf attack radius eps")
     bx.set_ylabel("frontier D at accuracy A = level")
-    bx.set_ylim(0, 1)
-    bx.grid(True, color="0.9")
-    bx.legend(fontsize=7, loc="upper left")
+    bx.set_ylim(0, 1.03)
+    bx.grid(True, color=GRID)
+    # one legend entry per family (colour, marker) and per level (line style, fill): the
+    # samples are drawn exactly as the curves are
+    handles = [Line2D([], [], color=FAMILY_COLORS[c.name], marker=FAMILY_MARKERS[c.name], ms=4,
+                      label=FAMILY_LABELS[c.name]) for c in families]
+    handles += [Line2D([], [], color="black", marker="o", ms=4, label=f"A = {lev:g}",
+                       **level_style[lev]) for lev in sorted(levels, reverse=True)]
+    _legend(bx, handles=handles, loc="upper left")
     bx.set_title("(b) frontier's D at fixed accuracy, vs eps", fontsize=10)
     _finish(fig, title)
     header = ["family", "k", "sigma", "A", "D", "se_D", "V", "frontier"]
@@ -556,6 +624,7 @@ def _mc_vertex_log_ratios(noise, r: float, n: int, gen, chunk: int = 4096) -> np
     return np.concatenate(parts)
 
 
+@_reproducible
 def theorem3(outdir=None, *, quick: bool = False, seed: int = 0,
              dims: Sequence[int] | None = None, sigma0: float = 0.5,
              n_mc: int | None = None) -> dict:
@@ -576,7 +645,7 @@ def theorem3(outdir=None, *, quick: bool = False, seed: int = 0,
     dkw = math.sqrt(math.log(2 * n_cmp / 0.01) / (2 * n_mc))
     series, per_d = {"p": p}, []
     worst_table = worst_exact = worst_mc = 0.0
-    with _one_torch_thread():
+    with _private_certificate_cache(), _one_torch_thread():
         for d in dims:
             k = d / 2
             entries = []
@@ -668,24 +737,27 @@ def theorem3(outdir=None, *, quick: bool = False, seed: int = 0,
         d = entry["d"]
         for e in entry["noises"]:
             key = f"{e['noise']}_d{d}"
+            gauss = e["noise"] == "gaussian"
             col = FAMILY_COLORS[e["noise"]]
-            lab = (f"l2 family k={e['k']:g}, sigma={e['sigma']:.3g}" if e["noise"] != "gaussian"
-                   else f"Gaussian sigma={e['sigma']:g}")
-            ax.plot(p, series[key + "_linf"], color=col, lw=2.2, alpha=0.6,
+            lab = (f"Gaussian sigma={e['sigma']:g}" if gauss
+                   else f"l2 family k={e['k']:g}, sigma={e['sigma']:.3g}")
+            ax.plot(p, series[key + "_linf"], color=col, lw=2.6, alpha=0.55,
                     label=lab + ": l-inf cert.")
-            ax.plot(p, series[key + "_l2_over_sqrt_d"], color="black" if e["noise"] != "gaussian"
-                    else "0.1", lw=0.9, ls="--", label="  l2 radius / sqrt(d)")
+            # the overlay in a light colour, so that it shows on the thick line beneath
+            ax.plot(p, series[key + "_l2_over_sqrt_d"], lw=1.0, ls="--",
+                    color=OKABE_ITO["sky blue" if gauss else "orange"],
+                    label="  l2 radius / sqrt(d)")
             ax.plot([m["mc_threshold_at_vertex"] for m in e["radius_at_p"]],
                     [m["radius_linf"] for m in e["radius_at_p"]], ls="none",
-                    marker="x" if e["noise"] != "gaussian" else "+", ms=8, color=col,
+                    marker="+" if gauss else "x", ms=8, mew=1.4, color=col,
                     label="  MC p*(r) at vertex")
         ax.set_title(f"d = {d}", fontsize=10)
         ax.set_xlabel("p_A (lower bound)")
         ax.set_ylabel("certified l-inf radius")
-        ax.set_xlim(0.5, 1.0)
+        ax.set_xlim(0.5, 1.01)
         ax.set_ylim(bottom=0)
-        ax.grid(True, color="0.9")
-        ax.legend(fontsize=6.5, loc="upper left")
+        ax.grid(True, color=GRID)
+        _legend(ax, fontsize=6.5, loc="upper left")
     _finish(fig, title)
     keys = [k for k in series if k != "p"]
     rows = zip(p, *[series[k] for k in keys], strict=True)
@@ -706,6 +778,7 @@ def mixed_linf_mode(d: int, k: float) -> float:
     return optimize.brentq(f, 1e-9, 60.0, xtol=1e-14)
 
 
+@_reproducible
 def theorem4(outdir=None, *, quick: bool = False, seed: int = 0, C: float = 10.0,
              r: float = 1.0, dims: Sequence[int] | None = None,
              lambdas: Sequence[float] = (1.0, 2.0), n_samples: int | None = None,
@@ -788,15 +861,16 @@ def theorem4(outdir=None, *, quick: bool = False, seed: int = 0, C: float = 10.0
     if outdir is None:
         return result
     fig, axes = _new_figure(2, width=5.2, height=4.4)
-    lam_colors = ["tab:purple", "tab:orange", "tab:brown", "tab:cyan"]
+    lam_colors = [OKABE_ITO[c] for c in ("reddish purple", "orange", "sky blue", "black")]
     for ax, rule in zip(axes, rules, strict=True):
         for il, lam in enumerate(lambdas):
             col = lam_colors[il % len(lam_colors)]
             for fam, ls in (("linf-pure", "-"), ("linf-mixed", "--")):
                 y = series[f"{fam}|{rule}|lambda={lam:g}"]
-                ax.plot(dims, y, ls=ls, marker="o" if fam == "linf-pure" else "s", ms=3.5,
-                        color=col, label=f"{'pure' if fam == 'linf-pure' else 'mixed'}, "
-                                         f"lambda = {lam:g}")
+                pure = fam == "linf-pure"
+                ax.plot(dims, y, ls=ls, marker="o" if pure else "s", ms=3.5,
+                        mfc=col if pure else "white", color=col,
+                        label=f"{'pure' if pure else 'mixed'}, lambda = {lam:g}")
                 ax.fill_between(dims, np.clip(y - half, 0, 1), np.clip(y + half, 0, 1),
                                 color=col, alpha=0.18, lw=0)
             if lam > 1:
@@ -805,8 +879,8 @@ def theorem4(outdir=None, *, quick: bool = False, seed: int = 0, C: float = 10.0
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("dimension d")
         ax.set_ylabel("D(lambda pi_0 || pi_delta*) / lambda")
-        ax.grid(True, color="0.9")
-        ax.legend(fontsize=7.5, loc="lower right")
+        ax.grid(True, color=GRID)
+        _legend(ax, fontsize=7.5, loc="lower right")
         ax.set_title(f"{rule}, C = {C:g}, r = {r:g}  (dotted: 1 - 1/lambda floor)",
                      fontsize=10)
     _finish(fig, title)
@@ -835,6 +909,7 @@ def distance_from_cdf(cdf: Callable[[np.ndarray], np.ndarray], edges: np.ndarray
     return np.concatenate([[0.0], np.cumsum((vals * weights).sum(-1))])
 
 
+@_reproducible
 def tradeoff(outdir=None, *, quick: bool = False, seed: int = 0, p: float = 0.9,
              d: int = 3072, k: float = 500.0, sigma0: float = 0.5, r: float = 0.5,
              n_mc: int | None = None) -> dict:
@@ -930,8 +1005,9 @@ def tradeoff(outdir=None, *, quick: bool = False, seed: int = 0, p: float = 0.9,
              f"l2 family d = {d}, k = {k:g}, sigma = {sig:.4f} (matched to sigma0 = {sigma0:g}); "
              f"right: Gaussian N(0, {sigma0:g}^2). Accuracy term lambda p_A, robustness term "
              f"D(lambda pi_0 || pi_delta*) = int_0^lambda G(log t) dt (quadrature of the exact "
-             f"CDF G of the log likelihood ratio; x: Monte Carlo) and their difference. The "
-             f"maximiser is exp(c_p) (c_p the p-quantile of ell) and the maximum is the "
+             f"CDF G of the log likelihood ratio; x: Monte Carlo, {n_mc:,} samples) and their "
+             f"difference. The maximiser is exp(c_p) (c_p the p-quantile of ell) and the maximum "
+             f"is the "
              f"certified bound value(p, r) (maximiser: relative error {worst['lambda_rel']:.0e}; "
              f"maximum: absolute error {worst['value']:.0e}). Bottom: the difference, zoomed. "
              f"Certified bounds: l2 family {lf['certificate_value']:.6f}, Gaussian "
@@ -957,30 +1033,36 @@ def tradeoff(outdir=None, *, quick: bool = False, seed: int = 0, p: float = 0.9,
         s, rr = series[name], res[name]
         xmax = 2.5 * rr["exp_c_p"]
         m = s["lambda"] <= xmax * 1.001
-        ax.plot(s["lambda"][m], s["accuracy"][m], color="tab:blue", ls="--",
+        ax.plot(s["lambda"][m], s["accuracy"][m], color=OKABE_ITO["blue"], ls="--",
                 label="accuracy term lambda p_A")
-        ax.plot(s["lambda"][m], s["D"][m], color="tab:red",
+        ax.plot(s["lambda"][m], s["D"][m], color=OKABE_ITO["vermillion"],
                 label="robustness term D(lambda pi_0 || pi_delta*)")
-        ax.plot(s["lambda"][m], s["V"][m], color="black", lw=2, label="difference")
+        ax.plot(s["lambda"][m], s["V"][m], color="black", lw=2, ls="-.", label="difference")
         mcx = [x for x in rr["monte_carlo"] if x["lambda"] <= xmax]
         ax.plot([x["lambda"] for x in mcx], [x["D_mc"] for x in mcx], ls="none", marker="x",
-                color="tab:red", ms=6, label="D, Monte Carlo")
-        bx.plot(s["lambda"][m], s["V"][m], color="black", lw=2,
+                color=OKABE_ITO["vermillion"], ms=6, mew=1.3,
+                label=f"D, Monte Carlo ({n_mc:,} samples)")
+        bx.plot(s["lambda"][m], s["V"][m], color="black", lw=2, ls="-.",
                 label="difference lambda p_A - D(lambda)")
-        bx.axhline(rr["certificate_value"], color="tab:green", lw=1, ls="--",
+        bx.axhline(rr["certificate_value"], color=OKABE_ITO["bluish green"], lw=1.2, ls="--",
                    label=f"value(p, r) = {rr['certificate_value']:.6f}")
         for a_ in (ax, bx):
-            a_.axvline(rr["exp_c_p"], color="0.5", ls=":", lw=1)
-            a_.set_xlim(0, xmax)
-            a_.grid(True, color="0.9")
+            a_.axvline(rr["exp_c_p"], color=GREY, ls=":", lw=1)
+            # a little room beyond the last Monte Carlo mark (at xmax), so it is not clipped
+            a_.set_xlim(0, 1.04 * xmax)
+            a_.grid(True, color=GRID)
         bx.plot([rr["lambda_star_numerical"]], [rr["max_bound_numerical"]], "o", color="black",
                 label=f"numerical max at lambda = {rr['lambda_star_numerical']:.6f}")
-        bx.plot([], [], ls=":", color="0.5", label=f"exp(c_p) = {rr['exp_c_p']:.6f}")
-        ax.set_ylim(0, None)
+        bx.plot([], [], ls=":", color=GREY, label=f"exp(c_p) = {rr['exp_c_p']:.6f}")
+        top = float(max(s["accuracy"][m].max(), s["D"][m].max()))
+        # below 0: the marks at D ~ 0 stay whole; above: room for the legend
+        ax.set_ylim(-0.04 * top, 1.4 * top)
         bx.set_ylim(0, 1.3 * rr["max_bound_numerical"])
         bx.set_xlabel("lambda")
-        ax.legend(fontsize=8, loc="upper left")
-        bx.legend(fontsize=7.5, loc="lower center")
+        ax.set_ylabel("lambda p_A, D(lambda) and their difference")
+        bx.set_ylabel("lambda p_A - D(lambda)")
+        _legend(ax, fontsize=8, loc="upper left")
+        _legend(bx, fontsize=7.5, loc="lower center")
         label = (f"l2 family d={d}, k={k:g}, sigma={rr['sigma']:.4f}" if name == "l2-family"
                  else f"Gaussian d={d}, sigma = {sigma0:g}")
         ax.set_title(label, fontsize=10)

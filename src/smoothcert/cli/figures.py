@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
         description="Recompute the figures of sections 3-4 of the paper: "
                     + ", ".join(FIGURE_NAMES) + ". Each is written as NAME.png and NAME.pdf "
                     "with a caption-sized title, NAME.json (settings, cited numbers, checks) "
-                    "and NAME.csv (plotted series). Seeds are fixed: reruns give the same "
-                    "numbers.")
+                    "and NAME.csv (plotted series). Seeds are fixed, the computation runs "
+                    "single-threaded with its own certificate cache and the files carry no "
+                    "timestamp: reruns write the same files byte for byte.")
     p.add_argument("--outdir", default="docs/figures",
                    help="output folder (created if missing; default: docs/figures)")
     p.add_argument("--only", nargs="+", choices=FIGURE_NAMES, metavar="NAME",
