@@ -362,11 +362,6 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     return out.getvalue()
 
 
-_LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)),
-               (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1, 1, 1))]
-_GRAYS = ["0.0", "0.45", "0.0", "0.3", "0.55", "0.15", "0.4", "0.25"]
-
-
 def _default_max_radius(curves: Sequence[tuple[str, ResultsTable]]) -> float:
     top = 0.0
     for _, results in curves:
@@ -384,9 +379,11 @@ def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: st
     """Plot certified accuracy against radius, one curve per ``(label, results)``.
 
     Written headless (Agg) as PNG or PDF according to the suffix of ``path``. The curves are
-    exact step functions, drawn in black and grays with distinct dash patterns so that they
-    read in black and white. ``max_radius`` defaults to the largest certified radius of a
-    correct prediction, rounded up to a multiple of 0.25. Returns the path written.
+    exact step functions, each in its own colour of the colour-blind-safe palette
+    (:mod:`smoothcert.palette`) and its own dash pattern, so that they also read in greyscale;
+    the legend sits outside the axes, to the right, where it covers no curve. ``max_radius``
+    defaults to the largest certified radius of a correct prediction, rounded up to a multiple
+    of 0.25. Returns the path written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -402,24 +399,29 @@ def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: st
     if not (math.isfinite(max_radius) and max_radius > 0):
         raise SmoothCertError(f"max radius must be a positive number, got {max_radius}")
 
-    fig = Figure(figsize=(6.4, 4.8))
+    from . import palette
+
+    fig = Figure(figsize=(9.6, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for i, (label, results) in enumerate(curves):
         x, y = certified_accuracy_curve(results, max_radius)
         ax.plot(x, y, drawstyle="steps-post", label=str(label),
-                linestyle=_LINESTYLES[i % len(_LINESTYLES)],
-                color=_GRAYS[i % len(_GRAYS)], linewidth=2.0 if i < 4 else 1.5)
+                linestyle=palette.linestyle(i), color=palette.color(i),
+                linewidth=2.0 if i < 4 else 1.5)
     ax.set_xlim(0, max_radius)
     ax.set_ylim(0, 1)
     ax.set_xlabel(norm_label, fontsize=14)
     ax.set_ylabel("certified accuracy", fontsize=14)
     ax.tick_params(labelsize=12)
     ax.grid(True, color="0.85", linewidth=0.8)
-    ax.legend(loc="upper right", fontsize=12, handlelength=3.5)
-    if title:
-        ax.set_title(title, fontsize=16)
-    fig.tight_layout()
+    # outside the axes (constrained layout makes room): no curve is ever under the legend
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=11,
+              handlelength=3.5)
+    if title:  # above axes and legend (an axes title would run into the legend)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(str(title), 90), fontsize=13)
     metadata = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
     try:
         fig.savefig(path, dpi=200 if suffix == ".png" else None, metadata=metadata)
