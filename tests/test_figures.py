@@ -476,3 +476,21 @@ def test_certified_accuracy_plot_legend_outside_and_in_colour(tmp_path, monkeypa
     styles = [(line.get_linestyle(), tuple(line._dash_pattern[1] or ())) for line in ax.lines]
     assert len(set(colours)) == len(curves) and len(set(styles)) == len(curves)
     assert set(colours) <= _allowed_colours()
+
+
+# ----------------------------------------------------------------------------- test output
+def test_pytest_output_names_the_reason_of_each_skip(tmp_path):
+    """A plain ``python -m pytest`` run prints why each test was skipped (the skips that need
+    ../shared said so only under -rs), and still lists the failures."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n\ndef test_skips():\n    pytest.skip('shared data not found at /x')\n"
+        "\n\ndef test_fails():\n    assert False\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
+                          "--rootdir", str(tmp_path), "-p", "no:cacheprovider",
+                          str(tmp_path / "test_x.py")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert "shared data not found at /x" in run.stdout, run.stdout
+    assert "FAILED" in run.stdout and "test_fails" in run.stdout, run.stdout
