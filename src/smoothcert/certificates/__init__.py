@@ -268,7 +268,22 @@ class TableCertificate(Certificate):
         if f_guess < 0:
             lo, hi = guess, r_hi
             if f(hi)[0] < 0:
-                return r_hi
+                # the table's bracket rests on the coarse thresholds plus their margin, which can
+                # exceed the gap to p (k ~ d: margin 5.7e-7, one grid step 3e-6): the engine's
+                # root may lie beyond r_hi. Walk up the grid, a few radii per engine call, to
+                # the first radius the engine does not certify
+                lo, hi = r_hi, None
+                j = i_hi + 1
+                while j < self.radii.size:
+                    cand = self.radii[j:j + 4]
+                    bad = np.flatnonzero(f(cand) >= 0)
+                    if bad.size:
+                        hi = float(cand[bad[0]])
+                        lo = float(self.radii[j + bad[0] - 1])
+                        break
+                    lo, j = float(cand[-1]), j + 4
+                if hi is None:  # certified up to the end of the grid
+                    return lo
         else:
             lo, hi = r_lo, guess
             if f(lo)[0] >= 0:
@@ -314,7 +329,7 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     if dim == 1:  # roots to machine precision: fine and coarse are the same exact engine
         coarse = fine
     else:
-        coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 256, order=16)
+        coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 64, order=16)
     # radius range: up to where p*(r) exceeds 1 - 1e-12 (a power of 2, below 1 when k ~ d)
     def saturated(r):
         t = fine.threshold(np.array([r]))[0]
@@ -336,7 +351,7 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     if dim == 1:
         fine_margin = 0.0
     else:
-        finer = L2FamilyQuadrature(dim, k, panels=128 if dim > 8 else 2048, order=32)
+        finer = L2FamilyQuadrature(dim, k, panels=128, order=32)
         few = slice(None, None, 4)
         fine_margin = 10 * float(np.max(np.abs(finer.threshold(check[few]) - fine_t[few])))
     floor = 1e-10 if dim == 1 else 1e-12
