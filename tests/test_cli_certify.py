@@ -7,9 +7,10 @@ import pytest
 import torch
 from scipy import stats
 
+from smoothcert.analysis import format_radius_cell
 from smoothcert.cli.main import main
 
-HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower"
+HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower"  # then radius_exact
 FAST = ["--N0", "20", "--N", "200", "--batch", "100", "--skip", "60", "--max", "200"]
 
 
@@ -64,15 +65,16 @@ def rows(path, drop_time=True):
 def test_certify_output_format_and_config(full_run):
     out = full_run
     lines = out.read_text().splitlines()
-    assert lines[0] == HEADER
+    assert lines[0] == HEADER + "\tradius_exact"
     assert [int(line.split("\t")[0]) for line in lines[1:]] == [0, 60, 120, 180]
     for line in lines[1:]:
-        idx, label, pred, radius, correct, elapsed, p_a = line.split("\t")
+        idx, label, pred, radius, correct, elapsed, p_a, exact = line.split("\t")
         assert int(correct) == int(int(pred) == int(label))
         assert ":" in elapsed  # str(datetime.timedelta)
         p = float(p_a)
         expected = 0.25 * stats.norm.ppf(p) if p >= 0.5 else 0.0
-        assert radius == f"{expected:.3}"  # the reference's "{:.3}"
+        assert radius == format_radius_cell(float(exact))  # "{:.3}" shape, toward zero
+        assert float(exact) == pytest.approx(expected, rel=1e-12)
         assert (int(pred) == -1) == (p < 0.5)
     cfg = json.loads((out.parent / "full.tsv.config.json").read_text())
     for key in ["command", "dataset", "split", "checkpoint", "checkpoint_sha256", "noise", "dim",
@@ -155,7 +157,7 @@ def test_linf_mixed_certificate(capsys, checkpoint, tmp_path):
                       "--norm", "linf", "--cert-samples", "20000")
     assert rc == 0, err
     lines = out.read_text().splitlines()
-    assert lines[0] == HEADER and len(lines) == 5
+    assert lines[0] == HEADER + "\tradius_exact" and len(lines) == 5
     cfg = json.loads((tmp_path / "linf.tsv.config.json").read_text())
     assert cfg["certificate"]["method"] == "monte-carlo"
     assert cfg["certificate"]["samples"] == 20000
@@ -171,14 +173,15 @@ def test_bilateral_columns(capsys, checkpoint, tmp_path):
     rc, err = certify(capsys, checkpoint, out, "--bilateral")
     assert rc == 0, err
     lines = out.read_text().splitlines()
-    assert lines[0] == HEADER + "\tpB_upper"
+    assert lines[0] == HEADER + "\tpB_upper\tradius_exact"
     for line in lines[1:]:
         cells = line.split("\t")
         p_a, p_b = float(cells[6]), float(cells[7])
         if int(cells[2]) >= 0:
             binary = 0.25 * stats.norm.ppf(p_a) if p_a >= 0.5 else 0.0
             bi = 0.5 * 0.25 * (stats.norm.ppf(p_a) - stats.norm.ppf(p_b))
-            assert cells[3] == f"{max(binary, bi):.3}"
+            assert float(cells[8]) == pytest.approx(max(binary, bi), rel=1e-12)
+            assert cells[3] == format_radius_cell(float(cells[8]))
 
 
 def test_predict_end_to_end_and_resume(capsys, checkpoint, tmp_path):

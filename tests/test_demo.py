@@ -8,7 +8,7 @@ from smoothcert.analysis import read_results
 from smoothcert.cli.main import main
 from smoothcert.demo import FULL, QUICK, settings
 
-RESULT_HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower"
+RESULT_HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tradius_exact"
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,35 @@ The certified accuracy at radius r is the fraction of rows with ``correct == 1``
 ``radius >= r`` (the reference's definition; abstentions count as wrong, and the denominator
 is every row of the file). :func:`format_table` writes the reference's markdown and LaTeX
 tables byte for byte (``analysis/{markdown,latex}/vary_noise_*`` of the reference repository).
+
+Which radius is counted (a radius too large is never counted):
+
+- a file with a ``radius_exact`` column (``certify`` writes it since the radius column is
+  rounded toward zero): that full-precision radius, checked against the printed one;
+- a file of an older ``smoothcert certify`` (it has ``FILE.config.json`` but no
+  ``radius_exact``): its radius column was rounded to nearest (``"{:.3}"``), so a printed
+  value may exceed the certified one by half a unit of its third digit. The radius is only
+  known to lie in an interval; a row is counted at r when the whole interval is >= r, and
+  when r falls inside the interval the radius is recomputed from the row's ``pA_lower``
+  through the certificate of the configuration (closed form or quadrature: deterministic),
+  else (a Monte Carlo table, no ``pA_lower``) the row is not counted;
+- a file without ``FILE.config.json`` (the reference's own files, other tools): read as the
+  reference reads it, the printed value taken as it is; this reproduces the reference's
+  tables, and is only as safe as the tool that wrote the file.
+
+An ``idx`` that repeats (two runs writing into one file, files concatenated) is refused.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +49,10 @@ from .errors import SmoothCertError
 __all__ = [
     "REQUIRED_COLUMNS", "REFERENCE_RADII", "REFERENCE_RADII_IMAGENET", "TABLE_FORMATS",
     "ENVELOPE_LABEL", "ResultsTable", "read_results", "parse_time", "certified_accuracy",
+    "counted_radii",
     "certified_accuracy_curve", "format_radius", "format_table", "plot_certified_accuracy",
-    "default_label", "default_labels",
+    "default_label", "default_labels", "EXACT_RADIUS_COLUMN", "format_radius_cell",
+    "nearest_radius_bounds",
 ]
 
 #: The columns every results file has (the reference's header, in its order).
@@ -43,6 +64,8 @@ REFERENCE_RADII_IMAGENET = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 TABLE_FORMATS = ("markdown", "latex", "csv", "text")
 #: Row label of the envelope row (best certified accuracy over the classifiers, per radius).
 ENVELOPE_LABEL = "best over classifiers"
+#: The full-precision radius column ``certify`` writes after the reference's columns.
+EXACT_RADIUS_COLUMN = "radius_exact"
 
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
 _TIME_RE = re.compile(
@@ -63,6 +86,14 @@ class ResultsTable:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     path: str | None = None  #: the file it was read from, if any
     comments: tuple[str, ...] = ()  #: the ``#`` lines of the file, without the ``#``
+    #: Files of an older smoothcert (radius rounded to nearest): the certified radius of row i
+    #: lies in ``[radius_low[i], radius_high[i]]`` (``radius`` is the printed value); None
+    #: when ``radius`` is the radius to count (see the module's documentation).
+    radius_low: np.ndarray | None = None
+    radius_high: np.ndarray | None = None
+    #: ``resolve(rows) -> radii``: a certified radius of each of the rows (indices), within or
+    #: below their interval (recomputed from pA_lower when possible, else ``radius_low``).
+    resolve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.idx.shape[0])
@@ -201,6 +232,7 @@ def read_results(path: str | Path) -> ResultsTable:
             raise SmoothCertError(f"{path}:{lineno}: column radius must be >= 0, "
                                   f"got {cells[pos['radius']]}")
 
+    _check_unique_idx(path, ints["idx"], [lineno for lineno, _ in raw])
     extra: dict[str, np.ndarray] = {}
     for name in header:
         if name in REQUIRED_COLUMNS:
@@ -210,9 +242,180 @@ def read_results(path: str | Path) -> ResultsTable:
             extra[name] = np.array([float(v) for v in values], dtype=np.float64)
         except ValueError:
             extra[name] = np.array(values, dtype=str)
+    texts = [cells[pos["radius"]] for _, cells in raw]
+    low = high = resolve = None
+    if EXACT_RADIUS_COLUMN in extra:  # the full-precision radius, printed toward zero
+        radius = _exact_radii(path, raw, texts, pos[EXACT_RADIUS_COLUMN])
+    elif Path(str(path) + ".config.json").exists():  # an older smoothcert: rounded to nearest
+        try:
+            bounds = [nearest_radius_bounds(t) for t in texts]
+        except ValueError as exc:
+            raise SmoothCertError(f"{path}: column radius: {exc}") from None
+        low = np.array([b[0] for b in bounds], dtype=np.float64).reshape(-1)
+        high = np.array([b[1] for b in bounds], dtype=np.float64).reshape(-1)
+        resolve = _legacy_resolver(Path(str(path) + ".config.json"), extra, ints["predict"],
+                                   low, high)
     return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
                         radius=radius, correct=ints["correct"], time_seconds=seconds,
-                        extra=extra, path=str(path), comments=tuple(comments))
+                        extra=extra, path=str(path), comments=tuple(comments),
+                        radius_low=low, radius_high=high, resolve=resolve)
+
+
+def _check_unique_idx(path, idx: np.ndarray, linenos: list[int]) -> None:
+    """Refuse a file in which an ``idx`` repeats: each input is certified once per file, and a
+    repeated row (two runs appending to one file, files concatenated) would be counted twice.
+    Even identical rows are refused: they say that the file is not the output of one run."""
+    if idx.size == 0:
+        return
+    _, first, counts = np.unique(idx, return_index=True, return_counts=True)
+    if counts.max() <= 1:
+        return
+    seen: dict[int, int] = {}
+    for row, i in enumerate(idx.tolist()):
+        if i in seen:
+            raise SmoothCertError(
+                f"{path}:{linenos[row]}: idx {i} repeats line {linenos[seen[i]]} "
+                f"({int((counts > 1).sum())} repeated idx in all): two runs wrote into this "
+                "file, or files were joined; each input must appear once")
+        seen[i] = row
+
+
+def format_radius_cell(radius: float) -> str:
+    """The radius column of a results file: three significant digits rounded toward zero.
+
+    The text has the shape of the reference's ``"{:.3}"`` (``0.249``, ``1.0``, ``1.23e+02``,
+    ``0.0``, ``inf``), so tools that read the reference's files read it, but it never exceeds
+    the radius: ``float(text) <= radius``, and ``radius - float(text)`` is below one unit of
+    the third significant digit (``"{:.3}"`` rounds to nearest: 0.2496 would be ``0.25``).
+    Raises ValueError for a negative or NaN radius."""
+    x = float(radius)
+    if not x >= 0:
+        raise ValueError(f"a radius must be >= 0, got {radius!r}")
+    if x == 0 or math.isinf(x):
+        return f"{x + 0.0:.3}"  # 0.0 (also for -0.0), inf
+    d = Decimal(x)  # the exact value of the float
+    unit = Decimal(1).scaleb(d.adjusted() - 2)
+    q = d.quantize(unit, rounding=ROUND_DOWN)
+    text = f"{float(q):.3}"
+    while float(text) > x:  # cannot happen for normal floats; a guard for subnormals
+        q -= unit
+        text = f"{float(q):.3}" if q > 0 else "0.0"
+    return text
+
+
+def _float_below(d: Decimal) -> float:
+    """The largest float <= d."""
+    f = float(d)
+    return float(np.nextafter(f, -np.inf)) if Decimal(f) > d else f
+
+
+def _float_above(d: Decimal) -> float:
+    """The smallest float >= d."""
+    f = float(d)
+    return float(np.nextafter(f, np.inf)) if Decimal(f) < d else f
+
+
+def nearest_radius_bounds(text: str) -> tuple[float, float]:
+    """``(low, high)``: floats bounding every radius that ``"{:.3}"`` (round to nearest, as the
+    reference and smoothcert before ``radius_exact`` wrote it) prints as ``text``: the printed
+    value plus or minus half a unit of its third significant digit (a tenth of that below a
+    power of ten: 0.9996 prints as ``1.0``). ``0.0`` and ``inf`` are exact."""
+    try:
+        p = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"not a radius: {text!r}") from None
+    if p.is_nan() or p < 0:
+        raise ValueError(f"not a radius: {text!r}")
+    if p == 0 or p.is_infinite():
+        return float(p), float(p)
+    e = p.adjusted()
+    half = Decimal(5).scaleb(e - 3)
+    below = half / 10 if p == Decimal(1).scaleb(e) else half
+    return max(_float_below(p - below), 0.0), _float_above(p + half)
+
+
+def _exact_radii(path, raw, texts, col: int) -> np.ndarray:
+    """The ``radius_exact`` column, each value checked against the printed radius."""
+    out = np.empty(len(raw), dtype=np.float64)
+    for row, ((lineno, cells), text) in enumerate(zip(raw, texts, strict=True)):
+        value = cells[col]
+        try:
+            out[row] = float(value)
+            ok = format_radius_cell(out[row]) == text
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SmoothCertError(
+                f"{path}:{lineno}: column {EXACT_RADIUS_COLUMN} {_short(value)} does not "
+                f"print as the radius {_short(text)} (three digits toward zero): a damaged row")
+    return out
+
+
+def _legacy_resolver(cpath: Path, extra: dict, predict: np.ndarray, low: np.ndarray,
+                     high: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``resolve(rows)`` for a file of an older smoothcert (see :class:`ResultsTable`).
+
+    The radius of a row is recomputed from its ``pA_lower`` (and ``pB_upper``) through the
+    certificate of ``FILE.config.json`` when that certificate is deterministic (closed form,
+    quadrature; a Monte Carlo table depends on its samples, seed and device and is not
+    rebuilt). A recomputed radius is used when it lies in the row's interval (it then is the
+    run's radius up to the printing); otherwise (another version's certificate, an edited
+    row) the smaller of it and the interval's low end. Rows that cannot be recomputed get the
+    low end: never more than the run certified."""
+    memo: dict[int, float] = {}
+    state: dict = {}
+
+    def certificate():
+        if "cert" not in state:
+            state["cert"] = None
+            try:
+                cfg = json.loads(cpath.read_text(encoding="utf-8"))
+                method = cfg["certificate"]["method"]
+                p_a = extra.get("pA_lower")
+                p_b = extra.get("pB_upper") if cfg.get("bilateral") else None
+                if method in ("closed-form", "quadrature") and p_a is not None \
+                        and p_a.dtype.kind == "f" and (not cfg.get("bilateral") or (
+                            p_b is not None and p_b.dtype.kind == "f")):
+                    from .certificates import get_certificate
+                    from .noises import make_noise
+
+                    noise = make_noise(cfg["noise"], int(cfg["dim"]), k=float(cfg["k"]),
+                                       sigma=float(cfg["sigma"]))
+                    cert = get_certificate(noise, cfg["norm"])
+                    if cert.method == method:
+                        state["cert"] = (cert, p_a, p_b)
+            except (OSError, ValueError, KeyError, TypeError):  # SmoothCertError too
+                pass
+        return state["cert"]
+
+    def radius_of(i: int) -> float:
+        found = certificate()
+        if found is None:
+            return float(low[i])
+        cert, p_a, p_b = found
+        if predict[i] == -1:
+            return 0.0
+        try:
+            if p_b is not None:
+                value = float(cert.bilateral_radius(float(p_a[i]), float(p_b[i])))
+            elif cert.method == "quadrature":
+                value = float(cert.radius(float(p_a[i]), exact=True))
+            else:
+                value = float(cert.radius(float(p_a[i])))
+        except ValueError:  # a pA_lower that is not a probability: SmoothCertError
+            return float(low[i])
+        if not value >= 0:
+            return 0.0
+        return value if low[i] <= value <= high[i] else min(value, float(low[i]))
+
+    def resolve(rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        for i in rows.tolist():
+            if i not in memo:
+                memo[i] = radius_of(i)
+        return np.array([memo[i] for i in rows.tolist()], dtype=np.float64)
+
+    return resolve
 
 
 def _radii_array(radii) -> np.ndarray:
@@ -233,9 +436,31 @@ def certified_accuracy(results: ResultsTable, radii) -> np.ndarray:
     if n == 0:
         where = f"{results.path}: " if results.path else ""
         raise SmoothCertError(f"{where}no result rows: certified accuracy is undefined")
-    certified = np.sort(results.radius[results.correct == 1])
+    good = results.correct == 1
+    low = results.radius if results.radius_low is None else results.radius_low
+    certified = np.sort(low[good])
     count = certified.size - np.searchsorted(certified, r, side="left")
+    if results.radius_low is not None:  # an older file: settle the rows whose interval holds r
+        flat, counts = r.reshape(-1), count.reshape(-1)
+        for j, rj in enumerate(flat.tolist()):
+            open_ = np.flatnonzero(good & (results.radius_low < rj)
+                                   & (rj <= results.radius_high))
+            if open_.size:
+                values = (results.resolve(open_) if results.resolve is not None
+                          else results.radius_low[open_])
+                counts[j] += int(np.count_nonzero(values >= rj))
+        count = counts.reshape(count.shape)
     return count / n
+
+
+def counted_radii(results: ResultsTable) -> np.ndarray:
+    """The radius each row is counted with: ``radius``, or for a file of an older smoothcert
+    the recomputed radius (see :class:`ResultsTable`), never more than the run certified."""
+    if results.radius_low is None:
+        return results.radius
+    if results.resolve is None:
+        return results.radius_low
+    return results.resolve(np.arange(len(results)))
 
 
 def certified_accuracy_curve(results: ResultsTable, max_radius: float
@@ -247,7 +472,12 @@ def certified_accuracy_curve(results: ResultsTable, max_radius: float
     """
     if len(results) == 0:
         certified_accuracy(results, 0.0)  # raises the error
-    certified = np.sort(results.radius[results.correct == 1])
+    radius = counted_radii(results)
+    if results.radius_low is not None:  # the steps at the counted radii, exactly
+        results = ResultsTable(idx=results.idx, label=results.label, predict=results.predict,
+                               radius=radius, correct=results.correct,
+                               time_seconds=results.time_seconds, path=results.path)
+    certified = np.sort(radius[results.correct == 1])
     breaks = np.unique(certified[(certified > 0) & (certified < max_radius)])
     x = np.concatenate([[0.0], breaks, [max_radius]])
     y = certified_accuracy(results, np.concatenate([breaks, [max_radius]]))

@@ -4,7 +4,7 @@
    Gaussian noise augmentation N(0, sigma0^2 I) for each sigma0 of the configuration.
 2. Certify a fixed subset of the test split through the ``smoothcert certify`` code path (the
    parser and ``run`` of :mod:`smoothcert.cli.certify`), writing the reference's result files
-   (``idx label predict radius correct time pA_lower`` + ``.config.json``) with
+   (``idx label predict radius correct time pA_lower radius_exact`` + ``.config.json``) with
 
    (a) the Gaussian N(0, sigma0^2) against l2 attacks (Cohen et al.'s certificate);
    (b) the l2 family of eq. (8) with shape ``k_l2``, sigma matched by the paper's rule

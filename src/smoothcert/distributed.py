@@ -15,7 +15,10 @@ node; each one finds its place in the torchrun environment (``RANK``, ``WORLD_SI
   a torn last line cut, only the missing indices computed;
 - at the end, waits for the others (a ``gloo`` barrier; without a process group rank 0 watches
   the part files instead), and rank 0 merges every part into OUTFILE, in index order, written
-  atomically with ``OUTFILE.config.json``, then removes the part files.
+  atomically with ``OUTFILE.config.json``, then removes the part files;
+- rank 0 holds the run's lock on OUTFILE (``OUTFILE.lock``) from the start to the end of the
+  merge: another run on the same OUTFILE (one process or a job) is refused, and with a process
+  group every rank of the refused job stops.
 
 The noise of input ``idx`` is seeded from ``derive_seed(seed, idx)``, so a row does not depend on
 the shard that computes it: the merged file equals the file of one process (the time column
@@ -27,6 +30,7 @@ files by hand: one configuration, no index twice, none missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -278,6 +282,11 @@ class LocalJob:
     def open_results(self, outfile, header, config, indices, check_row=None):
         return common.open_results(outfile, header, config, indices, check_row)
 
+    def lock(self, outfile):
+        """The run's exclusive lock on OUTFILE (:func:`~smoothcert.cli.common.outfile_lock`),
+        held from before OUTFILE is read until after :meth:`finish`."""
+        return common.outfile_lock(outfile)
+
     def finish(self) -> int:
         return 0
 
@@ -343,6 +352,37 @@ class ShardJob(LocalJob):
 
     def shard(self, indices):
         return list(indices)[self.rank::self.world_size]
+
+    @contextlib.contextmanager
+    def lock(self, outfile):
+        """Rank 0 holds the lock on OUTFILE for the whole job (it outlives the other ranks: it
+        merges the part files at the end); with a process group every rank learns whether it
+        got it, and all of them refuse together when another run holds it. Without a process
+        group only rank 0 refuses (the other ranks cannot know)."""
+        with contextlib.ExitStack() as stack:
+            error = None
+            if self.rank == 0:
+                try:
+                    stack.enter_context(common.outfile_lock(outfile))
+                except SmoothCertError as exc:
+                    error = exc
+            if self.group:
+                import torch
+                import torch.distributed as dist
+
+                flag = torch.tensor([int(error is not None)])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                if flag.item() and error is None:
+                    error = SmoothCertError(f"{outfile} is in use: another smoothcert run holds "
+                                            f"its lock {common.lock_path(outfile).name} (seen "
+                                            "by rank 0 of this job)")
+            if error is not None:
+                if self.group:
+                    import torch.distributed as dist
+
+                    dist.destroy_process_group()
+                raise error
+            yield
 
     def desc(self, name: str) -> str:
         return f"{name} [{self.rank}/{self.world_size}]"

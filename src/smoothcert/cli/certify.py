@@ -1,10 +1,13 @@
 """``smoothcert certify``: certify the smoothed classifier on a dataset (the reference's
 ``code/certify.py``, any noise, l2 or l-infinity).
 
-Output: the reference's tab-separated rows ``idx label predict radius correct time`` (radius as
-``"{:.3}"``, time as ``str(datetime.timedelta)``), followed by ``pA_lower`` (full precision, so
-that the radius can be recomputed; ``pB_upper`` too with ``--bilateral``). The configuration is
-written to ``OUTFILE.config.json``; re-running the same command resumes the file.
+Output: the reference's tab-separated rows ``idx label predict radius correct time`` (radius
+with three significant digits in the reference's ``"{:.3}"`` shape but rounded toward zero, never
+above the certified radius; time as ``str(datetime.timedelta)``), followed by ``pA_lower`` (full
+precision; ``pB_upper`` too with ``--bilateral``) and ``radius_exact`` (the certified radius at
+full precision, what ``analyze`` counts). The configuration is written to
+``OUTFILE.config.json``; re-running the same command resumes the file. One run at a time per
+OUTFILE: a second one is refused (see :func:`common.outfile_lock`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import time
 
 from .. import __version__, distributed
+from ..analysis import EXACT_RADIUS_COLUMN, format_radius_cell
 from ..errors import SmoothCertError
 from ..smooth import Smooth, derive_seed
 from . import common
@@ -43,18 +47,20 @@ def add_parser(sub) -> None:
 
 
 def header(bilateral: bool) -> list[str]:
-    return HEADER + ["pA_lower"] + (["pB_upper"] if bilateral else [])
+    return HEADER + ["pA_lower"] + (["pB_upper"] if bilateral else []) + [EXACT_RADIUS_COLUMN]
 
 
 def format_row(idx: int, label: int, prediction: int, radius: float, seconds: float,
                p_a: float, p_b: float | None = None) -> str:
     correct = int(prediction == label)
     elapsed = common.format_time(seconds)
-    # the reference's "{}\t{}\t{}\t{:.3}\t{}\t{}" (radius with 3 significant digits)
-    row = f"{idx}\t{label}\t{prediction}\t{radius:.3}\t{correct}\t{elapsed}\t{p_a!r}"
+    # the reference's "{}\t{}\t{}\t{:.3}\t{}\t{}", but the radius rounded toward zero (the
+    # reference's round to nearest printed 0.2496 as 0.25), then our full-precision columns
+    row = (f"{idx}\t{label}\t{prediction}\t{format_radius_cell(radius)}\t{correct}\t"
+           f"{elapsed}\t{p_a!r}")
     if p_b is not None:
         row += f"\t{p_b!r}"
-    return row
+    return row + f"\t{float(radius)!r}"
 
 
 def row_checker(smooth: Smooth, dataset, bilateral: bool):
@@ -80,10 +86,11 @@ def row_checker(smooth: Smooth, dataset, bilateral: bool):
         if abstain != (prediction == Smooth.ABSTAIN):
             raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
         radius = 0.0 if abstain else smooth._radius(p_a, p_b)
-        if cells[3] != f"{radius:.3}":
-            raise ValueError(f"radius {cells[3]} is not the certificate's {radius:.3} at "
-                             f"pA_lower {p_a!r}; a damaged file, or one written by a version "
-                             f"of smoothcert whose certificate differs")
+        if cells[3] != format_radius_cell(radius) or cells[-1] != repr(float(radius)):
+            raise ValueError(f"radius {cells[3]} ({EXACT_RADIUS_COLUMN} {cells[-1]}) is not "
+                             f"the certificate's {radius!r} at pA_lower {p_a!r}; a damaged "
+                             "file, or one written by a version of smoothcert whose "
+                             "certificate differs")
 
     return check
 
@@ -105,14 +112,24 @@ def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int,
             progress(1)
 
 
-def run(args) -> int:
+def check_args(args) -> None:
+    """Every check of the options, before anything is loaded, locked or written."""
     common.check_run_args(args)
-    common.check_positive_int("--N0", args.N0)
-    common.check_positive_int("--N", args.N)
+    common.check_samples("--N0", args.N0)
+    common.check_samples("--N", args.N)
     common.check_alpha(args.alpha)
-    common.check_positive_int("--cert-samples", args.cert_samples, 100)
+    common.check_samples("--cert-samples", args.cert_samples, 100)
     common.check_alpha(args.cert_failure_prob, "--cert-failure-prob")
+
+
+def run(args) -> int:
+    check_args(args)
     job = distributed.job_from_args(args)  # a torchrun shard, or this one process
+    with job.lock(args.outfile):  # one run per OUTFILE: a second one is refused
+        return _run(args, job)
+
+
+def _run(args, job) -> int:
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)

@@ -12,12 +12,15 @@ One way to do each thing:
 - :class:`ResultsFile` / :func:`open_results`: the tab-separated results file and its
   ``OUTFILE.config.json``; rows are flushed and fsynced as computed, and re-running the same
   command resumes (complete rows kept, a torn last line cut, only missing indices computed).
+- :func:`outfile_lock`: one run per OUTFILE at a time (an exclusive lock on ``OUTFILE.lock``;
+  a second run is refused, it would append the same rows again).
 - :func:`run_with_progress`: runs a command's ``*_indices`` core under a tqdm bar on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -32,6 +35,12 @@ from pathlib import Path
 
 from ..errors import SmoothCertError
 from ..noises import FAMILIES, Noise, make_noise
+
+#: the most samples a command accepts (--N, --N0, --cert-samples): 2^40 = 1.1e12 samples take
+#: days per input at any speed, and counts stay exact in float64 (a larger N never ends)
+MAX_SAMPLES = 2**40
+#: seeds are integers in [0, MAX_SEED) (numpy and torch generators take 64 bits)
+MAX_SEED = 2**63
 
 #: configuration fields that do not change results: they may differ when a run is resumed
 RUN_ONLY_FIELDS = frozenset({"command", "batch", "device", "checkpoint", "data_dir", "sigma0",
@@ -106,6 +115,21 @@ def check_positive_int(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
+def check_samples(name: str, value: int, minimum: int = 1) -> int:
+    """A number of samples: ``minimum <= value <= MAX_SAMPLES`` (2^40)."""
+    check_positive_int(name, value, minimum)
+    if value > MAX_SAMPLES:
+        raise SmoothCertError(f"{name} must be at most 2^40 = {MAX_SAMPLES} (a run with more "
+                              f"samples would not end), got {value}")
+    return value
+
+
+def check_seed(value: int, name: str = "--seed") -> int:
+    if value is None or not 0 <= value < MAX_SEED:
+        raise SmoothCertError(f"{name} must be an integer in [0, 2^63), got {value}")
+    return value
+
+
 def check_alpha(value: float, name: str = "--alpha") -> float:
     if not (math.isfinite(value) and 0 < value < 1):
         raise SmoothCertError(f"{name} must lie strictly between 0 and 1, got {value}")
@@ -117,6 +141,10 @@ def check_run_args(args) -> None:
     check_positive_int("--batch", args.batch)
     check_positive_int("--skip", args.skip)
     check_positive_int("--max", args.max, -1)
+    if args.max == 0:
+        raise SmoothCertError("--max 0 selects no input (--max is the index to stop at; -1: "
+                              "the whole split)")
+    check_seed(args.seed)
     check_outfile(args.outfile)
 
 
@@ -207,9 +235,13 @@ def probe_model(model, x, dataset, device) -> None:
 
 def select_indices(length: int, skip: int, max_index: int) -> list[int]:
     """The reference loop: every ``skip``-th index of the split, stopping at index ``max``
-    (``-1``: no limit)."""
+    (``-1``: no limit). No index at all is an error (no header-only OUTFILE is written)."""
     stop = length if max_index < 0 else min(length, max_index)
-    return list(range(0, stop, skip))
+    indices = list(range(0, stop, skip))
+    if not indices:
+        raise SmoothCertError(f"no input selected (split of {length}, --max {max_index}): "
+                              "nothing to do")
+    return indices
 
 
 # ----------------------------------------------------------------------------- results
@@ -240,6 +272,72 @@ def check_outfile(outfile) -> None:
     except OSError as exc:
         where = f"OUTFILE {outfile}" if p.exists() else f"directory {parent} of OUTFILE"
         raise SmoothCertError(f"{where} is not writable: {exc.strerror or exc}") from None
+
+
+def lock_path(outfile) -> Path:
+    return Path(str(outfile) + ".lock")
+
+
+@contextlib.contextmanager
+def outfile_lock(outfile):
+    """Hold an exclusive lock on OUTFILE for one run (``fcntl.flock`` of ``OUTFILE.lock``, which
+    holds the process id and is removed at the end): a second run on the same OUTFILE is refused
+    with a one-line :class:`SmoothCertError` instead of appending the same rows again. The lock
+    dies with its process (SIGKILL included): no stale lock to clear by hand. On a file system
+    without locks (some network mounts) the run goes on with a warning."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        fcntl = None
+    path = lock_path(outfile)
+    if fcntl is None:
+        print(f"# warning: cannot lock {path} on this system; run one command per OUTFILE",
+              file=sys.stderr)
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_error("create the lock file", path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise SmoothCertError(f"{outfile} is in use: another smoothcert run{who} holds its "
+                                  f"lock {path.name}; wait for it to end or use another "
+                                  "OUTFILE") from None
+        except OSError as exc:
+            os.close(fd)
+            print(f"# warning: cannot lock {path} ({exc.strerror or exc}); run one command "
+                  "per OUTFILE", file=sys.stderr)
+            yield
+            return
+        try:  # the file may have been removed by the run that held it: lock the current one
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError:
+            pass
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)  # while still locked: the next run makes a new one
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def _os_error(action: str, path, exc: OSError) -> SmoothCertError:

@@ -3,7 +3,7 @@ reference's ``code/predict.py``, any noise).
 
 Output: the reference's tab-separated rows ``idx label predict correct time`` (predict is -1 on
 abstention). The configuration is written to ``OUTFILE.config.json``; re-running the same
-command resumes the file.
+command resumes the file; a second run on the same OUTFILE while one runs is refused.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ def predict_indices(smooth: Smooth, dataset, indices, write, *, n: int, alpha: f
 
 def run(args) -> int:
     common.check_run_args(args)
-    common.check_positive_int("--N", args.N)
+    common.check_samples("--N", args.N)
     common.check_alpha(args.alpha)
     job = distributed.job_from_args(args)  # a torchrun shard, or this one process
+    with job.lock(args.outfile):  # one run per OUTFILE: a second one is refused
+        return _run(args, job)
+
+
+def _run(args, job) -> int:
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)

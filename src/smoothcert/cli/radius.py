@@ -8,7 +8,7 @@ import math
 from ..certificates import get_certificate
 from ..errors import SmoothCertError
 from ..noises import make_noise
-from .common import add_noise_arguments
+from .common import add_noise_arguments, check_samples, check_seed
 
 
 def add_parser(sub) -> None:
@@ -28,10 +28,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.alpha is not None and not 0 < args.alpha < 1:
         raise SmoothCertError(f"alpha must lie in (0, 1), got {args.alpha}")
-    if not 0 <= args.seed < 2**63:
-        raise SmoothCertError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+    check_seed(args.seed)
+    samples = check_samples("--samples" if args.samples is not None else "--cert-samples",
+                            args.cert_samples if args.samples is None else args.samples, 100)
     noise = make_noise(args.noise, args.dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
-    cert = get_certificate(noise, args.norm, samples=args.samples or args.cert_samples,
+    cert = get_certificate(noise, args.norm, samples=samples,
                            failure_prob=args.cert_failure_prob, seed=args.seed, progress=True)
     if cert.method == "quadrature":
         radius = cert.radius(args.p, exact=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..noises import FAMILIES
 
@@ -50,12 +51,17 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..training import NoiseSpec, train
+    from .common import check_positive_int, check_seed
 
+    check_positive_int("--epochs", args.epochs)  # 0 epochs would write nothing
+    check_seed(args.seed)
     spec = NoiseSpec(name=args.noise, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
     result = train(args.dataset, args.arch, args.outdir, spec, epochs=args.epochs,
                    batch=args.batch, lr=args.lr, lr_step_size=args.lr_step_size,
                    gamma=args.gamma, momentum=args.momentum, weight_decay=args.weight_decay,
                    workers=args.workers, device=args.device, seed=args.seed,
                    data_dir=args.data_dir, progress=not args.no_progress)
-    print(f"checkpoint: {result.checkpoint}\nlog: {result.log}")
+    for name, path in (("checkpoint", result.checkpoint), ("log", result.log)):
+        if Path(path).is_file():  # only files that exist (written now or by an earlier run)
+            print(f"{name}: {path}")
     return 0
