@@ -160,3 +160,59 @@ def test_training_batches_carry_noise_of_the_right_scale(tmp_path, monkeypatch, 
         assert abs(z.std() / std - 1) < 5 / math.sqrt(2 * m)
         # fresh noise per image: no two images see the same perturbation
         assert np.unique(z, axis=0).shape[0] == count
+
+
+# ===================================================================== parameters and identity
+def test_matched_sigma_at_the_edges_of_its_domain():
+    """The sigma-matching rule sigma = sqrt((d-1)/(d-1-k)) sigma0 holds up to the edge of its
+    domain 0 <= k < d - 1 (and d = 1, k = 0 keeps sigma0); k at or beyond d - 1 is refused."""
+    from smoothcert.errors import SmoothCertError
+    from smoothcert.noises import matched_sigma
+
+    assert matched_sigma(0.5, 1, 0.0) == 0.5
+    assert matched_sigma(1.0, 2, 0.0) == 1.0
+    assert matched_sigma(1.0, 2, 0.5) == pytest.approx(math.sqrt(2.0), rel=1e-15)
+    assert matched_sigma(0.5, 10, 8.5) == pytest.approx(math.sqrt(9 / 0.5) * 0.5, rel=1e-15)
+    for dim, k in ((1, 0.5), (2, 1.0), (2, 1.5), (10, 9.0)):
+        with pytest.raises(SmoothCertError, match=r"0 <= k < d-1"):
+            matched_sigma(1.0, dim, k)
+    with pytest.raises(SmoothCertError, match=r"^sigma0 must be a finite number > 0"):
+        matched_sigma(-1.0, 10, 1.0)
+
+
+FAMILY_ARGS = [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0), ("linf-pure", 4.5)]
+
+
+@pytest.mark.parametrize("name,k", FAMILY_ARGS)
+def test_noise_identity_and_rescaling(name, k):
+    """A noise's parameters (the cache keys and result files record them) name the family,
+    dimension, k and sigma exactly; equality and hashing follow them, and with_sigma changes
+    sigma only."""
+    from smoothcert.noises import FAMILIES, make_noise
+
+    noise = make_noise(name, 7, k=k, sigma=0.3)
+    assert noise.params() == {"noise": name, "dim": 7, "k": k, "sigma": 0.3}
+    unit = noise.with_sigma(1.0)
+    assert type(unit) is type(noise) and unit.params() == {**noise.params(), "sigma": 1.0}
+    same = FAMILIES[name](7, sigma=0.3, k=k)
+    assert same == noise and hash(same) == hash(noise) and len({same, noise}) == 1
+    assert unit != noise and noise != noise.params() and noise != 0.3
+    others = [make_noise(n, 7, k=kk, sigma=0.3) for n, kk in FAMILY_ARGS if n != name]
+    others.append(make_noise(name, 8, k=k, sigma=0.3))
+    if k:
+        others.append(make_noise(name, 7, k=k / 2, sigma=0.3))
+    assert all(o != noise for o in others)
+    assert len({hash(o) for o in [noise, unit, *others]}) == len(others) + 2
+
+
+@pytest.mark.parametrize("name,k", FAMILY_ARGS)
+def test_log_prob_of_a_batch_of_batches(name, k):
+    """log_prob reduces over the last axis only: a (2, 3, d) batch gives the (2, 3) values of
+    its rows."""
+    from smoothcert.noises import make_noise
+
+    noise = make_noise(name, 5, k=k, sigma=0.8)
+    z = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    flat = noise.log_prob(z.reshape(6, 5)).reshape(2, 3)
+    assert torch.equal(noise.log_prob(z), flat)
+    assert torch.equal(noise.log_prob(z[0, 0]), flat[0, 0])
