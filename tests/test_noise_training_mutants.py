@@ -203,6 +203,23 @@ def test_noise_identity_and_rescaling(name, k):
         others.append(make_noise(name, 7, k=k / 2, sigma=0.3))
     assert all(o != noise for o in others)
     assert len({hash(o) for o in [noise, unit, *others]}) == len(others) + 2
+    assert repr(noise) == f"{type(noise).__name__}(dim=7, k={k:g}, sigma=0.3)"
+
+
+@pytest.mark.parametrize("name,k", FAMILY_ARGS)
+def test_sample_stats_default_chunks_and_empty_sample(name, k):
+    """sample_stats with its default chunking (several chunks when n * d > 2^24) gives one
+    float64 row of statistics per draw, and no row at all for n = 0 (an empty sample must not
+    become one fake draw at the origin)."""
+    from smoothcert.noises import make_noise
+
+    noise = make_noise(name, 70_000, k=k, sigma=0.5)  # 2^24 // d = 239 draws per chunk
+    gen = torch.Generator().manual_seed(5)
+    stats_ = noise.sample_stats(300, generator=gen)
+    assert stats_.shape == (300, 6) and stats_.dtype == torch.float64
+    assert torch.unique(stats_[:, 3]).numel() == 300  # sum z_i: every row a distinct draw
+    empty = noise.sample_stats(0, generator=gen)
+    assert empty.shape == (0, 6) and empty.dtype == torch.float64
 
 
 @pytest.mark.parametrize("name,k", FAMILY_ARGS)
