@@ -9,6 +9,10 @@
    more seeds, and more SIGKILL plans for ``certify`` and ``train``.
 3. Writes the markdown report: what was tried, how many cases, the result, the regimes where a
    certificate degrades to 0 or plateaus, and any test still marked as a known bug (xfail).
+4. Hardening (issue 11): runs the regression tests of ``HARDENING_TESTS`` (files not present are
+   skipped) in the same pytest run, lists each with the first sentence of its docstring (what it
+   guards), and reports the stored mutation-testing results of ``results/mutation/`` (written
+   by ``scripts/mutation_test.py``, which is not run here: it takes hours).
 
 Every number in the report comes from this run. Certificates are built in a temporary cache,
 never the user's. ``--quick`` shrinks step 2 (a smoke run, for checking the script).
@@ -20,8 +24,10 @@ import argparse
 import collections
 import datetime as dt
 import importlib
+import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -29,6 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_reliability.py", "tests/test_interrupt.py"]
+# regression tests of issue 11 (hardening); a file not present yet is skipped
+HARDENING_TESTS = ["tests/test_untrusted_files.py", "tests/test_results_integrity.py",
+                   "tests/test_certificate_trust.py", "tests/test_certificate_mutants.py",
+                   "tests/test_noise_training_mutants.py"]
+MUTATION = ROOT / "results" / "mutation"
 
 
 class Recorder:
@@ -61,14 +72,28 @@ def run_tests() -> tuple[Recorder, float, int]:
 
     rec = Recorder()
     start = time.perf_counter()
-    status = pytest.main(["-q", "-p", "no:cacheprovider", *TESTS], plugins=[rec])
+    status = pytest.main(["-q", "-p", "no:cacheprovider", *TESTS, *present_hardening_tests()],
+                         plugins=[rec])
     return rec, time.perf_counter() - start, int(status)
 
 
-def test_counts_by_function(rec: Recorder) -> list[tuple[str, collections.Counter, float]]:
+def present_hardening_tests() -> list[str]:
+    return [f for f in HARDENING_TESTS if (ROOT / f).exists()]
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a docstring paragraph (up to a full stop followed by a capital)."""
+    m = re.match(r"(.+?[.!?])(?=\s+[A-Z(`]|\s*$)", text)
+    return (m.group(1) if m else text).strip()
+
+
+def test_counts_by_function(rec: Recorder, files=None) -> list[tuple[str, collections.Counter,
+                                                                    float]]:
     groups: dict[str, collections.Counter] = {}
     seconds: dict[str, float] = collections.defaultdict(float)
     for nodeid, entry in rec.results.items():
+        if files is not None and nodeid.split("::")[0] not in files:
+            continue
         name = nodeid.split("[")[0]
         groups.setdefault(name, collections.Counter())[entry["outcome"]] += 1
         seconds[name] += entry["duration"]
@@ -87,6 +112,56 @@ def fmt_outcomes(counter: collections.Counter) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(counter.items()))
 
 
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def mutation_section() -> list[str]:
+    """The stored results of scripts/mutation_test.py (results/mutation/), as markdown."""
+    L = ["", "### Mutation testing", ""]
+    summary = _read_json(MUTATION / "summary.json")
+    if not summary or not summary.get("groups"):
+        return L + ["No stored results (run `python scripts/mutation_test.py`; it writes "
+                    "`results/mutation/`)."]
+    triage = _read_json(MUTATION / "triage.json") or {}
+    L += ["Stored results of `python scripts/mutation_test.py` (mutmut; each group is run "
+          "with a fast selection of the tests relevant to it, not re-run by this script). "
+          "Score = mutants detected (killed or timed out) / (detected + survived + no test). "
+          f"Overall: {summary['detected']} detected, {summary['undetected']} undetected, "
+          f"score {summary['score']}.", "",
+          "| group | code | tests | mutants | detected | undetected | score | commit | date |",
+          "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    groups = {g: _read_json(MUTATION / f"{g}.json") for g in summary["groups"]}
+    for g, data in groups.items():
+        if not data:
+            continue
+        tests = ", ".join(f"`{Path(t).name}`" for t in data["tests"])
+        commit = data["commit"] + (" (+ local changes)" if data.get("dirty") else "")
+        L.append(f"| {g} | `{data['mutated']}` | {tests} | {data['mutants']} | "
+                 f"{data['detected']} | {data['undetected']} | {data['score']} | {commit} | "
+                 f"{data['date']} |")
+    desel = [(g, t) for g, d in groups.items() if d for t in d["deselected_failing_unmutated"]]
+    if desel:
+        L += ["", "Tests deselected because they failed on the unmutated tree at the time of "
+              "the run: " + ", ".join(f"`{t}` ({g})" for g, t in desel) + "."]
+    survivors = [s for d in groups.values() if d for s in d["survivors"]]
+    L += ["", f"Surviving mutants ({len(survivors)}); class from `results/mutation/triage.json`: "
+          "**radius** = could enlarge a certified radius, harmless / equivalent otherwise, "
+          "untriaged when not classified yet:", ""]
+    if survivors:
+        L += ["| where | function | mutation | class | note |", "| --- | --- | --- | --- | --- |"]
+    for s in survivors:
+        t = triage.get(s.get("key", s.get("mutant")), {})
+        mutation = f"`{s['old']}` → `{s['new']}`".replace("|", "\\|")
+        note = str(t.get("note", "")).replace("|", "\\|")
+        L.append(f"| `{s['file'].removeprefix('src/')}:{s['line']}` | `{s['function']}` | "
+                 f"{mutation} | {t.get('class', 'untriaged')} | {note} |")
+    return L
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--output", default=str(ROOT / "docs" / "reliability.md"))
@@ -100,8 +175,10 @@ def main(argv=None) -> int:
 
     # ---- 1. the tests as CI runs them
     rec, test_s, status = run_tests()
-    groups = test_counts_by_function(rec)
-    total = collections.Counter(e["outcome"] for e in rec.results.values())
+    groups = test_counts_by_function(rec, files=TESTS)
+    total = collections.Counter(e["outcome"] for nid, e in rec.results.items()
+                                if nid.split("::")[0] in TESTS)
+    hardening = present_hardening_tests()
     # cases the tests checked (hypothesis examples included), from the module pytest imported
     tested = sys.modules.get("test_reliability")
     step1_counts = dict(tested.COUNTS) if tested is not None else {}
@@ -141,11 +218,13 @@ def main(argv=None) -> int:
          f"Generated by `{cmd}` on {dt.date.today().isoformat()} "
          f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
          f"torch {torch.__version__}; {wall / 60:.1f} min). Do not edit by hand: rerun the "
-         "command. The tests are `tests/test_reliability.py` and `tests/test_interrupt.py`; "
-         "their docstrings say what each experiment checks.", "",
+         "command. The tests are `tests/test_reliability.py` and `tests/test_interrupt.py` "
+         "(sections 1-4) and the hardening tests of issue 11 (section 5); their docstrings "
+         "say what each experiment checks.", "",
          "## 1. The tests, as CI runs them", "",
-         f"`python -m pytest {' '.join(TESTS)}`: exit status {status}, "
-         f"{fmt_outcomes(total)} in {test_s:.0f} s.", "",
+         f"`python -m pytest {' '.join(TESTS + hardening)}`: exit status {status} "
+         f"(all files), {fmt_outcomes(total)} in the first two ({test_s:.0f} s for all; the "
+         "others are in section 5).", "",
          "| test | outcome | seconds |", "| --- | --- | ---: |"]
     for name, counter, secs in groups:
         L.append(f"| `{name.split('::')[-1]}` | {fmt_outcomes(counter)} | {secs:.1f} |")
@@ -201,9 +280,30 @@ def main(argv=None) -> int:
         L.append(f"| {what} | {seed} | {r.kills} | {r.kills_mid_run} | {r.runs} | "
                  f"{'yes' if r.identical else 'NO'} |")
 
+    L += ["", "## 5. Hardening (issue 11)", "",
+          "Regression tests of the findings of issue 11 (unsafe loading of files from "
+          "elsewhere, radii printed or cached above the certified value, rounding of the "
+          "closed form, duplicated results, and mutants the earlier tests could not kill). "
+          "Each line is a test and the first sentence of its docstring: what it guards."]
+    missing = [f for f in HARDENING_TESTS if f not in hardening]
+    if missing:
+        L += ["", "Not present (skipped): " + ", ".join(f"`{f}`" for f in missing) + "."]
+    for f in hardening:
+        tests = test_counts_by_function(rec, files=[f])
+        outcomes = collections.Counter()
+        for _, counter, _ in tests:
+            outcomes.update(counter)
+        L += ["", f"`{f}` ({fmt_outcomes(outcomes)}):", ""]
+        for name, counter, _ in tests:
+            doc = first_sentence(rec.docs.get(name, "")) or "(no docstring)"
+            flag = "" if set(counter) <= {"passed"} else f" **[{fmt_outcomes(counter)}]**"
+            L.append(f"- `{name.split('::')[-1]}`: {doc}{flag}")
+    L += mutation_section()
+
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(rel.COUNTS.items()))
     L += ["", "## Totals", "",
-          f"Step 1 ran {sum(total.values())} tests; step 2 checked {counts} cases.", ""]
+          f"Step 1 ran {len(rec.results)} tests ({sum(total.values())} of them in the first "
+          f"two files); step 2 checked {counts} cases.", ""]
     text = "\n".join(L)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
