@@ -201,9 +201,9 @@ def cached_table(params: dict, build, use_cache: bool = True, check=None):
             except (UntrustedTable, OSError) as exc:
                 reason = str(exc)
             if result is None:
-                if reason is not None:
-                    warnings.warn(f"ignoring certificate cache file {path}: {reason}; "
-                                  "rebuilding it", stacklevel=2)
+                if reason is not None:  # one line (no source line under it)
+                    warnings.warn_explicit(f"ignoring certificate cache file {path}: {reason}; "
+                                           "rebuilding it", UserWarning, "smoothcert", 0)
                 result = _finish(build())
                 _write(path, params, result)
     _MEMORY[key] = result
