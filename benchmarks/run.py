@@ -107,6 +107,10 @@ class Config:
     certify_dim: int = 3072
     #: time ``smoothcert.smooth.Smooth`` when importable (else the loop written out here)
     use_smooth: bool = True
+    #: forward passes per input, fixed N against certify_adaptive: budget N (= n_max), seeds
+    #: per p_A (section "passes")
+    passes_n: int = 100_000
+    passes_seeds: int = 3
     threads: int | None = None
     notes: list = field(default_factory=list)
 
@@ -128,14 +132,14 @@ def make_config(profile: str, device: str = "cpu") -> Config:
                       mc_samples={3072: 5_000, 150528: 200}, cold_repeats=1,
                       cached_repeats=3, lookups=500, exact_lookups=3, memory_dim=3072,
                       memory_ns=(10_000, 100_000), memory_batch=1000,
-                      memory_noises=("gaussian",))
+                      memory_noises=("gaussian",), passes_n=10_000, passes_seeds=2)
     if profile == "tiny":
         return Config(profile, device, cert_repeats=1, certify_inputs=1, n0=20, n=60,
                       batch=30, sampler_sizes=((64, 100), (3072, 20)), sampler_repeats=1,
                       cert_dims=(64,), mc_samples={64: 500}, cold_repeats=1,
                       cached_repeats=1, lookups=20, exact_lookups=1, memory_dim=64,
                       memory_ns=(200, 2_000), memory_batch=100, memory_noises=("gaussian",),
-                      certify_dim=64)
+                      certify_dim=64, passes_n=1_000, passes_seeds=1)
     raise ValueError(f"unknown profile {profile!r}")
 
 
@@ -487,6 +491,88 @@ def bench_certify(cfg: Config, log=print) -> Table:
         "wall / input", "CPU / input", "sampling vs Gaussian", "wall vs Gaussian",
         "CPU vs Gaussian", "forward-equalised vs Gaussian", "≤ 1.05×"], rows, notes,
         label_cols=1)
+
+
+# ------------------------------------------------------------------------------ passes
+#: top-class probabilities of the forward-pass section
+PASSES_PA = (0.45, 0.7, 0.9, 0.99, 0.999, 0.9999, 1.0)
+
+
+class _ThresholdModel(nn.Module):
+    """Class 0 iff the first noise coordinate is <= sigma Phi^-1(p_A) (x = 0): P(class 0) = p_A
+    exactly under Gaussian noise; counts its forward passes."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma, self.cut, self.calls = sigma, 0.0, 0
+
+    def set_p(self, p: float) -> None:
+        self.cut = self.sigma * float(stats.norm.ppf(p)) if p < 1 else math.inf
+
+    def forward(self, x):
+        self.calls += x.shape[0]
+        z0 = x.reshape(x.shape[0], -1)[:, 0]
+        return torch.stack([(z0 <= self.cut).float(), (z0 > self.cut).float()], dim=1)
+
+
+def bench_passes(cfg: Config, log=print) -> Table:
+    """Forward passes (counted by the model) and wall time per input of ``Smooth.certify``
+    (fixed N) and ``Smooth.certify_adaptive`` (n_max = N, radius grid), Gaussian l2, for a
+    range of p_A."""
+    Smooth = _smooth_class()
+    if Smooth is None or not hasattr(Smooth, "certify_adaptive"):
+        return Table("passes", "Forward passes per input: fixed N and adaptive",
+                     ["p_A", "verdict"], [["smoothcert.Smooth.certify_adaptive missing", "—"]])
+    from smoothcert.smooth import derive_seed
+
+    dim, n, n0 = 2, cfg.passes_n, cfg.n0
+    model = _ThresholdModel(SIGMA0)
+    smooth = Smooth(model, 2, make_noise("gaussian", dim, sigma=SIGMA0), device=cfg.device)
+    cap = SIGMA0 * float(stats.norm.ppf(ALPHA ** (1.0 / n)))
+    radii = [0.25 * (i + 1) for i in range(int(cap / 0.25))]
+    x = torch.zeros(dim, dtype=torch.float64, device=cfg.device)
+    rows, tot = [], {"fixed": [0, 0.0], "adaptive": [0, 0.0]}
+    for p in PASSES_PA:
+        model.set_p(p)
+        res = {"fixed": [0, 0.0, []], "adaptive": [0, 0.0, []]}
+        for seed in range(cfg.passes_seeds):
+            gen = derive_seed(7, seed)
+            for mode in ("fixed", "adaptive"):
+                model.calls = 0
+                t0 = time.perf_counter()
+                if mode == "fixed":
+                    _, r, _ = smooth.certify(x, n0, n, ALPHA, n, generator=gen)
+                    r = max([g for g in radii if g <= r], default=0.0)
+                else:
+                    r = smooth.certify_adaptive(x, n0, n, ALPHA, n, radii=radii,
+                                                generator=gen).radius
+                res[mode][1] += time.perf_counter() - t0
+                res[mode][0] += model.calls
+                res[mode][2].append(r)
+        k = cfg.passes_seeds
+        for mode in tot:
+            tot[mode][0] += res[mode][0]
+            tot[mode][1] += res[mode][1]
+        rows.append([f"{p:g}", f"{res['fixed'][0] / k:,.0f}", f"{res['adaptive'][0] / k:,.0f}",
+                     fmt_ratio(res["fixed"][0] / res["adaptive"][0]),
+                     fmt_time(res["fixed"][1] / k), fmt_time(res["adaptive"][1] / k),
+                     f"{statistics.mean(res['fixed'][2]):g}",
+                     f"{statistics.mean(res['adaptive'][2]):g}", "—"])
+        log(f"passes p_A = {p:g}: {rows[-1][1]} vs {rows[-1][2]}")
+    m = len(PASSES_PA) * cfg.passes_seeds
+    rows.append(["all (mean)", f"{tot['fixed'][0] / m:,.0f}", f"{tot['adaptive'][0] / m:,.0f}",
+                 fmt_ratio(tot["fixed"][0] / tot["adaptive"][0]),
+                 fmt_time(tot["fixed"][1] / m), fmt_time(tot["adaptive"][1] / m), "", "", "—"])
+    notes = [f"Gaussian sigma = {SIGMA0}, l2, a threshold classifier on one noise coordinate "
+             f"(d = {dim}, P(top class) = p_A exactly); N0 = {n0}, N = n_max = {n:,}, alpha = "
+             f"{ALPHA}, grid {', '.join(f'{g:g}' for g in radii)} (up to fixed N's cap "
+             f"{cap:.3f}); {cfg.passes_seeds} seed(s) per p_A, the same for both modes",
+             "passes counted by the model, N0 included; fixed N's radius rounded down to the "
+             "grid; no target here: the saving on a real workload (p_A of Cohen et al.'s "
+             "published runs) is in docs/sequential.md (python scripts/sequential_report.py)"]
+    return Table("passes", "Forward passes per input: fixed N and adaptive", [
+        "p_A", "passes fixed N", "passes adaptive", "fewer", "time fixed N", "time adaptive",
+        "grid radius fixed N", "grid radius adaptive", "target"], rows, notes, label_cols=1)
 
 
 # ------------------------------------------------------------------------------ 2. samplers
@@ -917,6 +1003,8 @@ def render(tables: list[Table], info: dict, command: str, cfg: Config, started: 
 
 
 SECTIONS = ("samplers", "certificates", "certify", "memory")
+#: what main() runs: the sections above plus the forward passes of fixed N and adaptive
+ALL_SECTIONS = SECTIONS + ("passes",)
 
 
 def run(cfg: Config, log=print, sections=SECTIONS, workdir: Path | None = None) -> list[Table]:
@@ -933,7 +1021,7 @@ def run(cfg: Config, log=print, sections=SECTIONS, workdir: Path | None = None) 
     tables = []
     try:
         with _cache_env(shared):
-            for s in (s for s in SECTIONS if s in sections):
+            for s in (s for s in ALL_SECTIONS if s in sections):
                 log(f"== {s}")
                 t0 = time.perf_counter()
                 if s == "samplers":
@@ -942,6 +1030,8 @@ def run(cfg: Config, log=print, sections=SECTIONS, workdir: Path | None = None) 
                     t = bench_certificates(cfg, workdir, shared, log)
                 elif s == "certify":
                     t = bench_certify(cfg, log)
+                elif s == "passes":
+                    t = bench_passes(cfg, log)
                 else:
                     t = bench_memory(cfg, shared, log)
                 t.seconds = time.perf_counter() - t0
@@ -952,7 +1042,7 @@ def run(cfg: Config, log=print, sections=SECTIONS, workdir: Path | None = None) 
         torch.set_num_threads(threads)
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
-    order = {"certify": 0, "samplers": 1, "certificates": 2, "memory": 3}
+    order = {"certify": 0, "passes": 0.5, "samplers": 1, "certificates": 2, "memory": 3}
     return sorted(tables, key=lambda t: order[t.key])
 
 
@@ -997,7 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.threads:
         info["torch threads used"] = cfg.threads
     t0 = time.perf_counter()
-    tables = run(cfg)
+    tables = run(cfg, sections=ALL_SECTIONS)
     elapsed = time.perf_counter() - t0
     try:
         info["load average at end (1/5/15 min)"] = " / ".join(
