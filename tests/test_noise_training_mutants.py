@@ -233,3 +233,43 @@ def test_log_prob_of_a_batch_of_batches(name, k):
     flat = noise.log_prob(z.reshape(6, 5)).reshape(2, 3)
     assert torch.equal(noise.log_prob(z), flat)
     assert torch.equal(noise.log_prob(z[0, 0]), flat[0, 0])
+
+
+@pytest.mark.parametrize("name,k", FAMILY_ARGS)
+def test_samplers_follow_the_generator(name, k):
+    """Every sampler draws from the generator it is given (seeded runs reproduce, which resume
+    and the coverage tests rely on): same seed, same draws; another seed, other draws; for
+    sample, sample_stats and (for the mixed family) the max-norm sampler."""
+    from smoothcert.noises import make_noise
+
+    noise = make_noise(name, 6, k=k, sigma=0.7)
+    for fn in (lambda g: noise.sample(64, generator=g),
+               lambda g: noise.sample(64, generator=g, dtype=torch.float64),
+               lambda g: noise.sample_stats(64, generator=g),
+               lambda g: noise.sample_stats(64, generator=g, chunk=10)):
+        a, b, c = (fn(torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
+        assert not torch.equal(a.nan_to_num(7.0), c.nan_to_num(7.0))
+
+
+def test_make_noise_defaults_to_k_zero():
+    """make_noise without k builds the k = 0 member of the family (the Gaussian included)."""
+    from smoothcert.noises import make_noise
+
+    assert make_noise("gaussian", 4, sigma=1.0).k == 0.0
+    assert make_noise("l2-family", 4, sigma=1.0).k == 0.0
+    assert make_noise("linf-pure", 4, sigma0=1.0).sigma == 1.0
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_gaussian_sample_stats_norm_law_in_low_dimension(d):
+    """The Gaussian's sample_stats draws ||z||_2 with its exact law in d = 1, 2, 3 (where the
+    chi^2_{d-2} part of the sum of squares is absent, zero or chi^2_1): ||z||^2 / sigma^2 ~
+    chi^2_d, and z_1 / sigma ~ N(0, 1)."""
+    from smoothcert.noises import Gaussian
+
+    s = Gaussian(d, sigma=0.6).sample_stats(20_000, generator=torch.Generator().manual_seed(d))
+    s = s.numpy()
+    assert stats.kstest((s[:, 4] / 0.6) ** 2, stats.chi2(d).cdf).pvalue > ALPHA
+    assert stats.kstest(s[:, 5] / 0.6, stats.norm.cdf).pvalue > ALPHA
+    assert np.allclose(s[:, 3], s[:, 5]) == (d == 1)
