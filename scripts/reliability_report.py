@@ -119,6 +119,21 @@ def _read_json(path: Path):
         return None
 
 
+def triage_of(survivor: dict, triage: dict) -> dict:
+    """The class of a surviving mutant: by name (``mutants``), else by the first of ``rules``
+    whose regexes match (``old`` on the original line, ``new`` / ``new_not`` on the mutated
+    one)."""
+    key = survivor.get("key", survivor.get("mutant"))
+    if key in triage.get("mutants", {}):
+        return triage["mutants"][key]
+    for rule in triage.get("rules", []):
+        if (re.search(rule.get("old", ""), survivor["old"])
+                and re.search(rule.get("new", ""), survivor["new"])
+                and not ("new_not" in rule and re.search(rule["new_not"], survivor["new"]))):
+            return rule
+    return {}
+
+
 def mutation_section() -> list[str]:
     """The stored results of scripts/mutation_test.py (results/mutation/), as markdown."""
     L = ["", "### Mutation testing", ""]
@@ -154,7 +169,7 @@ def mutation_section() -> list[str]:
     if survivors:
         L += ["| where | function | mutation | class | note |", "| --- | --- | --- | --- | --- |"]
     for s in survivors:
-        t = triage.get(s.get("key", s.get("mutant")), {})
+        t = triage_of(s, triage)
         mutation = f"`{s['old']}` → `{s['new']}`".replace("|", "\\|")
         note = str(t.get("note", "")).replace("|", "\\|")
         L.append(f"| `{s['file'].removeprefix('src/')}:{s['line']}` | `{s['function']}` | "
