@@ -180,7 +180,8 @@ def test_bilateral_radius_at_least_binary(sigma, x0):
     counts = smooth.sample_counts(x, 500, 100, generator=derive_seed(3, 2))
     assert p_a == lower_confidence_bound(int(counts[1]), 500, 0.005)  # alpha/2 each
     assert p_b == upper_confidence_bound(int(counts[0]), 500, 0.005)
-    binary = sigma * stats.norm.ppf(p_a)
+    binary = smooth.certificate.radius(p_a)  # sigma Phi^-1(p_a), rounded down (safe side)
+    assert binary == pytest.approx(sigma * stats.norm.ppf(p_a), rel=1e-14)
     assert r_bi >= binary
     # Cohen et al.'s Theorem 1 with both bounds
     assert r_bi == pytest.approx(0.5 * sigma * (stats.norm.ppf(p_a) - stats.norm.ppf(p_b)))
