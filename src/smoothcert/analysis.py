@@ -28,6 +28,12 @@ Which radius is counted (a radius too large is never counted):
   tables, and is only as safe as the tool that wrote the file.
 
 An ``idx`` that repeats (two runs writing into one file, files concatenated) is refused.
+
+Cost. :func:`forward_passes` gives the forward passes per input of a file: its ``samples``
+column (``certify --adaptive`` writes it: N0 included), else N0 + N from ``FILE.config.json``
+of a fixed-N ``smoothcert certify`` run; :func:`format_table` can add them as last columns
+(``analyze`` does when one of its files has a ``samples`` column), so that adaptive and fixed
+runs compare in one table.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ __all__ = [
     "counted_radii",
     "certified_accuracy_curve", "format_radius", "format_table", "plot_certified_accuracy",
     "default_label", "default_labels", "EXACT_RADIUS_COLUMN", "format_radius_cell",
-    "nearest_radius_bounds",
+    "nearest_radius_bounds", "SAMPLES_COLUMN", "forward_passes", "SAMPLES_HEADS",
 ]
 
 #: The columns every results file has (the reference's header, in its order).
@@ -66,6 +72,11 @@ TABLE_FORMATS = ("markdown", "latex", "csv", "text")
 ENVELOPE_LABEL = "best over classifiers"
 #: The full-precision radius column ``certify`` writes after the reference's columns.
 EXACT_RADIUS_COLUMN = "radius_exact"
+#: The forward passes spent on each input (``certify --adaptive``; N0 included).
+SAMPLES_COLUMN = "samples"
+#: Heads of the two cost columns :func:`format_table` adds (csv: ``samples_per_input``,
+#: ``samples_total``).
+SAMPLES_HEADS = ("samples / input", "total samples")
 
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
 _TIME_RE = re.compile(
@@ -418,6 +429,40 @@ def _legacy_resolver(cpath: Path, extra: dict, predict: np.ndarray, low: np.ndar
     return resolve
 
 
+def forward_passes(results: ResultsTable) -> tuple[float, int] | None:
+    """``(mean, total)`` forward passes per input of a results file: its ``samples`` column
+    (every value a whole number >= 1, else a :class:`SmoothCertError`), else for a file of a
+    fixed-N ``smoothcert certify`` run N0 + N per input from ``FILE.config.json``; None when
+    unknown (the reference's files, other tools) or when the file has no rows."""
+    n = len(results)
+    if n == 0:
+        return None
+    if SAMPLES_COLUMN in results.extra:
+        col = results.extra[SAMPLES_COLUMN]
+        ok = col.dtype.kind == "f" and bool(np.all(np.isfinite(col) & (col >= 1)
+                                                    & (col == np.floor(col))))
+        if not ok:
+            bad = next(v for v in col.tolist() if not (
+                isinstance(v, float) and math.isfinite(v) and v >= 1 and v == math.floor(v)))
+            raise SmoothCertError(f"{results.path}: column {SAMPLES_COLUMN}: {_short(str(bad))} "
+                                  "is not a number of forward passes (a whole number >= 1)")
+        total = int(sum(int(v) for v in col.tolist()))
+        return total / n, total
+    if results.path is None:
+        return None
+    cpath = Path(str(results.path) + ".config.json")
+    try:
+        cfg = json.loads(cpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict) or "adaptive" in cfg:
+        return None
+    n0, big_n = cfg.get("N0"), cfg.get("N")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (n0, big_n)):
+        return None
+    return float(n0 + big_n), n * (n0 + big_n)
+
+
 def _radii_array(radii) -> np.ndarray:
     r = np.asarray(radii, dtype=np.float64)
     if np.isnan(r).any():
@@ -509,7 +554,8 @@ def _best_mask(acc: np.ndarray, best: str) -> np.ndarray:
 def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[float],
                  fmt: str = "markdown", *, envelope: bool = False,
                  envelope_label: str = ENVELOPE_LABEL, best: str = "first",
-                 decimals: int = 2) -> str:
+                 decimals: int = 2,
+                 samples: Sequence[tuple[float, int] | None] | None = None) -> str:
     """A certified-accuracy table: one row per ``(label, accuracies at radii)``.
 
     ``fmt``: ``markdown`` or ``latex``, the reference's tables byte for byte (accuracies with
@@ -526,6 +572,11 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     ``envelope``: add a last row ``envelope_label`` with the best accuracy over the rows at
     each radius (the "best over classifiers" curve of the papers); it is never marked, and
     the LaTeX table sets it off with a ``\\midrule``.
+
+    ``samples``: one ``(mean, total)`` forward passes per row (see :func:`forward_passes`; None
+    where unknown, shown ``-``), added as two last columns :data:`SAMPLES_HEADS` (mean with
+    one decimal; csv: ``samples_per_input`` and ``samples_total`` at full precision, empty
+    where unknown); the envelope row has none. Without it the tables are the reference's.
     """
     if fmt not in TABLE_FORMATS:
         raise SmoothCertError(f"unknown table format {fmt!r}; choose one of "
@@ -548,31 +599,52 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     heads = [format_radius(r) for r in radii]
     num = f"{{:.{int(decimals)}f}}"
     out = io.StringIO()
+    if samples is not None:
+        samples = list(samples)
+        if len(samples) != len(rows):
+            raise SmoothCertError(f"samples needs one entry per row ({len(rows)}), got "
+                                  f"{len(samples)}")
+    # the cost columns: (mean, total) texts per row, the envelope's empty
+    cost = None if samples is None else [
+        ("-", "-") if c is None else (f"{float(c[0]):.1f}", f"{int(c[1])}") for c in samples]
+    env_cost = ["-", "-"] if cost is not None else []
 
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["label", *heads])
-        for label, values in zip(labels, acc, strict=True):
-            writer.writerow([label, *(repr(float(v)) for v in values)])
+        writer.writerow(["label", *heads,
+                         *(["samples_per_input", "samples_total"] if cost is not None else [])])
+        for i, (label, values) in enumerate(zip(labels, acc, strict=True)):
+            extra = [] if samples is None else (
+                ["", ""] if samples[i] is None
+                else [repr(float(samples[i][0])), str(int(samples[i][1]))])
+            writer.writerow([label, *(repr(float(v)) for v in values), *extra])
         if env is not None:
-            writer.writerow([envelope_label, *(repr(float(v)) for v in env)])
+            writer.writerow([envelope_label, *(repr(float(v)) for v in env),
+                             *(["", ""] if cost is not None else [])])
     elif fmt == "markdown":
-        out.write("|  | " + "".join(f"r = {h} |" for h in heads) + "\n")
-        out.write("| --- | " + " --- |" * len(heads) + "\n")
-        for label, values, marks in zip(labels, acc, marked, strict=True):
+        out.write("|  | " + "".join(f"r = {h} |" for h in heads)
+                  + ("".join(f"{h} |" for h in SAMPLES_HEADS) if cost is not None else "")
+                  + "\n")
+        out.write("| --- | " + " --- |" * (len(heads) + (2 if cost is not None else 0)) + "\n")
+        for i, (label, values, marks) in enumerate(zip(labels, acc, marked, strict=True)):
             out.write(f"<b> {label} </b>| " + "".join(
                 num.format(v) + ("<b>*</b> |" if m else " |")
-                for v, m in zip(values, marks, strict=True)) + "\n")
+                for v, m in zip(values, marks, strict=True))
+                + ("".join(f"{c} |" for c in cost[i]) if cost is not None else "") + "\n")
         if env is not None:
             out.write(f"<b> {envelope_label} </b>| "
-                      + "".join(num.format(v) + " |" for v in env) + "\n")
+                      + "".join(num.format(v) + " |" for v in env)
+                      + "".join(f"{c} |" for c in env_cost) + "\n")
     elif fmt == "text":  # aligned plain text for a terminal, the best marked with *
         body = [[label, *(num.format(v) + ("*" if m else " ")
-                          for v, m in zip(values, marks, strict=True))]
-                for label, values, marks in zip(labels, acc, marked, strict=True)]
+                          for v, m in zip(values, marks, strict=True)),
+                 *(cost[i] if cost is not None else ())]
+                for i, (label, values, marks) in enumerate(zip(labels, acc, marked,
+                                                               strict=True))]
         if env is not None:
-            body.append([envelope_label, *(num.format(v) + " " for v in env)])
-        lines = [["", *(f"r = {h} " for h in heads)], *body]
+            body.append([envelope_label, *(num.format(v) + " " for v in env), *env_cost])
+        lines = [["", *(f"r = {h} " for h in heads),
+                  *(SAMPLES_HEADS if cost is not None else ())], *body]
         widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
         for i, line in enumerate(lines):
             out.write("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(
@@ -580,15 +652,20 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
             if i == 0:
                 out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
     else:  # latex
-        out.write("".join(f"& $r = {h}$" for h in heads) + "\\\\\n")
+        out.write("".join(f"& $r = {h}$" for h in heads)
+                  + ("".join(f"& {h}" for h in SAMPLES_HEADS) if cost is not None else "")
+                  + "\\\\\n")
         out.write("\\midrule\n")
-        for label, values, marks in zip(labels, acc, marked, strict=True):
+        for i, (label, values, marks) in enumerate(zip(labels, acc, marked, strict=True)):
             out.write(label + "".join(
                 " & \\textbf{" + num.format(v) + "}" if m else " & " + num.format(v)
-                for v, m in zip(values, marks, strict=True)) + "\\\\\n")
+                for v, m in zip(values, marks, strict=True))
+                + ("".join(f" & {c}" for c in cost[i]) if cost is not None else "")
+                + "\\\\\n")
         if env is not None:
             out.write("\\midrule\n" + envelope_label
-                      + "".join(" & " + num.format(v) for v in env) + "\\\\\n")
+                      + "".join(" & " + num.format(v) for v in env)
+                      + "".join(f" & {c}" for c in env_cost) + "\\\\\n")
     return out.getvalue()
 
 

@@ -1,4 +1,9 @@
-"""``smoothcert analyze``: certified-accuracy tables and plots from ``certify`` outputs."""
+"""``smoothcert analyze``: certified-accuracy tables and plots from ``certify`` outputs.
+
+When a file has a ``samples`` column (``certify --adaptive``), the table gains two last columns,
+the mean forward passes per input and their total, for every file: from its ``samples``
+column, or N0 + N per input for a fixed-N ``smoothcert certify`` file (``-`` where unknown).
+Without such a file the tables are the reference's."""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from pathlib import Path
 from ..analysis import (
     ENVELOPE_LABEL,
     REFERENCE_RADII,
+    SAMPLES_COLUMN,
     TABLE_FORMATS,
     certified_accuracy,
     default_labels,
     format_radius,
     format_table,
+    forward_passes,
     plot_certified_accuracy,
     read_results,
 )
@@ -66,7 +73,10 @@ def add_parser(sub) -> None:
                     "certified radius >= r) of each results file of certify (the reference "
                     "tab-separated format of Cohen et al. 2019) at the given radii, as a "
                     "markdown, LaTeX or CSV table (best per radius marked), and optionally a "
-                    "plot of certified accuracy against radius.")
+                    "plot of certified accuracy against radius. When a file has a samples "
+                    "column (certify --adaptive), the table adds the mean forward passes per "
+                    "input and their total for every file (N0 + N per input for a fixed-N "
+                    "file).")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="results file, or LABEL=FILE (label default: from the path, e.g. "
                         "noise_0.25 for .../noise_0.25/test/sigma_0.25)")
@@ -118,8 +128,11 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [(label, certified_accuracy(t, radii)) for label, t in zip(labels, tables,
                                                                          strict=True)]
+    samples = None
+    if any(SAMPLES_COLUMN in t.extra for t in tables):  # an adaptive run: show the cost
+        samples = [forward_passes(t) for t in tables]
     table = format_table(rows, radii, args.format, envelope=args.envelope,
-                         best=args.best)
+                         best=args.best, samples=samples)
     new_output = args.output is not None and not Path(args.output).exists()
     if args.output is None:
         sys.stdout.write(table)

@@ -8,22 +8,44 @@ precision; ``pB_upper`` too with ``--bilateral``) and ``radius_exact`` (the cert
 full precision, what ``analyze`` counts). The configuration is written to
 ``OUTFILE.config.json``; re-running the same command resumes the file. One run at a time per
 OUTFILE: a second one is refused (see :func:`common.outfile_lock`).
+
+``--adaptive`` (sequential certification, :meth:`smoothcert.Smooth.certify_adaptive`): ``--N`` is
+the per-input budget n_max; sampling stops as soon as the answer is decided, with a time-uniform
+lower bound of p_A (valid at whichever look sampling stops). With ``--radii R ...`` the radius
+is the largest grid radius whose threshold lies below pA_lower; without, the certificate's radius
+at pA_lower, sampling stopping when more samples cannot raise it by more than ``--rtol``. The
+columns are, in this order (stable)::
+
+    idx label predict radius correct time pA_lower pA_upper samples stop radius_exact
+
+``pA_upper``: the upper bound of p_A at the stop (used only to stop); ``samples``: forward
+passes on this input, the N0 selection samples included; ``stop``: why sampling stopped (the
+reason of :func:`smoothcert.sequential.run_certification`, spaces written as ``_``: ``budget``,
+``upper_bound_below_1/2``, ``1/2_out_of_reach``, ``largest_grid_radius_certified``,
+``next_grid_radius_out_of_reach``, ``radius_converged``). ``OUTFILE.config.json`` records the
+mode, the grid, rtol and the bound (its look schedule) under ``adaptive``: resuming with another
+of them is refused.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import re
 import sys
 import time
 
-from .. import __version__, distributed
-from ..analysis import EXACT_RADIUS_COLUMN, format_radius_cell
+from .. import __version__, distributed, sequential
+from ..analysis import EXACT_RADIUS_COLUMN, SAMPLES_COLUMN, format_radius_cell
 from ..errors import SmoothCertError
 from ..smooth import Smooth, derive_seed
 from . import common
 
 HEADER = ["idx", "label", "predict", "radius", "correct", "time"]
+#: the columns of an ``--adaptive`` run between the reference's and ``radius_exact``
+ADAPTIVE_COLUMNS = ["pA_lower", "pA_upper", SAMPLES_COLUMN, "stop"]
+#: a ``stop`` cell: a stopping reason with its spaces written as ``_``
+STOP_CELL = re.compile(r"[0-9a-z/_]+")
 
 
 def add_parser(sub) -> None:
@@ -37,16 +59,33 @@ def add_parser(sub) -> None:
     common.add_noise_arguments(p)
     p.add_argument("--N0", type=int, default=100, help="samples to select the class (100)")
     p.add_argument("--N", type=int, default=100_000,
-                   help="samples to estimate p_A (default: 100000)")
+                   help="samples to estimate p_A (default: 100000); with --adaptive the most "
+                        "samples per input (the budget n_max)")
     p.add_argument("--alpha", type=float, default=0.001,
                    help="failure probability of each input's bound of p_A (default: 0.001)")
     p.add_argument("--bilateral", action="store_true",
                    help="multi-class certificate from bounds of p_A and of the runner-up "
                         "(alpha split in halves)")
+    a = p.add_argument_group("sequential certification")
+    a.add_argument("--adaptive", action="store_true",
+                   help="sample in growing batches and stop as soon as the answer is decided "
+                        "(a time-uniform bound of p_A, same guarantee): --N becomes the "
+                        "per-input budget; adds the columns pA_upper, samples and stop")
+    a.add_argument("--radii", nargs="+", type=float, metavar="R", default=None,
+                   help="with --adaptive: the radius grid (e.g. the radii of the table you "
+                        "will make; strictly increasing, >= 0): each input gets the largest "
+                        "grid radius certified, and stops as soon as that one is decided; "
+                        "include 0 to also decide the prediction (certified accuracy at r = 0)")
+    a.add_argument("--rtol", type=float, default=None,
+                   help="with --adaptive and no --radii: stop when more samples cannot raise "
+                        "the radius by more than this fraction (default: "
+                        f"{sequential.DEFAULT_RTOL})")
     p.set_defaults(func=run)
 
 
-def header(bilateral: bool) -> list[str]:
+def header(bilateral: bool, adaptive: bool = False) -> list[str]:
+    if adaptive:
+        return HEADER + ADAPTIVE_COLUMNS + [EXACT_RADIUS_COLUMN]
     return HEADER + ["pA_lower"] + (["pB_upper"] if bilateral else []) + [EXACT_RADIUS_COLUMN]
 
 
@@ -63,34 +102,98 @@ def format_row(idx: int, label: int, prediction: int, radius: float, seconds: fl
     return row + f"\t{float(radius)!r}"
 
 
+def format_adaptive_row(idx: int, label: int, result, seconds: float) -> str:
+    """The row of an ``--adaptive`` run from a :class:`smoothcert.sequential.AdaptiveCertificate`
+    (columns: see the module's documentation)."""
+    correct = int(result.prediction == label)
+    radius = float(result.radius)
+    return (f"{idx}\t{label}\t{result.prediction}\t{format_radius_cell(radius)}\t{correct}\t"
+            f"{common.format_time(seconds)}\t{float(result.pA_lower)!r}\t"
+            f"{float(result.pA_upper)!r}\t{int(result.samples)}\t{stop_cell(result.reason)}\t"
+            f"{radius!r}")
+
+
+def stop_cell(reason: str) -> str:
+    """A stopping reason as a ``stop`` cell: its spaces written as ``_`` (one word, so that
+    whitespace-splitting tools read the row)."""
+    return reason.replace(" ", "_")
+
+
+def _probability(cell, name):
+    try:
+        p = float(cell)
+    except ValueError:
+        raise ValueError(f"{name} {cell!r} is not a number") from None
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} {cell!r} is not a probability")
+    return p
+
+
+def _check_radius_cells(cells, radius, p_a, how="the certificate's radius"):
+    if cells[3] != format_radius_cell(radius) or cells[-1] != repr(float(radius)):
+        raise ValueError(f"radius {cells[3]} ({EXACT_RADIUS_COLUMN} {cells[-1]}) is not "
+                         f"{how} {radius!r} at pA_lower {p_a!r}; a damaged file, or one "
+                         "written by a version of smoothcert whose certificate differs")
+
+
 def row_checker(smooth: Smooth, dataset, bilateral: bool):
     """``check(cells)`` for a row read back when resuming: every column parses and agrees with
     the others (see :func:`common.row_fields_checker`), and the radius is the certificate's at
     the row's pA_lower (and pB_upper); raises ValueError naming the first problem."""
     fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
 
-    def probability(cell, name):
-        try:
-            p = float(cell)
-        except ValueError:
-            raise ValueError(f"{name} {cell!r} is not a number") from None
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} {cell!r} is not a probability")
-        return p
-
     def check(cells):
         _, prediction = fields(cells)
-        p_a = probability(cells[6], "pA_lower")
-        p_b = probability(cells[7], "pB_upper") if bilateral else None
+        p_a = _probability(cells[6], "pA_lower")
+        p_b = _probability(cells[7], "pB_upper") if bilateral else None
         abstain = p_a < 0.5 and (p_b is None or p_a <= p_b)
         if abstain != (prediction == Smooth.ABSTAIN):
             raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
-        radius = 0.0 if abstain else smooth._radius(p_a, p_b)
-        if cells[3] != format_radius_cell(radius) or cells[-1] != repr(float(radius)):
-            raise ValueError(f"radius {cells[3]} ({EXACT_RADIUS_COLUMN} {cells[-1]}) is not "
-                             f"the certificate's {radius!r} at pA_lower {p_a!r}; a damaged "
-                             "file, or one written by a version of smoothcert whose "
-                             "certificate differs")
+        _check_radius_cells(cells, 0.0 if abstain else smooth._radius(p_a, p_b), p_a)
+
+    return check
+
+
+def adaptive_row_checker(smooth: Smooth, dataset, n0: int, n_max: int, radii=None):
+    """``check(cells)`` for a row of an ``--adaptive`` run read back (resume, part files): the
+    columns of :func:`common.row_fields_checker`; pA_lower <= pA_upper, both probabilities;
+    ``samples`` is N0 plus a look of the schedule (the only sample sizes at which the bound
+    holds); ``stop`` a reason; the prediction abstains exactly when pA_lower < 1/2; and the
+    radius is, with a grid, the largest grid radius whose threshold lies below pA_lower (0 if
+    none), else the certificate's radius at pA_lower. Raises ValueError naming the first
+    problem."""
+    fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
+    looks = {n0 + int(n) for n in sequential.look_schedule(n_max)}
+    grid = None if radii is None else sequential.check_radii(radii)
+    thresholds = None if grid is None else sequential.grid_thresholds(smooth.certificate, grid)
+
+    def check(cells):
+        _, prediction = fields(cells)
+        p_a = _probability(cells[6], "pA_lower")
+        p_u = _probability(cells[7], "pA_upper")
+        if p_u < p_a:
+            raise ValueError(f"pA_upper {p_u!r} is below pA_lower {p_a!r}")
+        try:
+            samples = int(cells[8])
+        except ValueError:
+            raise ValueError(f"samples {cells[8]!r} is not an integer") from None
+        if samples not in looks:
+            raise ValueError(f"samples {samples} is not N0 = {n0} plus a look of the schedule "
+                             f"up to N = {n_max}")
+        if not STOP_CELL.fullmatch(cells[9]):
+            raise ValueError(f"stop {cells[9]!r} is not a stopping reason")
+        abstain = p_a < 0.5
+        if abstain != (prediction == Smooth.ABSTAIN):
+            raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
+        if abstain:
+            radius, how = 0.0, "the abstention's radius"
+        elif grid is None:
+            radius, how = smooth._radius(p_a), "the certificate's radius"
+        else:
+            j = sequential.grid_index(thresholds, p_a)
+            radius = float(grid[j]) if j >= 0 else 0.0
+            how = "the largest grid radius certified,"
+        _check_radius_cells(cells, radius, p_a, how)
 
     return check
 
@@ -112,6 +215,23 @@ def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int,
             progress(1)
 
 
+def certify_adaptive_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n_max: int,
+                             alpha: float, batch: int, seed: int, radii=None,
+                             rtol: float = sequential.DEFAULT_RTOL, progress=None) -> None:
+    """:func:`certify_indices` with :meth:`Smooth.certify_adaptive` (budget ``n_max``, grid
+    ``radii`` or tolerance ``rtol``): the same seeds, hence the same samples as a fixed-N run
+    as far as it goes; one row each (:func:`format_adaptive_row`)."""
+    for i in indices:
+        x, label = dataset[i]
+        before = time.time()
+        result = smooth.certify_adaptive(x, n0, n_max, alpha, batch, radii=radii,
+                                         generator=derive_seed(seed, i), rtol=rtol)
+        after = time.time()
+        write(format_adaptive_row(i, int(label), result, after - before))
+        if progress is not None:
+            progress(1)
+
+
 def check_args(args) -> None:
     """Every check of the options, before anything is loaded, locked or written."""
     common.check_run_args(args)
@@ -120,6 +240,72 @@ def check_args(args) -> None:
     common.check_alpha(args.alpha)
     common.check_samples("--cert-samples", args.cert_samples, 100)
     common.check_alpha(args.cert_failure_prob, "--cert-failure-prob")
+    check_adaptive_args(args)
+
+
+def check_adaptive_args(args) -> None:
+    """The options of sequential certification: --radii and --rtol only with --adaptive, not
+    together (a grid decides its radii; rtol is the stopping rule without one), a valid grid,
+    rtol > 0; no --bilateral."""
+    if not args.adaptive:
+        for flag, value in (("--radii", args.radii), ("--rtol", args.rtol)):
+            if value is not None:
+                raise SmoothCertError(f"{flag} needs --adaptive (it sets the stopping rule of "
+                                      "sequential certification)")
+        return
+    if args.bilateral:
+        raise SmoothCertError("--bilateral is not available with --adaptive (the sequential "
+                              "certificate bounds p_A only)")
+    if args.radii is not None:
+        if args.rtol is not None:
+            raise SmoothCertError("--rtol applies without --radii: with a grid, sampling stops "
+                                  "when the largest certified grid radius is decided")
+        try:
+            sequential.check_radii(args.radii)
+        except SmoothCertError as exc:
+            raise SmoothCertError(f"--radii: {exc}") from None
+    if args.rtol is not None:
+        try:
+            sequential.check_rtol(args.rtol)
+        except SmoothCertError as exc:
+            raise SmoothCertError(f"--rtol: {exc}") from None
+
+
+def adaptive_config(args) -> dict:
+    """The ``adaptive`` entry of OUTFILE.config.json: everything that decides an adaptive
+    row besides the shared options (resume refuses a difference)."""
+    looks = sequential.look_schedule(args.N)
+    return {
+        "n_max": args.N,
+        "radii": None if args.radii is None else [float(r) for r in args.radii],
+        "rtol": None if args.radii is not None else (
+            sequential.DEFAULT_RTOL if args.rtol is None else float(args.rtol)),
+        "bound": {
+            "name": "union-bound Clopper-Pearson (smoothcert.sequential.UnionBoundCP)",
+            "time_uniform": True,
+            "first_look": sequential.DEFAULT_FIRST_LOOK,
+            "growth": sequential.DEFAULT_GROWTH,
+            "final_share": sequential.DEFAULT_FINAL_SHARE,
+            "looks": int(looks.size),
+        },
+    }
+
+
+def adaptive_confidence_note(smooth: Smooth, alpha: float, n_max: int) -> str:
+    """One line: with which probability the certificates of an ``--adaptive`` run hold, and
+    why the level holds whenever sampling stops (the bound is time-uniform)."""
+    cert = smooth.certificate
+    table = float(getattr(cert, "failure_prob", 0.0))
+    looks = sequential.look_schedule(n_max)
+    note = (f"each certified radius ({smooth.norm}, {cert.method} certificate of "
+            f"{smooth.noise!r}) holds with probability >= {1 - alpha - table:.6g}: "
+            f"alpha = {alpha:g} per input for a time-uniform lower bound of p_A (one-sided "
+            f"Clopper-Pearson at each of the {looks.size} looks {looks[0]}, "
+            f"x{sequential.DEFAULT_GROWTH:g}, ..., {n_max} of the schedule, alpha split over "
+            "them by a union bound: valid at whichever look sampling stops)")
+    if table:
+        note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
+    return note
 
 
 def run(args) -> int:
@@ -162,7 +348,8 @@ def _run(args, job) -> int:
             "--data-dir": args.data_dir, "--device": args.device, "--seed": args.seed,
             "--bilateral": args.bilateral, "--cert-samples": args.cert_samples,
             "--cert-failure-prob": args.cert_failure_prob,
-            "--trust-checkpoint": args.trust_checkpoint}),
+            "--trust-checkpoint": args.trust_checkpoint, "--adaptive": args.adaptive,
+            "--radii": args.radii, "--rtol": args.rtol}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
@@ -174,12 +361,25 @@ def _run(args, job) -> int:
         "confidence": smooth.confidence_note(args.alpha, args.bilateral),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with job.open_results(args.outfile, header(args.bilateral), config, indices,
-                          row_checker(smooth, dataset, args.bilateral)) as results:
+    if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
+        config["adaptive"] = adaptive_config(args)
+        config["confidence"] = adaptive_confidence_note(smooth, args.alpha, args.N)
+        check = adaptive_row_checker(smooth, dataset, args.N0, args.N, args.radii)
+    else:
+        check = row_checker(smooth, dataset, args.bilateral)
+    with job.open_results(args.outfile, header(args.bilateral, args.adaptive), config, indices,
+                          check) as results:
         todo = [i for i in job.shard(indices) if i not in results.done]
-        print(f"# {smooth.confidence_note(args.alpha, args.bilateral)}", file=sys.stderr)
+        print(f"# {config['confidence']}", file=sys.stderr)
 
         def work(rows, progress):
+            if args.adaptive:
+                certify_adaptive_indices(
+                    smooth, dataset, rows, results.write_row, n0=args.N0, n_max=args.N,
+                    alpha=args.alpha, batch=args.batch, seed=args.seed, radii=args.radii,
+                    rtol=config["adaptive"]["rtol"] or sequential.DEFAULT_RTOL,
+                    progress=progress)
+                return
             certify_indices(smooth, dataset, rows, results.write_row, n0=args.N0, n=args.N,
                             alpha=args.alpha, batch=args.batch, seed=args.seed,
                             bilateral=args.bilateral, progress=progress)

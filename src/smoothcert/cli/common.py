@@ -149,13 +149,16 @@ def check_run_args(args) -> None:
 
 
 def format_command(name: str, positionals: Iterable, options: dict) -> str:
-    """``smoothcert NAME POS... --opt value ...`` (None and False options left out)."""
+    """``smoothcert NAME POS... --opt value ...`` (None and False options left out; a list or
+    tuple gives its values after the flag: ``--radii 0.25 0.5``)."""
     words = ["smoothcert", name, *map(str, positionals)]
     for flag, value in options.items():
         if value is None or value is False:
             continue
         words.append(flag)
-        if value is not True:
+        if isinstance(value, (list, tuple)):
+            words.extend(map(str, value))
+        elif value is not True:
             words.append(str(value))
     return shlex.join(words)
 
@@ -357,17 +360,29 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[str]:
     """``["sigma 0.25 != 0.5", ...]``: the fields (dotted when nested) that differ, except the
-    ones in ``ignore``; the stored value comes first."""
-    a, b = _flatten(stored), _flatten(json.loads(json.dumps(new)))
+    ones in ``ignore``; the stored value comes first. A nested entry that only one side has
+    (``adaptive`` of a sequential run) is one difference: ``adaptive (present) != (absent)``."""
+    new = json.loads(json.dumps(new))
+    a, b = _flatten(stored), _flatten(new)
     diffs, named = [], set()
+    whole = {k for k in set(stored) ^ set(new)
+             if isinstance(stored.get(k, new.get(k)), dict) and k not in ignore}
     for key in sorted(set(a) | set(b), key=lambda k: (list(b).index(k) if k in b else 1e9, k)):
         if key in ignore or key.split(".")[0] in ignore:
             continue
+        top = key.split(".")[0]
+        if top in whole:
+            if top not in named:
+                present = ("(present)", "(absent)")
+                diffs.append(f"{top} {' != '.join(present if top in stored else present[::-1])}")
+                named.add(top)
+            continue
         va, vb = a.get(key, "(absent)"), b.get(key, "(absent)")
         leaf = key.rsplit(".", 1)[-1]
-        if va != vb and (leaf, va, vb) not in named:  # certificate.sigma repeats sigma
+        seen = (leaf, json.dumps(va), json.dumps(vb))  # lists (a radius grid) are values too
+        if va != vb and seen not in named:  # certificate.sigma repeats sigma
             diffs.append(f"{key} {va} != {vb}")
-            named.add((leaf, va, vb))
+            named.add(seen)
     return diffs
 
 

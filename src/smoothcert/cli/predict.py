@@ -4,19 +4,34 @@ reference's ``code/predict.py``, any noise).
 Output: the reference's tab-separated rows ``idx label predict correct time`` (predict is -1 on
 abstention). The configuration is written to ``OUTFILE.config.json``; re-running the same
 command resumes the file; a second run on the same OUTFILE while one runs is refused.
+
+``--adaptive`` (sequential PREDICT, :meth:`smoothcert.Smooth.predict_adaptive`): ``--N`` is the
+per-input budget; the class is returned as soon as a time-uniform test decides it (same
+guarantee: with probability >= 1 - alpha the class is g(x)). The columns are, in this order::
+
+    idx label predict correct time samples stop
+
+``samples``: forward passes on this input; ``stop``: why sampling stopped (``decided``,
+``budget``, ``decision_out_of_reach``: the reason with its spaces written as ``_``).
+``OUTFILE.config.json`` records the mode and the look schedule under ``adaptive``.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import sys
 import time
 
-from .. import __version__, distributed
+from .. import __version__, distributed, sequential
+from ..analysis import SAMPLES_COLUMN
 from ..smooth import Smooth, derive_seed
 from . import common
+from .certify import STOP_CELL, stop_cell
 
 HEADER = ["idx", "label", "predict", "correct", "time"]
+#: the columns of an ``--adaptive`` run after the reference's
+ADAPTIVE_COLUMNS = [SAMPLES_COLUMN, "stop"]
 
 
 def add_parser(sub) -> None:
@@ -29,9 +44,14 @@ def add_parser(sub) -> None:
     common.add_run_arguments(p)
     common.add_noise_arguments(p, certificate=False)
     p.add_argument("--N", type=int, default=100_000,
-                   help="number of noise samples (default: 100000)")
+                   help="number of noise samples (default: 100000); with --adaptive the most "
+                        "samples per input (the budget)")
     p.add_argument("--alpha", type=float, default=0.001,
                    help="failure probability of the test (default: 0.001)")
+    p.add_argument("--adaptive", action="store_true",
+                   help="sample in growing batches and return the class as soon as a "
+                        "time-uniform test decides it (same guarantee): --N becomes the "
+                        "per-input budget; adds the columns samples and stop")
     p.set_defaults(func=run)
 
 
@@ -53,6 +73,55 @@ def predict_indices(smooth: Smooth, dataset, indices, write, *, n: int, alpha: f
         write(format_row(i, int(label), prediction, after - before))
         if progress is not None:
             progress(1)
+
+
+def predict_adaptive_indices(smooth: Smooth, dataset, indices, write, *, n_max: int,
+                             alpha: float, batch: int, seed: int, progress=None) -> None:
+    """:func:`predict_indices` with :meth:`Smooth.predict_adaptive` (budget ``n_max``; the
+    same seeds): one row each, the reference's columns then ``samples`` and ``stop``."""
+    for i in indices:
+        x, label = dataset[i]
+        before = time.time()
+        result = smooth.predict_adaptive(x, n_max, alpha, batch, generator=derive_seed(seed, i))
+        after = time.time()
+        write(format_row(i, int(label), result.prediction, after - before)
+              + f"\t{int(result.samples)}\t{stop_cell(result.reason)}")
+        if progress is not None:
+            progress(1)
+
+
+def adaptive_row_checker(dataset, n_max: int):
+    """``check(cells)`` for a row of an ``--adaptive`` run read back: the columns of
+    :func:`common.row_fields_checker`, ``samples`` a look of the schedule up to ``n_max`` and
+    ``stop`` a reason (ValueError naming the first problem)."""
+    fields = common.row_fields_checker(dataset, correct_col=3, time_col=4)
+    looks = {int(n) for n in sequential.look_schedule(n_max)}
+
+    def check(cells):
+        fields(cells)
+        try:
+            samples = int(cells[5])
+        except ValueError:
+            raise ValueError(f"samples {cells[5]!r} is not an integer") from None
+        if samples not in looks:
+            raise ValueError(f"samples {samples} is not a look of the schedule up to "
+                             f"N = {n_max}")
+        if not STOP_CELL.fullmatch(cells[6]):
+            raise ValueError(f"stop {cells[6]!r} is not a stopping reason")
+
+    return check
+
+
+def adaptive_confidence_note(alpha: float, n_max: int, num_classes: int) -> str:
+    """One line: with which probability the predictions of an ``--adaptive`` run are g(x), and
+    why the level holds whenever sampling stops."""
+    looks = sequential.look_schedule(n_max)
+    return (f"each prediction that is not an abstention is g(x) with probability >= "
+            f"{1 - alpha:.6g}: alpha = {alpha:g} per input, split by a union bound over the "
+            f"{looks.size} looks {looks[0]}, x{sequential.DEFAULT_GROWTH:g}, ..., {n_max} of "
+            f"the schedule and the {max(1, num_classes - 1)} classes tested against the "
+            "leader (one-sided Clopper-Pearson): time-uniform, valid at whichever look "
+            "sampling stops")
 
 
 def run(args) -> int:
@@ -83,7 +152,7 @@ def _run(args, job) -> int:
             "--N": args.N, "--alpha": args.alpha, "--batch": args.batch, "--skip": args.skip,
             "--max": args.max, "--split": args.split, "--data-dir": args.data_dir,
             "--device": args.device, "--seed": args.seed,
-            "--trust-checkpoint": args.trust_checkpoint}),
+            "--trust-checkpoint": args.trust_checkpoint, "--adaptive": args.adaptive}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
@@ -93,12 +162,29 @@ def _run(args, job) -> int:
         "device": str(device),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    with job.open_results(args.outfile, HEADER, config, indices,
-                          common.row_fields_checker(dataset, correct_col=3, time_col=4)
-                          ) as results:
+    header, check = HEADER, common.row_fields_checker(dataset, correct_col=3, time_col=4)
+    if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
+        looks = sequential.look_schedule(args.N)
+        config["adaptive"] = {
+            "n_max": args.N,
+            "test": "pairwise one-sided Clopper-Pearson, union bound over looks and classes "
+                    "(smoothcert.Smooth.predict_adaptive)",
+            "first_look": sequential.DEFAULT_FIRST_LOOK, "growth": sequential.DEFAULT_GROWTH,
+            "final_share": sequential.DEFAULT_FINAL_SHARE, "looks": int(looks.size)}
+        config["confidence"] = adaptive_confidence_note(args.alpha, args.N,
+                                                        int(dataset.num_classes))
+        header, check = HEADER + ADAPTIVE_COLUMNS, adaptive_row_checker(dataset, args.N)
+    with job.open_results(args.outfile, header, config, indices, check) as results:
         todo = [i for i in job.shard(indices) if i not in results.done]
+        if args.adaptive:
+            print(f"# {config['confidence']}", file=sys.stderr)
 
         def work(rows, progress):
+            if args.adaptive:
+                predict_adaptive_indices(smooth, dataset, rows, results.write_row, n_max=args.N,
+                                         alpha=args.alpha, batch=args.batch, seed=args.seed,
+                                         progress=progress)
+                return
             predict_indices(smooth, dataset, rows, results.write_row, n=args.N, alpha=args.alpha,
                             batch=args.batch, seed=args.seed, progress=progress)
 
