@@ -10,8 +10,11 @@ from scipy import stats
 
 from smoothcert import distributed
 from smoothcert.analysis import format_radius_cell
+from smoothcert.cli.certify import adaptive_bound
 from smoothcert.cli.main import main
+from smoothcert.noises import make_noise
 from smoothcert.sequential import look_schedule
+from smoothcert.smooth import Smooth
 
 SIGMA = 0.25
 N0, N = 20, 1000
@@ -74,6 +77,12 @@ def fixed_run(checkpoint, tmp_path_factory):
     return out
 
 
+def bound_looks(radii):
+    """The looks of the bound certify_adaptive uses for this run (estimation samples)."""
+    smooth = Smooth(lambda x: x, 10, make_noise("gaussian", 64, sigma=SIGMA))
+    return [int(n) for n in adaptive_bound(smooth, 0.001, N, radii).looks]
+
+
 def table(path):
     lines = path.read_text().splitlines()
     head = lines[0].split("\t")
@@ -105,7 +114,7 @@ def test_adaptive_rows_have_samples_and_stop_early_on_confident_inputs(grid_run)
     assert lines[0] == HEADER
     rows = table(grid_run)
     assert [int(r["idx"]) for r in rows] == [0, 60, 120, 180]
-    looks = {N0 + int(n) for n in look_schedule(N)}
+    looks = {N0 + n for n in bound_looks(GRID)}
     samples = [int(r["samples"]) for r in rows]
     assert all(s in looks for s in samples)
     early = [r for r in rows if r["stop"] == "largest_grid_radius_certified"]
@@ -120,8 +129,8 @@ def test_adaptive_rows_have_samples_and_stop_early_on_confident_inputs(grid_run)
     assert cfg["adaptive"]["n_max"] == N and cfg["N"] == N and cfg["N0"] == N0
     assert cfg["adaptive"]["radii"] == GRID and cfg["adaptive"]["rtol"] is None
     bound = cfg["adaptive"]["bound"]
-    assert bound["time_uniform"] is True and bound["looks"] == len(look_schedule(N))
-    assert (bound["first_look"], bound["growth"]) == (64, 1.5)
+    assert bound["time_uniform"] is True and bound["looks"] == bound_looks(GRID)
+    assert bound["looks"][-1] == N and sum(bound["levels"]) == pytest.approx(0.001, rel=1e-9)
     assert "--adaptive --radii 0.0 0.1 0.25" in cfg["command"]
     assert "probability >= 0.999" in cfg["confidence"]
     assert "time-uniform" in cfg["confidence"] and "whichever look" in cfg["confidence"]
@@ -149,7 +158,7 @@ def test_radius_is_the_largest_grid_radius_certified_by_pA_lower(grid_run):
 def test_without_grid_the_radius_is_the_certificate_radius_at_pA_lower(rtol_run):
     """Guards a run without --radii: the radius is sigma Phi^-1(pA_lower) (never above it), the
     default rtol 0.05 is recorded, and samples are N0 plus a scheduled look."""
-    looks = {N0 + int(n) for n in look_schedule(N)}
+    looks = {N0 + n for n in bound_looks(None)}
     for r in table(rtol_run):
         p_a, radius = float(r["pA_lower"]), float(r["radius_exact"])
         assert int(r["samples"]) in looks
@@ -160,6 +169,7 @@ def test_without_grid_the_radius_is_the_certificate_radius_at_pA_lower(rtol_run)
             assert radius == pytest.approx(exact, rel=1e-12) and radius <= exact * (1 + 1e-15)
     cfg = json.loads(rtol_run.with_name("rtol.tsv.config.json").read_text())
     assert cfg["adaptive"]["radii"] is None and cfg["adaptive"]["rtol"] == 0.05
+    assert cfg["adaptive"]["bound"]["looks"] == [int(n) for n in look_schedule(N)]
 
 
 def test_resume_of_an_interrupted_adaptive_run_gives_the_same_file(checkpoint, tmp_path,

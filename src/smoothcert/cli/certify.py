@@ -23,8 +23,8 @@ passes on this input, the N0 selection samples included; ``stop``: why sampling 
 reason of :func:`smoothcert.sequential.run_certification`, spaces written as ``_``: ``budget``,
 ``upper_bound_below_1/2``, ``1/2_out_of_reach``, ``largest_grid_radius_certified``,
 ``next_grid_radius_out_of_reach``, ``radius_converged``). ``OUTFILE.config.json`` records the
-mode, the grid, rtol and the bound (its look schedule) under ``adaptive``: resuming with another
-of them is refused.
+mode, the grid, rtol and the bound (its looks and their levels) under ``adaptive``: resuming with
+another of them is refused.
 """
 
 from __future__ import annotations
@@ -154,16 +154,41 @@ def row_checker(smooth: Smooth, dataset, bilateral: bool):
     return check
 
 
-def adaptive_row_checker(smooth: Smooth, dataset, n0: int, n_max: int, radii=None):
+def adaptive_bound(smooth: Smooth, alpha: float, n_max: int, radii=None):
+    """The time-uniform bound :meth:`Smooth.certify_adaptive` uses for this run (the library's
+    ``grid_bound`` of the grid thresholds, or its schedule without a grid): its ``looks`` are
+    the only estimation sample sizes a row can have, and :func:`bound_description` records it
+    in the configuration."""
+    thresholds = None if radii is None else sequential.grid_thresholds(
+        smooth.certificate, sequential.check_radii(radii))
+    make = getattr(sequential, "grid_bound", None)
+    if make is not None:
+        return make(alpha, n_max, thresholds)
+    return sequential.UnionBoundCP(alpha, sequential.look_schedule(n_max))
+
+
+def bound_description(bound) -> dict:
+    """The ``adaptive.bound`` entry of the configuration: the bound's identity (name, alpha,
+    looks and the level of each look), marked time-uniform."""
+    if hasattr(bound, "describe"):
+        desc = dict(bound.describe())
+    else:
+        desc = {"name": "union-cp", "alpha": bound.alpha, "looks": bound.looks.tolist(),
+                "levels": bound.alphas.tolist()}
+    return {**desc, "time_uniform": True}
+
+
+def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
     """``check(cells)`` for a row of an ``--adaptive`` run read back (resume, part files): the
     columns of :func:`common.row_fields_checker`; pA_lower <= pA_upper, both probabilities;
-    ``samples`` is N0 plus a look of the schedule (the only sample sizes at which the bound
-    holds); ``stop`` a reason; the prediction abstains exactly when pA_lower < 1/2; and the
+    ``samples`` is N0 plus a look of ``bound`` (:func:`adaptive_bound`: the only sample sizes at
+    which it holds); ``stop`` a reason; the prediction abstains exactly when pA_lower < 1/2; and the
     radius is, with a grid, the largest grid radius whose threshold lies below pA_lower (0 if
     none), else the certificate's radius at pA_lower. Raises ValueError naming the first
     problem."""
     fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
-    looks = {n0 + int(n) for n in sequential.look_schedule(n_max)}
+    looks = {n0 + int(n) for n in bound.looks}
+    n_max = int(bound.looks[-1])
     grid = None if radii is None else sequential.check_radii(radii)
     thresholds = None if grid is None else sequential.grid_thresholds(smooth.certificate, grid)
 
@@ -271,38 +296,31 @@ def check_adaptive_args(args) -> None:
             raise SmoothCertError(f"--rtol: {exc}") from None
 
 
-def adaptive_config(args) -> dict:
+def adaptive_config(args, bound) -> dict:
     """The ``adaptive`` entry of OUTFILE.config.json: everything that decides an adaptive
-    row besides the shared options (resume refuses a difference)."""
-    looks = sequential.look_schedule(args.N)
+    row besides the shared options (resume refuses a difference): the budget, the grid, rtol
+    (None with a grid) and the bound (:func:`bound_description`)."""
     return {
         "n_max": args.N,
         "radii": None if args.radii is None else [float(r) for r in args.radii],
         "rtol": None if args.radii is not None else (
             sequential.DEFAULT_RTOL if args.rtol is None else float(args.rtol)),
-        "bound": {
-            "name": "union-bound Clopper-Pearson (smoothcert.sequential.UnionBoundCP)",
-            "time_uniform": True,
-            "first_look": sequential.DEFAULT_FIRST_LOOK,
-            "growth": sequential.DEFAULT_GROWTH,
-            "final_share": sequential.DEFAULT_FINAL_SHARE,
-            "looks": int(looks.size),
-        },
+        "bound": bound_description(bound),
     }
 
 
-def adaptive_confidence_note(smooth: Smooth, alpha: float, n_max: int) -> str:
+def adaptive_confidence_note(smooth: Smooth, alpha: float, bound) -> str:
     """One line: with which probability the certificates of an ``--adaptive`` run hold, and
     why the level holds whenever sampling stops (the bound is time-uniform)."""
     cert = smooth.certificate
     table = float(getattr(cert, "failure_prob", 0.0))
-    looks = sequential.look_schedule(n_max)
+    looks = bound.looks
     note = (f"each certified radius ({smooth.norm}, {cert.method} certificate of "
             f"{smooth.noise!r}) holds with probability >= {1 - alpha - table:.6g}: "
             f"alpha = {alpha:g} per input for a time-uniform lower bound of p_A (one-sided "
-            f"Clopper-Pearson at each of the {looks.size} looks {looks[0]}, "
-            f"x{sequential.DEFAULT_GROWTH:g}, ..., {n_max} of the schedule, alpha split over "
-            "them by a union bound: valid at whichever look sampling stops)")
+            f"Clopper-Pearson at each of the {looks.size} looks, from {looks[0]} to "
+            f"{looks[-1]} samples, of a schedule fixed before sampling, alpha split over them "
+            "by a union bound: valid at whichever look sampling stops)")
     if table:
         note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
     return note
@@ -362,9 +380,10 @@ def _run(args, job) -> int:
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
-        config["adaptive"] = adaptive_config(args)
-        config["confidence"] = adaptive_confidence_note(smooth, args.alpha, args.N)
-        check = adaptive_row_checker(smooth, dataset, args.N0, args.N, args.radii)
+        bound = adaptive_bound(smooth, args.alpha, args.N, args.radii)
+        config["adaptive"] = adaptive_config(args, bound)
+        config["confidence"] = adaptive_confidence_note(smooth, args.alpha, bound)
+        check = adaptive_row_checker(smooth, dataset, args.N0, bound, args.radii)
     else:
         check = row_checker(smooth, dataset, args.bilateral)
     with job.open_results(args.outfile, header(args.bilateral, args.adaptive), config, indices,
