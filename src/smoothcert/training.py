@@ -249,8 +249,15 @@ def _run_epoch(model, loader, criterion, device, noise, generator, optimizer=Non
 def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batch: int = 256,
           lr: float = 0.1, lr_step_size: int = 30, gamma: float = 0.1, momentum: float = 0.9,
           weight_decay: float = 1e-4, workers: int = 0, device=None, seed: int = 0,
-          data_dir=None, progress: bool = True, verbose: bool = True) -> TrainResult:
+          data_dir=None, progress: bool = True, verbose: bool = True,
+          weights=None) -> TrainResult:
     """Train ``arch`` on ``dataset`` with noise augmentation, resuming from ``outdir``.
+
+    ``arch`` is a reference architecture or a model of another library (``hf:DIR``,
+    ``timm:NAME``, ``torchvision:NAME``; see :mod:`smoothcert.models.pretrained`), fine-tuned
+    with its own normalisation inside; ``weights`` is a local weights file for timm /
+    torchvision (random weights otherwise). The checkpoint records ``arch`` as given and, for
+    those models, a ``pretrained`` entry (plain data) from which certify rebuilds the model.
 
     ``noise`` is a :class:`NoiseSpec` or a dict ``{"noise"|"name", "k", "sigma"|"sigma0"}``
     (None: clean training). ``progress`` shows a tqdm bar per epoch, ``verbose`` prints one line
@@ -260,6 +267,7 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
 
     from .data import load_dataset
     from .models import get_architecture, save_checkpoint
+    from .models.pretrained import checkpoint_extra
 
     spec = NoiseSpec.coerce(noise)
     _check_hyper(epochs, batch, float(lr), lr_step_size, float(gamma), float(momentum),
@@ -279,12 +287,15 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
               "lr_step_size": int(lr_step_size), "gamma": float(gamma),
               "momentum": float(momentum), "weight_decay": float(weight_decay),
               "seed": int(seed), "epochs": int(epochs)}
+    if weights is not None:
+        config["weights"] = str(weights)
 
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
     with torch.random.fork_rng(devices=[]):  # the initial weights depend on seed only
         torch.manual_seed(_epoch_seed(seed, 0, _INIT))
         model = get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
-                                 in_channels=int(train_set.input_shape[0]))
+                                 in_channels=int(train_set.input_shape[0]),
+                                 **({} if weights is None else {"weights": weights}))
     model = model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
@@ -353,7 +364,8 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
             raise SmoothCertError(f"cannot write {log_path}: {exc.strerror or exc}") from None
         save_checkpoint(ckpt_path, model, arch, epoch=epoch + 1, optimizer=optimizer,
                         dataset=str(dataset), noise=noise_params,
-                        scheduler=scheduler.state_dict(), config=config)
+                        scheduler=scheduler.state_dict(), config=config,
+                        **checkpoint_extra(model))
         history.append({"epoch": epoch, "time": seconds, "lr": lr_now,
                         "train_loss": train_loss, "train_acc": train_acc,
                         "test_loss": test_loss, "test_acc": test_acc})

@@ -185,6 +185,10 @@ def load_data(args):
 
 
 def file_sha256(path) -> str:
+    if Path(path).is_dir():  # a Hugging Face model folder
+        from ..models.pretrained import dir_sha256
+
+        return dir_sha256(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -200,7 +204,7 @@ def load_model(path: str, dataset: str, device, trust: bool = False):
     p = Path(path)
     if not p.exists():
         raise SmoothCertError(f"checkpoint {path} not found")
-    if not p.is_file():
+    if not p.is_file() and not p.is_dir():  # a folder: a Hugging Face model, or an error
         raise SmoothCertError(f"checkpoint {path} is not a file")
     try:
         return load_checkpoint(str(p), dataset=dataset, device=device, trust=trust)

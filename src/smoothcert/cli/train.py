@@ -17,7 +17,10 @@ def add_parser(sub) -> None:
                     "resumes from the checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("dataset", help="digits, cifar10, imagenet, or a data set path")
-    p.add_argument("arch", help="digits_cnn, cifar_resnet20, cifar_resnet110, resnet50")
+    p.add_argument("arch", help="digits_cnn, cifar_resnet20, cifar_resnet110, resnet50, or a "
+                   "model of another library: hf:DIR, timm:NAME, torchvision:NAME")
+    p.add_argument("--weights", default=None, help="local weights file (.safetensors or a state "
+                   "dict) for a timm:/torchvision: ARCH; never downloaded (default: random)")
     p.add_argument("outdir", help="folder for the checkpoint and the training log")
     g = p.add_argument_group("noise")
     g.add_argument("--noise", choices=sorted(FAMILIES), default="gaussian",
@@ -60,7 +63,8 @@ def run(args) -> int:
                    batch=args.batch, lr=args.lr, lr_step_size=args.lr_step_size,
                    gamma=args.gamma, momentum=args.momentum, weight_decay=args.weight_decay,
                    workers=args.workers, device=args.device, seed=args.seed,
-                   data_dir=args.data_dir, progress=not args.no_progress)
+                   data_dir=args.data_dir, progress=not args.no_progress,
+                   weights=args.weights)
     for name, path in (("checkpoint", result.checkpoint), ("log", result.log)):
         if Path(path).is_file():  # only files that exist (written now or by an earlier run)
             print(f"{name}: {path}")

@@ -3,7 +3,9 @@
 :func:`get_architecture` builds ``Sequential(NormalizeLayer, net)`` (Cohen et al.);
 :func:`save_checkpoint` / :func:`load_checkpoint` write and read the reference checkpoint format
 ``{'arch', 'state_dict', 'epoch', 'optimizer', ...}`` as data, never code (TorchScript,
-``torch.export`` and whole-module files only with ``trust=True``).
+``torch.export`` and whole-module files only with ``trust=True``). Models of other libraries
+(``hf:DIR``, ``timm:NAME``, ``torchvision:NAME``, and Hugging Face model folders wherever a
+checkpoint is) come from :mod:`.pretrained`.
 """
 
 from .architectures import (
@@ -16,11 +18,12 @@ from .architectures import (
     NormalizeLayer,
     ResNet50,
     build_net,
-    get_architecture,
     normalization_layer,
 )
 from .checkpoint import adapt_state_dict, load_checkpoint, save_checkpoint
+from .pretrained import PretrainedClassifier, get_architecture, is_pretrained_arch
 
 __all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "CifarResNet", "DataParallel", "DigitsCNN",
-           "InputCenterLayer", "NormalizeLayer", "ResNet50", "adapt_state_dict", "build_net",
-           "get_architecture", "load_checkpoint", "normalization_layer", "save_checkpoint"]
+           "InputCenterLayer", "NormalizeLayer", "PretrainedClassifier", "ResNet50",
+           "adapt_state_dict", "build_net", "get_architecture", "is_pretrained_arch",
+           "load_checkpoint", "normalization_layer", "save_checkpoint"]

@@ -5,6 +5,10 @@ This is the file written by Cohen et al.'s ``train.py`` (``checkpoint.pth.tar``)
 the DataParallel ResNet-50). :func:`load_checkpoint` also reads bare state dicts and, when
 trusted, TorchScript files, ``torch.export`` archives (.pt2) and pickled whole modules.
 
+A Hugging Face model folder (``config.json`` + weights, as ``save_pretrained`` writes it) and
+a checkpoint whose ``arch`` is ``hf:DIR``, ``timm:NAME`` or ``torchvision:NAME`` (as ``train``
+writes it) load through :mod:`.pretrained`, under the same trust rules.
+
 Trust: a checkpoint may come from a stranger, so by default it is read with
 ``torch.load(weights_only=True)``, which unpickles tensors and plain data only (the reference
 checkpoints of Cohen et al. and Salman et al., in the zip and the legacy format, are such files);
@@ -42,6 +46,7 @@ from .architectures import (
     build_net,
     get_architecture,
 )
+from .pretrained import is_hf_dir, is_pretrained_arch
 
 __all__ = ["save_checkpoint", "load_checkpoint", "adapt_state_dict", "torch_load",
            "TRUST_HINT"]
@@ -284,6 +289,21 @@ def _load_archive(path: Path, kind: str, device, dataset, trust: bool):
     return _finish(path, model, meta, device)
 
 
+def _load_hf_dir(path: Path, dataset, device, trust: bool):
+    """A Hugging Face model folder as a checkpoint: meta ``{'arch': 'hf:PATH', 'format':
+    'hf'}``; its normalisation comes from its preprocessor config, not from ``dataset``."""
+    from .pretrained import load_hf_dir
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SmoothCertError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
+    model = load_hf_dir(path, trust=trust)
+    meta = {"arch": f"hf:{path}", "format": "hf", "dataset": dataset,
+            "pretrained": {k: v for k, v in model.info.items() if k != "hf_config"}}
+    return _finish(path, model, meta, device)
+
+
 def _is_state_dict(obj) -> bool:
     return (isinstance(obj, dict) and len(obj) > 0
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
@@ -333,8 +353,11 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
     path = Path(path)
     if not path.exists():
         raise SmoothCertError(f"checkpoint {path} not found")
+    if is_hf_dir(path):  # a Hugging Face model folder (config.json + weights)
+        return _load_hf_dir(path, dataset, device, trust)
     if not path.is_file():
-        raise SmoothCertError(f"checkpoint {path} is not a file")
+        raise SmoothCertError(f"checkpoint {path} is not a file (nor a Hugging Face model "
+                              "folder with a config.json)")
     if path.stat().st_size == 0:
         raise SmoothCertError(f"checkpoint {path} is empty")
     try:
@@ -390,6 +413,14 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
                                   f"architecture ({', '.join(ARCHITECTURES)})")
         arch = fits[0]
         notes.append(f"arch {arch} inferred from the keys")
+    if is_pretrained_arch(arch):  # hf: / timm: / torchvision:, rebuilt from 'pretrained'
+        from .pretrained import load_pretrained_checkpoint
+
+        model = load_pretrained_checkpoint(path, meta, state_dict, trust=trust)
+        meta.update(arch=arch, dataset=os.fspath(dataset) if dataset is not None
+                    else meta.get("dataset"), format="state_dict", input_center=False,
+                    notes=notes)
+        return _finish(path, model, meta, device)
     if not isinstance(arch, str) or arch.lower() not in ARCHITECTURES:
         raise SmoothCertError(f"checkpoint {path} has unknown arch {arch!r}; known: "
                               f"{', '.join(ARCHITECTURES)}")
