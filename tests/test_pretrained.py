@@ -294,3 +294,31 @@ def test_weights_file_that_does_not_fit_is_one_line(monkeypatch, tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(SmoothCertError, match="timm: / torchvision:"):
         get_architecture("digits_cnn", "digits", weights=str(weights))
+
+
+def test_hf_new_head_and_half_precision_folder(hf_dir, tmp_path):
+    """An hf folder fine-tuned on another label set gets a new head of that size, and a folder
+    saved in half precision runs on float32 images (the data and the noise are float32)."""
+    transformers = _transformers()
+    from smoothcert.models.pretrained import load_hf_dir
+
+    model = load_hf_dir(hf_dir, 3).eval()
+    assert tuple(model(torch.rand(2, 1, 8, 8)).shape) == (2, 3)
+    half = tmp_path / "half"
+    transformers.AutoModelForImageClassification.from_pretrained(
+        str(hf_dir), local_files_only=True).half().save_pretrained(str(half))
+    model = load_hf_dir(half).eval()
+    assert model(torch.rand(2, 1, 8, 8)).dtype == torch.float32
+
+
+def test_weights_file_that_needs_code_is_refused(monkeypatch, tmp_path):
+    """A --weights file that needs unpickling code (a pickled module) is refused with one line
+    (read with weights_only: it never runs code from the file)."""
+    from smoothcert.models import get_architecture
+
+    _fake_libraries(monkeypatch, [])
+    weights = tmp_path / "w.pth"
+    torch.save(_TinyNet(), weights)
+    with pytest.raises(SmoothCertError, match="unpickling code") as info:
+        get_architecture("torchvision:tiny", "digits", weights=str(weights))
+    assert "\n" not in str(info.value)

@@ -292,6 +292,7 @@ def load_hf_dir(directory, num_classes: int | None = None, *, trust: bool = Fals
     except Exception as exc:
         raise SmoothCertError(f"cannot load the Hugging Face model in {directory}: "
                               f"{_one_line(exc)}") from None
+    net = net.float()  # weights saved in half precision: the data and the noise are float32
     return _hf_wrap(net, directory, cfg, means, sds, name or str(directory))
 
 
