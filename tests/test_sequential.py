@@ -14,7 +14,11 @@ from smoothcert.noises import make_noise
 from smoothcert.sequential import (
     BetaBinomialMixture,
     UnionBoundCP,
+    grid_bound,
+    grid_look_schedule,
+    grid_thresholds,
     look_schedule,
+    run_certification,
 )
 from smoothcert.smooth import Smooth, derive_seed
 
@@ -87,6 +91,67 @@ def test_upper_bounds_are_time_uniform_too():
     se = math.sqrt(alpha * (1 - alpha) / seeds)
     for cs in (UnionBoundCP(alpha, looks), BetaBinomialMixture(alpha)):
         assert np.mean(np.any(cs.upper(s, n) < p, axis=1)) <= alpha + 3 * se
+
+
+THRESHOLDS = stats.norm.cdf(np.array([0.25, 0.5, 0.75, 1.0]) / 0.3)
+
+
+def test_grid_schedule_levels_sum_to_alpha_and_sit_where_all_successes_certify():
+    """Guards the grid-aware schedule: its levels sum to alpha (never more), n_max is its last
+    look, and each threshold's look is the first size at which all-success draws certify it."""
+    alpha, n_max = 0.001, 100_000
+    looks, w = grid_look_schedule(THRESHOLDS, n_max, alpha)
+    cs = UnionBoundCP(alpha, looks, weights=w)
+    assert looks[-1] == n_max and np.all(np.diff(looks) > 0)
+    assert cs.alphas.sum() <= alpha * (1 + 1e-12)
+    top = THRESHOLDS[-1]
+    n_top = math.floor(math.log(alpha * 0.5) / math.log(top)) + 1
+    assert n_top in looks
+    # at level alpha/2 exactly: n_top successes certify top, n_top - 1 would not
+    assert cp_lower_exact(n_top, n_top, alpha * 0.5) > top >= cp_lower_exact(
+        n_top - 1, n_top - 1, alpha * 0.5)
+    k = int(np.searchsorted(looks, n_top))
+    assert cs.alphas[k] >= alpha * 0.5 * (1 - 1e-12)
+    assert cs.lower(n_top, n_top) > top
+    assert cs.describe()["name"] == "union-cp" and grid_bound(alpha, n_max, THRESHOLDS).name
+
+
+def cp_lower_exact(s, n, level):
+    return float(stats.beta.ppf(level, s, n - s + 1))
+
+
+def test_grid_schedule_is_time_uniform_at_the_thresholds():
+    """Guards the union bound of the grid-aware schedule: with p just below a threshold, the
+    lower bound exceeds p at some look in at most alpha of the runs (exact per-look levels
+    that did not sum to alpha, e.g. alpha at each grid look, fail this)."""
+    alpha, n_max, seeds = 0.05, 20_000, 4000
+    looks, w = grid_look_schedule(THRESHOLDS, n_max, alpha, first=16)
+    cs = UnionBoundCP(alpha, looks, weights=w)
+    se = math.sqrt(alpha * (1 - alpha) / seeds)
+    rng = np.random.default_rng(5)
+    inc = np.diff(np.concatenate([[0], looks]))
+    for p in THRESHOLDS[-2:] - 1e-9:
+        s = np.cumsum(rng.binomial(inc, p, size=(seeds, looks.size)), axis=1)
+        n = np.broadcast_to(looks, s.shape)
+        rate = float(np.mean(np.any(cs.lower(s, n) > p, axis=1)))
+        assert rate <= alpha + 3 * se, (p, rate)
+
+
+def test_forecast_level_stops_sooner_and_only_stops():
+    """Guards the forecast of the grid stopping rule: with p between two thresholds, a weaker
+    forecast stops no later, and the lower bound at the stop is the bound's own at that look."""
+    alpha, n_max = 0.001, 100_000
+    looks, w = grid_look_schedule(THRESHOLDS, n_max, alpha)
+    cs = UnionBoundCP(alpha, looks, weights=w)
+    p = THRESHOLDS[-1] - 1e-4  # just below the top threshold
+    stops = []
+    for level in (None, 0.05):
+        rng = np.random.default_rng(3)
+        st_ = run_certification(cs, looks, lambda m, rng=rng: rng.binomial(m, p), THRESHOLDS, None,
+                                forecast_level=level)
+        assert st_.lower == float(cs.lower(st_.successes, st_.n))
+        stops.append(st_.n)
+    assert stops[1] < stops[0] * 0.6, stops
 
 
 def _mixture_by_quadrature(p, s, n, a, b):
@@ -284,14 +349,15 @@ def test_returned_grid_radius_is_certified_by_the_lower_bound(fracs, grid, norm)
     smooth = Smooth(Scripted([1.0] + fracs), 2, gaussian(), norm=norm)
     r = smooth.certify_adaptive(x0(), 5, n_max, 0.01, n_max, radii=grid, generator=0)
     cert = smooth.certificate
-    looks = look_schedule(n_max)
+    bound = grid_bound(0.01, n_max, grid_thresholds(cert, grid))
+    looks = bound.looks
     n = r.samples - 5
     assert n in looks
     # the counts at the stop, from the script (one call per look: batch_size >= n_max)
     k = int(np.searchsorted(looks, n))
     inc = np.diff(np.concatenate([[0], looks[: k + 1]]))
     s = sum(int(round(fracs[min(i, len(fracs) - 1)] * m)) for i, m in enumerate(inc))
-    expect = stats.beta.ppf(UnionBoundCP(0.01, looks).alphas[k], s, n - s + 1) if s else 0.0
+    expect = stats.beta.ppf(bound.alphas[k], s, n - s + 1) if s else 0.0
     assert r.pA_lower == pytest.approx(expect, rel=1e-12)
     if r.pA_lower < 0.5:
         assert r.prediction == Smooth.ABSTAIN and r.radius == 0.0

@@ -45,6 +45,7 @@ from .errors import SmoothCertError
 from .noises import Noise
 from .noises.base import check_norm
 from .sequential import (
+    DEFAULT_FORECAST_LEVEL,
     DEFAULT_RTOL,
     AdaptiveCertificate,
     AdaptivePrediction,
@@ -53,6 +54,7 @@ from .sequential import (
     check_rtol,
     cp_lower,
     cp_upper,
+    grid_bound,
     grid_index,
     grid_thresholds,
     look_schedule,
@@ -462,9 +464,12 @@ class Smooth:
         """Sequential CERTIFY: the certificate of :meth:`certify` with far fewer samples.
 
         ``n0`` samples select c_A (the samples of :meth:`certify`); estimation samples are then
-        drawn at the looks of :func:`smoothcert.sequential.look_schedule` (64, then x1.5 each,
-        up to the budget ``n_max``; GPU batches of at most ``batch_size``) and classified, and
-        the time-uniform bound :class:`smoothcert.sequential.UnionBoundCP` at level ``alpha``
+        drawn at the looks of :func:`smoothcert.sequential.grid_bound` (with ``radii``: the
+        grid-aware schedule of :func:`smoothcert.sequential.grid_look_schedule`, which adds
+        the looks where all-success draws first certify each grid threshold; without: the
+        geometric :func:`smoothcert.sequential.look_schedule`, 64 then x1.5 each; both end at
+        the budget ``n_max``; GPU batches of at most ``batch_size``) and classified, and the
+        time-uniform bound :class:`smoothcert.sequential.UnionBoundCP` at level ``alpha``
         gives pA_lower and pA_upper at each look. The estimation samples are those of
         :meth:`certify` with the same generator: the first n of them are those of a fixed-n
         certify when n = n_max, or a multiple of ``noise_block``.
@@ -474,9 +479,11 @@ class Smooth:
         - ``radii`` (a grid, strictly increasing): thresholds t_j = certificate.threshold(r_j)
           (upper bounds of the smallest p_A certifying r_j); stop as soon as the largest
           certified grid index j = max{j : t_j < pA_lower} is decided: j is the last one, or
-          t_{j+1} is ruled out (even if the remaining draws succeeded at the rate pA_upper, no
-          later lower bound would exceed it; this covers "pA_upper <= t_{j+1}" and
-          "unreachable within n_max"). The radius returned is exactly r_j (0 if none). The
+          t_{j+1} is ruled out (even if the remaining draws succeeded at the forecast rate,
+          no later lower bound would exceed it; this covers "rate <= t_{j+1}" and "unreachable
+          within n_max"; the rate is the fixed-n Clopper-Pearson upper bound at level
+          :data:`smoothcert.sequential.DEFAULT_FORECAST_LEVEL`, capped by pA_upper: it only
+          decides when to stop). The radius returned is exactly r_j (0 if none). The
           grid only decides grid radii: add 0 to it to decide the prediction itself
           (``radii=[r]`` answers Algorithm 2's question for r).
         - no ``radii``: the radius at pA_lower (``certificate.radius`` with the exact refinement
@@ -509,11 +516,11 @@ class Smooth:
         base = self._base_seed(generator)
         selection = self._counts(x, n0, batch_size, derive_seed(base, 1))
         c_a = int(np.argmax(selection))
-        looks = look_schedule(n_max)
+        cs = grid_bound(alpha, n_max, thresholds)
         stream = _SampleStream(self, x, n_max, batch_size, derive_seed(base, 2))
-        stop = run_certification(UnionBoundCP(alpha, looks), looks,
-                                 lambda m: int(stream.counts(m)[c_a]), thresholds,
-                                 self._radius, rtol)
+        stop = run_certification(cs, cs.looks, lambda m: int(stream.counts(m)[c_a]),
+                                 thresholds, self._radius, rtol,
+                                 None if thresholds is None else DEFAULT_FORECAST_LEVEL)
         samples = n0 + stream.used
         lo, up = stop.lower, stop.upper
         if lo < 0.5:
