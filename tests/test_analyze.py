@@ -331,7 +331,8 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["analyze", str(a), f"second={b}", "--radii", "0.5", "1.0",
                  "--envelope", "--plot", str(plot)]) == 0
     captured = capsys.readouterr()
-    assert captured.err == ""
+    assert captured.err == ("# l2 radius: a: no a.tsv.config.json, l2 radii as the reference's; "
+                            "second: no b.tsv.config.json, l2 radii as the reference's\n")
     assert captured.out.splitlines() == [
         "|  | r = 0.5 |r = 1.0 |",
         "| --- |  --- | --- |",

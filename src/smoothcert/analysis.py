@@ -555,7 +555,8 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
                  fmt: str = "markdown", *, envelope: bool = False,
                  envelope_label: str = ENVELOPE_LABEL, best: str = "first",
                  decimals: int = 2,
-                 samples: Sequence[tuple[float, int] | None] | None = None) -> str:
+                 samples: Sequence[tuple[float, int] | None] | None = None,
+                 norm: str = "l2") -> str:
     """A certified-accuracy table: one row per ``(label, accuracies at radii)``.
 
     ``fmt``: ``markdown`` or ``latex``, the reference's tables byte for byte (accuracies with
@@ -577,6 +578,10 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     where unknown, shown ``-``), added as two last columns :data:`SAMPLES_HEADS` (mean with
     one decimal; csv: ``samples_per_input`` and ``samples_total`` at full precision, empty
     where unknown); the envelope row has none. Without it the tables are the reference's.
+
+    ``norm``: the threat model of the radii. ``l2`` heads the columns ``r = R`` (the
+    reference's); ``linf`` heads them ``r∞ = R`` (LaTeX ``$r_\\infty = R$``; csv: first cell
+    ``label (linf radius)``).
     """
     if fmt not in TABLE_FORMATS:
         raise SmoothCertError(f"unknown table format {fmt!r}; choose one of "
@@ -597,6 +602,9 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     env = acc.max(axis=0) if envelope else None
     marked = _best_mask(acc, best)
     heads = [format_radius(r) for r in radii]
+    if norm not in ("l2", "linf"):
+        raise SmoothCertError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    rsym, rtex = ("r", "r") if norm == "l2" else ("r∞", r"r_\infty")
     num = f"{{:.{int(decimals)}f}}"
     out = io.StringIO()
     if samples is not None:
@@ -611,7 +619,7 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
 
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["label", *heads,
+        writer.writerow(["label" if norm == "l2" else "label (linf radius)", *heads,
                          *(["samples_per_input", "samples_total"] if cost is not None else [])])
         for i, (label, values) in enumerate(zip(labels, acc, strict=True)):
             extra = [] if samples is None else (
@@ -622,7 +630,7 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
             writer.writerow([envelope_label, *(repr(float(v)) for v in env),
                              *(["", ""] if cost is not None else [])])
     elif fmt == "markdown":
-        out.write("|  | " + "".join(f"r = {h} |" for h in heads)
+        out.write("|  | " + "".join(f"{rsym} = {h} |" for h in heads)
                   + ("".join(f"{h} |" for h in SAMPLES_HEADS) if cost is not None else "")
                   + "\n")
         out.write("| --- | " + " --- |" * (len(heads) + (2 if cost is not None else 0)) + "\n")
@@ -643,7 +651,7 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
                                                                strict=True))]
         if env is not None:
             body.append([envelope_label, *(num.format(v) + " " for v in env), *env_cost])
-        lines = [["", *(f"r = {h} " for h in heads),
+        lines = [["", *(f"{rsym} = {h} " for h in heads),
                   *(SAMPLES_HEADS if cost is not None else ())], *body]
         widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
         for i, line in enumerate(lines):
@@ -652,7 +660,7 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
             if i == 0:
                 out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
     else:  # latex
-        out.write("".join(f"& $r = {h}$" for h in heads)
+        out.write("".join(f"& ${rtex} = {h}$" for h in heads)
                   + ("".join(f"& {h}" for h in SAMPLES_HEADS) if cost is not None else "")
                   + "\\\\\n")
         out.write("\\midrule\n")

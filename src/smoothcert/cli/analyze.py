@@ -8,6 +8,7 @@ Without such a file the tables are the reference's."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -50,6 +51,42 @@ def split_file_argument(arg: str) -> tuple[str | None, str]:
         if Path(arg[i + 1:]).is_file():
             return arg[:i], arg[i + 1:]
     return arg[:cuts[0]], arg[cuts[0] + 1:]
+
+
+#: the axis label of each threat model
+NORM_LABELS = {"l2": "l2 radius", "linf": "l\u221e radius"}
+
+
+def results_setting(path: str) -> dict:
+    """``{"norm", "noise", "sigma", "config"}`` of a results file, from ``PATH.config.json``
+    (written by certify). A file without one (the reference's scripts) has l2 radii, as the
+    reference's; ``config`` is then False. An unreadable configuration, or one with an unknown
+    norm, is a one-line error."""
+    cpath = Path(str(path) + ".config.json")
+    if not cpath.is_file():
+        return {"norm": "l2", "noise": None, "sigma": None, "config": False}
+    try:
+        config = json.loads(cpath.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise SmoothCertError(f"{cpath}: unreadable configuration ({exc})") from None
+    norm = config.get("norm", "l2")
+    if norm not in NORM_LABELS:
+        raise SmoothCertError(f"{cpath}: unknown norm {norm!r} (expected l2 or linf)")
+    return {"norm": norm, "noise": config.get("noise"), "sigma": config.get("sigma"),
+            "config": True}
+
+
+def common_norm(paths, settings) -> str:
+    """The one norm of all files; mixing l2 and l-inf radii in one table is refused."""
+    norms = {s["norm"] for s in settings}
+    if len(norms) > 1:
+        which = ", ".join(f"{p} ({s['norm']}{'' if s['config'] else ', no config: l2'})"
+                          for p, s in zip(paths, settings, strict=True))
+        raise SmoothCertError(f"cannot compare l2 and linf radii in one table or plot: {which}; "
+                              "analyze each norm separately")
+    return norms.pop()
 
 
 def _check_plot_path(path: str) -> None:
@@ -99,8 +136,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-radius", type=float, default=None,
                    help="right end of the plot's radius axis (default: the largest certified "
                         "radius, rounded up to a multiple of 0.25)")
-    p.add_argument("--norm-label", default="l2 radius",
-                   help="x-axis label of the plot (default: 'l2 radius')")
+    p.add_argument("--norm-label", default=None,
+                   help="x-axis label of the plot (default: 'l2 radius' or 'l\u221e radius', "
+                        "the norm in FILE.config.json; l2 for a file without one)")
     p.set_defaults(func=run)
 
 
@@ -123,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     unlabelled = iter(default_labels([path for label, path in given if label is None]))
     plot_labels = [label if label is not None else next(unlabelled) for label, _ in given]
     tables = [read_results(path) for _, path in given]
+    settings = [results_setting(path) for _, path in given]
+    norm = common_norm([path for _, path in given], settings)
     labels = [_latex_escape(auto) if label is None and args.format == "latex" else auto
               for (label, _), auto in zip(given, plot_labels, strict=True)]
 
@@ -132,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if any(SAMPLES_COLUMN in t.extra for t in tables):  # an adaptive run: show the cost
         samples = [forward_passes(t) for t in tables]
     table = format_table(rows, radii, args.format, envelope=args.envelope,
-                         best=args.best, samples=samples)
+                         best=args.best, samples=samples, norm=norm)
     new_output = args.output is not None and not Path(args.output).exists()
     if args.output is None:
         sys.stdout.write(table)
@@ -145,9 +185,15 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         try:
             plot_certified_accuracy(list(zip(plot_labels, tables, strict=True)), args.plot,
-                                    max_radius=args.max_radius, norm_label=args.norm_label)
+                                    max_radius=args.max_radius,
+                                    norm_label=args.norm_label or NORM_LABELS[norm])
         except SmoothCertError:
             if new_output:  # no table left behind by a failed run
                 Path(args.output).unlink(missing_ok=True)
             raise
+    print(f"# {NORM_LABELS[norm]}: " + "; ".join(
+        f"{label}: {s['noise']} sigma {s['sigma']}" if s["config"] else
+        f"{label}: no {Path(path).name}.config.json, l2 radii as the reference's"
+        for label, (_, path), s in zip(plot_labels, given, settings, strict=True)),
+        file=sys.stderr)
     return 0

@@ -352,7 +352,7 @@ def _run(args, job) -> int:
 
     smooth = Smooth(model, dataset.num_classes, noise, device=device, norm=args.norm,
                     samples=args.cert_samples, failure_prob=args.cert_failure_prob,
-                    progress=True)
+                    progress=not args.no_progress)
     cert = smooth.certificate  # builds (and caches) a Monte Carlo table, with its progress bar
     if args.bilateral and cert.method == "monte-carlo":
         raise SmoothCertError("--bilateral needs bound values V(p, r), which the Monte Carlo "
@@ -404,5 +404,5 @@ def _run(args, job) -> int:
                             bilateral=args.bilateral, progress=progress)
 
         common.run_with_progress(todo, work, desc=job.desc("certify"),
-                                 total=len(job.shard(indices)))
+                                 total=len(job.shard(indices)), enabled=not args.no_progress)
     return job.finish()

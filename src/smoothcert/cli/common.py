@@ -97,6 +97,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed; the noise of input idx is seeded from (seed, idx)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (default: bars on stderr)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="also load a CHECKPOINT that is a pickled module, a TorchScript or "
                              "a torch.export file: this runs code stored in the file, so only "
@@ -261,8 +263,12 @@ def check_outfile(outfile) -> None:
     if p.is_dir():
         raise SmoothCertError(f"OUTFILE {outfile} is a directory")
     parent = p.resolve().parent
-    if not parent.is_dir():
-        raise SmoothCertError(f"directory {parent} of OUTFILE does not exist")
+    if not parent.is_dir():  # created, as train and demo create their folders
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SmoothCertError(f"cannot create the directory {parent} of OUTFILE: "
+                                  f"{exc.strerror or exc}") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SmoothCertError(f"directory {parent} of OUTFILE is not writable")
     if p.exists() and not os.access(p, os.R_OK | os.W_OK):
@@ -598,12 +604,13 @@ def format_time(seconds: float) -> str:
 
 
 def run_with_progress(indices: list[int], run: Callable[[list[int], Callable], None],
-                      desc: str, total: int | None = None) -> None:
+                      desc: str, total: int | None = None, enabled: bool = True) -> None:
     """``run(indices, progress)`` under a tqdm progress bar with ETA on stderr; ``run`` calls
-    ``progress(1)`` after each input. ``total`` counts the inputs already done too."""
+    ``progress(1)`` after each input. ``total`` counts the inputs already done too;
+    ``enabled=False`` (``--no-progress``) shows no bar."""
     from tqdm.auto import tqdm
 
     total = len(indices) if total is None else total
     with tqdm(total=total, initial=total - len(indices), desc=desc, unit="input",
-              file=sys.stderr, dynamic_ncols=True) as bar:
+              file=sys.stderr, dynamic_ncols=True, disable=not enabled) as bar:
         run(indices, bar.update)

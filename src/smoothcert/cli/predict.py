@@ -189,5 +189,5 @@ def _run(args, job) -> int:
                             batch=args.batch, seed=args.seed, progress=progress)
 
         common.run_with_progress(todo, work, desc=job.desc("predict"),
-                                 total=len(job.shard(indices)))
+                                 total=len(job.shard(indices)), enabled=not args.no_progress)
     return job.finish()
