@@ -146,3 +146,41 @@ def test_certify_creates_the_folder_of_outfile(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(Exception, match="cannot create the directory"):
         common.check_outfile(tmp_path / "file" / "gauss.tsv")
+
+
+# ----------------------------------------------------------------------------- 4: start-up
+_NO_TORCH = """
+import sys
+from smoothcert.cli.main import main
+try:
+    rc = main(sys.argv[1:])
+except SystemExit as exc:
+    rc = exc.code
+print("TORCH" if "torch" in sys.modules else "NO-TORCH", rc)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["analyze", "--help"],
+                                  ["analyze", "RESULTS", "--radii", "0.25"]])
+def test_start_up_does_not_import_torch(argv, tmp_path):
+    """`smoothcert --help`, `--version` and `analyze` start without importing torch (~3 s of
+    start-up before)."""
+    results = _results(tmp_path / "gauss.tsv", "l2")
+    argv = [results if a == "RESULTS" else a for a in argv]
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, *argv], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert proc.stdout.strip().splitlines()[-1] == "NO-TORCH 0", proc.stdout + proc.stderr
+
+
+def test_version_and_command_list():
+    """`smoothcert --version` prints the installed version, and the command list of `--help`
+    (kept without importing the commands) matches each command's own help."""
+    from importlib.metadata import version
+
+    from smoothcert.cli.main import COMMANDS, build_parser
+
+    proc = subprocess.run([sys.executable, "-m", "smoothcert", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == f"smoothcert {version('smoothcert')}"
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {c.dest: c.help for c in sub._choices_actions} == COMMANDS

@@ -3,6 +3,9 @@
 Every module listed in ``COMMANDS`` defines ``add_parser(subparsers)`` (which registers its
 arguments and sets ``func``) . A :class:`~smoothcert.errors.SmoothCertError` raised anywhere
 becomes one line on stderr and exit status 2; argparse errors also exit with 2.
+
+Only the module of the command being run is imported (``smoothcert --help`` lists the commands
+from ``COMMANDS`` alone), so that start-up does not pay for torch where it is not needed.
 """
 
 from __future__ import annotations
@@ -11,29 +14,53 @@ import argparse
 import importlib
 import sys
 
+from .. import __version__
 from ..errors import SmoothCertError
 
-COMMANDS = ["radius", "certify", "predict", "train", "analyze", "merge", "demo", "figures"]
+#: command -> its one-line help (the same text as the module's ``add_parser``)
+COMMANDS = {
+    "radius": "certified radius for a lower bound P of p_A",
+    "certify": "certify a smoothed classifier on a dataset",
+    "predict": "smoothed predictions on a dataset",
+    "train": "train a base classifier with noise augmentation",
+    "analyze": "certified-accuracy tables and plots from certify outputs",
+    "merge": "join the part files of a distributed run into one results file",
+    "demo": "the main job: train + certify on digits, print tables, write plots",
+    "figures": "recompute the paper's figures (PNG, PDF and their numbers)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is one), None for none."""
+    for word in argv:
+        if word in COMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command named there is loaded (the others are
+    listed with their help), without, every command."""
     parser = argparse.ArgumentParser(
         prog="smoothcert",
         description="Certified robustness of black-box classifiers by randomized smoothing.")
+    parser.add_argument("--version", action="version", version=f"smoothcert {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".{name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # command not built yet
-            raise
+    wanted = None if argv is None else _command_of(argv)
+    for name, help_text in COMMANDS.items():
+        if argv is not None and name != wanted:
+            sub.add_parser(name, help=help_text)  # listed only: not the command being run
+            continue
+        module = importlib.import_module(f".{name}", __package__)
         module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
