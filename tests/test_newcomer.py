@@ -184,3 +184,52 @@ def test_version_and_command_list():
     assert proc.stdout.strip() == f"smoothcert {version('smoothcert')}"
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {c.dest: c.help for c in sub._choices_actions} == COMMANDS
+
+
+# ----------------------------------------------------------------------------- 5: conventions
+def _help(command: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "smoothcert", command, "--help"],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("command", ["certify", "predict", "train", "demo"])
+def test_long_running_commands_accept_no_progress(command):
+    """Every long-running command (certify and predict too, not only train and demo) accepts
+    --no-progress."""
+    assert "--no-progress" in _help(command)
+
+
+def test_help_conventions_upper_case_positionals_and_defaults_once():
+    """train's positionals are upper case like the other commands', and no option of its
+    --help shows its default twice ('(default: cuda if available) (default: None)')."""
+    text = _help("train")
+    assert "DATASET ARCH OUTDIR" in text
+    for line in text.splitlines():
+        assert line.count("(default") <= 1, line
+
+
+def test_cohen_style_call_gets_a_sigma_hint(capsys):
+    """A call in the reference's order `certify DATASET CHECKPOINT 0.25 OUTFILE` ends in one line
+    saying that sigma is now --sigma."""
+    assert _smoothcert("certify", "cifar10", "model.pth.tar", "0.25", "out.tsv",
+                       "--skip", "20") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--sigma 0.25" in err[0], err
+
+
+def test_config_file_has_the_mode_of_the_results_file(tmp_path):
+    """OUTFILE.config.json (written through a temporary file) gets the mode the umask gives the
+    TSV next to it (0644 under umask 022), not mkstemp's 0600."""
+    from smoothcert.cli.common import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "out.tsv.config.json", "{}")
+        (tmp_path / "out.tsv").write_text("")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.tsv.config.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "out.tsv").stat().st_mode & 0o777 == 0o644

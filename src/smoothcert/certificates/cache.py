@@ -221,6 +221,9 @@ def _write(path: Path, params: dict, result: tuple) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             np.savez(f, radii=radii, thresholds=thresholds, params=_canonical(params),
                      info=json.dumps(info), digest=table_digest(params, radii, thresholds, info))

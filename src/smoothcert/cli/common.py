@@ -34,7 +34,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import SmoothCertError
-from ..noises import FAMILIES, Noise, make_noise
+
+#: the noise families (``smoothcert.noises.FAMILIES``; named here so that building a command's
+#: parser does not import torch)
+NOISE_NAMES = ("gaussian", "l2-family", "linf-mixed", "linf-pure")
+
+
+class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults formatter, except for a help text that already says its default
+    (``(default: cuda when available, else cpu)`` is not followed by ``(default: None)``)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 #: the most samples a command accepts (--N, --N0, --cert-samples): 2^40 = 1.1e12 samples take
 #: days per input at any speed, and counts stay exact in float64 (a larger N never ends)
@@ -55,7 +70,7 @@ def add_noise_arguments(parser: argparse.ArgumentParser, *, dim: bool = False,
     from ..certificates import DEFAULT_FAILURE_PROB, DEFAULT_SAMPLES
 
     g = parser.add_argument_group("noise")
-    g.add_argument("--noise", choices=sorted(FAMILIES), default="gaussian",
+    g.add_argument("--noise", choices=NOISE_NAMES, default="gaussian",
                    help="smoothing noise family (default: gaussian)")
     if dim:
         g.add_argument("--dim", type=int, required=True, help="input dimension d")
@@ -72,7 +87,9 @@ def add_noise_arguments(parser: argparse.ArgumentParser, *, dim: bool = False,
                        help="failure probability of a Monte Carlo certificate table")
 
 
-def noise_from_args(args, dim: int) -> Noise:
+def noise_from_args(args, dim: int):
+    from ..noises import make_noise
+
     return make_noise(args.noise, dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
 
 
@@ -396,11 +413,20 @@ def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[
     return diffs
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process's umask: the mode ``open()`` gives a new file (0644 under the
+    usual umask 022). ``tempfile.mkstemp`` creates its files 0600 whatever the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` atomically and durably (temporary file, fsync, rename, fsync
     of the folder): a crash leaves the old file or the new one, never a torn one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())  # the mode of the TSV next to it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()

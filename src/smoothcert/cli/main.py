@@ -40,6 +40,29 @@ def _command_of(argv: list[str]) -> str | None:
     return None
 
 
+def _sigma_hint(argv: list[str]) -> str | None:
+    """The one-line hint for a call in Cohen et al.'s order ``certify DATASET CHECKPOINT SIGMA
+    OUTFILE`` (sigma positional there; an option here), None for any other call."""
+    command = _command_of(argv)
+    if command not in ("certify", "predict"):
+        return None
+    rest = argv[argv.index(command) + 1:]
+    words = []
+    for word in rest:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    if len(words) != 4:
+        return None
+    try:
+        float(words[2])
+    except ValueError:
+        return None
+    return (f"smoothcert {command}: error: sigma is an option here, not the third positional "
+            f"of the reference: smoothcert {command} {words[0]} {words[1]} {words[3]} "
+            f"--sigma {words[2]} ...")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the command named there is loaded (the others are
     listed with their help), without, every command."""
@@ -60,6 +83,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    hint = _sigma_hint(argv)
+    if hint is not None:
+        print(hint, file=sys.stderr)
+        return 2
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

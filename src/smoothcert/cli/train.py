@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..noises import FAMILIES
+from .common import NOISE_NAMES, DefaultsOnceFormatter
 
 
 def add_parser(sub) -> None:
@@ -15,15 +14,17 @@ def add_parser(sub) -> None:
                     "image (in [0,1] input space), as in Cohen et al. (2019). Writes OUTDIR/log "
                     "and OUTDIR/checkpoint.pth.tar after every epoch; rerunning the same command "
                     "resumes from the checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("dataset", help="digits, cifar10, imagenet, or a data set path")
-    p.add_argument("arch", help="digits_cnn, cifar_resnet20, cifar_resnet110, resnet50, or a "
-                   "model of another library: hf:DIR, timm:NAME, torchvision:NAME")
+        formatter_class=DefaultsOnceFormatter)
+    p.add_argument("dataset", metavar="DATASET",
+                   help="digits, cifar10, imagenet, or a data set path")
+    p.add_argument("arch", metavar="ARCH", help="digits_cnn, cifar_resnet20, cifar_resnet110, "
+                   "resnet50, or a model of another library: hf:DIR, timm:NAME, torchvision:NAME")
     p.add_argument("--weights", default=None, help="local weights file (.safetensors or a state "
                    "dict) for a timm:/torchvision: ARCH; never downloaded (default: random)")
-    p.add_argument("outdir", help="folder for the checkpoint and the training log")
+    p.add_argument("outdir", metavar="OUTDIR",
+                   help="folder for the checkpoint and the training log")
     g = p.add_argument_group("noise")
-    g.add_argument("--noise", choices=sorted(FAMILIES), default="gaussian",
+    g.add_argument("--noise", choices=NOISE_NAMES, default="gaussian",
                    help="training noise family")
     g.add_argument("--k", type=float, default=0.0, help="shape parameter k of the noise")
     s = g.add_mutually_exclusive_group(required=True)
@@ -44,7 +45,8 @@ def add_parser(sub) -> None:
                    dest="weight_decay", help="weight decay")
     r = p.add_argument_group("run")
     r.add_argument("--workers", type=int, default=0, help="data loading worker processes")
-    r.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    r.add_argument("--device", default=None,
+                   help="torch device (default: cuda when available, else cpu)")
     r.add_argument("--seed", type=int, default=0, help="seed of every random stream")
     r.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
                    help="root folder of the data sets")

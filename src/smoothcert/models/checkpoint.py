@@ -81,6 +81,9 @@ def save_checkpoint(path, model: nn.Module, arch: str, *, epoch: int | None = No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)  # as open() would create it, not mkstemp's 0600
     os.close(fd)
     try:
         with open(tmp, "wb") as f:  # a file object: the archive's root folder is "archive"
