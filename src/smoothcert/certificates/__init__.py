@@ -393,8 +393,14 @@ def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: floa
         bar.close()
     st = torch.cat(parts)
     beta = failure_prob / radii.size  # union bound over the grid
+    grid = radii
+    if progress:  # the second step (seconds at 1M samples) gets its own bar
+        from tqdm.auto import tqdm
+
+        grid = tqdm(radii, desc=f"certificate {noise.name} d={noise.dim}: DKW thresholds",
+                    unit="radius")
     thresholds = np.array([dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(),
-                                         beta) for r in radii])
+                                         beta) for r in grid])
     radii = np.concatenate([[0.0], radii])
     thresholds = np.concatenate([[0.5], thresholds])
     return radii, thresholds, {"samples": samples, "seed": seed, "n_radii": n_radii}
