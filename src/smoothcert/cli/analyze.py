@@ -78,6 +78,10 @@ def results_setting(path: str) -> dict:
             "config": True}
 
 
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+
+
 def common_norm(paths, settings) -> str:
     """The one norm of all files; mixing l2 and l-inf radii in one table is refused."""
     norms = {s["norm"] for s in settings}
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 Path(args.output).unlink(missing_ok=True)
             raise
     print(f"# {NORM_LABELS[norm]}: " + "; ".join(
-        f"{label}: {s['noise']} sigma {s['sigma']}" if s["config"] else
+        f"{label}: {s['noise']} sigma {_number(s['sigma'])}" if s["config"] else
         f"{label}: no {Path(path).name}.config.json, l2 radii as the reference's"
         for label, (_, path), s in zip(plot_labels, given, settings, strict=True)),
         file=sys.stderr)
