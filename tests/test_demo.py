@@ -8,7 +8,8 @@ from smoothcert.analysis import read_results
 from smoothcert.cli.main import main
 from smoothcert.demo import FULL, QUICK, settings
 
-RESULT_HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tradius_exact"
+RESULT_HEADER = ("idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\t"
+                 "stop\tradius_exact")  # sequential certification (certify --adaptive)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,31 @@ def test_quick_demo_prints_tables_and_reuses_everything(quick_demo, capsys):
     assert "Confidence:" in text and str(out) in text
     assert "<b>" not in text  # aligned text tables on the terminal; markdown in tables.md
     assert (out / "tables.md").read_text() == before  # deterministic, resumed files
+    wide = [line for line in text.splitlines() if len(line) > 100 and str(out) not in line]
+    assert not wide, wide  # tables and notes fit a 100-column terminal (file paths aside)
+
+
+def test_gaussian_linf_is_derived_from_the_l2_run(quick_demo):
+    """The demo's Gaussian l-inf results are derived from its l2 run (Theorem 3: the same
+    pA_lower, radius sigma Phi^-1(pA_lower) / sqrt(d) rounded toward zero) instead of sampling
+    every input again."""
+    import json
+    import math
+
+    from scipy.stats import norm
+
+    _, out = quick_demo
+    rdir = out / QUICK.results_dir / "noise_0.25"
+    l2, linf = read_results(rdir / "gaussian_l2.tsv"), read_results(rdir / "gaussian_linf.tsv")
+    config = json.loads((rdir / "gaussian_linf.tsv.config.json").read_text())
+    assert config["norm"] == "linf" and config["derived_from"]["file"] == "gaussian_l2.tsv"
+    assert (linf.idx == l2.idx).all() and (linf.predict == l2.predict).all()
+    p = l2["pA_lower"].astype(float)
+    exact = 0.25 * norm.ppf(p) / math.sqrt(64)
+    certified = l2.predict != -1
+    assert (linf.radius[~certified] == 0).all()
+    assert (linf.radius[certified] <= exact[certified]).all()  # toward zero, never above
+    assert (linf.radius[certified] >= exact[certified] * (1 - 1e-12)).all()
 
 
 def test_full_configuration_is_meaningful():
