@@ -273,3 +273,96 @@ def test_gaussian_sample_stats_norm_law_in_low_dimension(d):
     assert stats.kstest((s[:, 4] / 0.6) ** 2, stats.chi2(d).cdf).pvalue > ALPHA
     assert stats.kstest(s[:, 5] / 0.6, stats.norm.cdf).pvalue > ALPHA
     assert np.allclose(s[:, 3], s[:, 5]) == (d == 1)
+
+
+# ================================================================ survivors of the mutation run
+# (results/mutation/triage.json names these tests for the mutants they kill)
+@pytest.mark.parametrize("name,k", FAMILY_ARGS)
+def test_reduce_of_a_batch_of_batches(name, k):
+    """reduce computes its statistics over the last axis only: a (2, 3, d) batch gives the
+    (2, 3, 6) float64 statistics of its rows (an axis +1 in place of -1 is caught here, where
+    the two axes differ)."""
+    from smoothcert.noises import make_noise
+
+    noise = make_noise(name, 5, k=k, sigma=0.8)
+    z = noise.sample(6, generator=torch.Generator().manual_seed(4)).reshape(2, 3, 5)
+    flat = noise.reduce(z.reshape(6, 5))
+    batched = noise.reduce(z)
+    assert flat.shape == (6, 6) and flat.dtype == torch.float64
+    assert batched.shape == (2, 3, 6)
+    assert torch.equal(batched.reshape(6, 6).nan_to_num(7.0), flat.nan_to_num(7.0))
+
+
+def test_reduce_accumulates_the_l2_norm_in_float64_at_large_d():
+    """Noise.reduce sums the squares of a float32 sample in float64: at d = 150528 its ||z||_2
+    matches the float64 norm to 1e-10 (float32 accumulation is off by ~3e-8)."""
+    from smoothcert.noises import Gaussian
+
+    z = Gaussian(150528, sigma=1.0).sample(4, generator=torch.Generator().manual_seed(0))
+    ref = z.double().square().sum(-1).sqrt()
+    got = Gaussian(150528, sigma=1.0).reduce(z)[:, 4]
+    assert torch.max((got - ref).abs() / ref) < 1e-9
+
+
+def test_noise_parameter_validation_edges_and_messages():
+    """Noise parameters: numpy integers are valid dimensions (floats, strings and bools are
+    not), sigma at both ends of SCALE_RANGE is accepted and just beyond them refused with the
+    range in the message, non-numbers are refused by name, and n = 0 draws an empty sample."""
+    from smoothcert.errors import SmoothCertError
+    from smoothcert.noises import Gaussian, L2Family, LinfPure
+    from smoothcert.noises.base import SCALE_RANGE, _check_dim
+
+    assert _check_dim(np.int64(7)) == 7 and type(_check_dim(np.int32(3))) is int
+    for bad in (7.0, "7", True, None):
+        with pytest.raises(SmoothCertError, match=r"^dimension must be an integer >= 1"):
+            _check_dim(bad)
+    lo, hi = SCALE_RANGE
+    assert Gaussian(3, sigma=lo).sigma == lo and Gaussian(3, sigma=hi).sigma == hi
+    for bad in (lo / 2, hi * 2):
+        with pytest.raises(SmoothCertError, match=r"^sigma must lie in \[1e-30, 1e\+30\], got"):
+            Gaussian(3, sigma=bad)
+    with pytest.raises(SmoothCertError, match=r"^sigma must be a number, got 'x'$"):
+        Gaussian(3, sigma="x")
+    with pytest.raises(SmoothCertError, match=r"^k must be a number, got 'x'$"):
+        L2Family(3, sigma=1.0, k="x")
+    for noise in (Gaussian(3, sigma=1.0), L2Family(3, sigma=1.0, k=1.0), LinfPure(3, sigma=1.0)):
+        assert noise.sample(0).shape == (0, 3)
+    with pytest.raises(SmoothCertError, match=r"^number of samples must be >= 0, got -1$"):
+        Gaussian(3, sigma=1.0).sample(-1)
+
+
+def test_mixed_sampler_torch_log_density_in_the_far_left_tail():
+    """The mixed l-inf sampler's torch log density (evaluated for the draws its squeeze does
+    not accept) matches (1-k) t - e^2t / 2 + (d-1) log erf(e^t / sqrt 2) down to t = -60,
+    including the tiny-x series of log erf used below t = -18, which the grid reaches when
+    d - k is small (d = 2, k = 1.5: grid from t = -81)."""
+    from scipy import special as sp
+
+    s = _MaxNormSampler(2, 1.5)
+    assert float(s.grid[0]) < -60
+    t = torch.linspace(-60.0, 2.0, 2001, dtype=torch.float64)
+    tn = t.numpy()
+    ref = (1 - 1.5) * tn - np.exp(2 * tn) / 2 + np.log(sp.erf(np.exp(tn) / math.sqrt(2))) - s.fmax
+    # float64 rounding of terms of size <= 60 (a wrong series constant is off by >= 0.4)
+    assert np.max(np.abs(s._logf(t).numpy() - ref)) < 1e-12
+
+
+@pytest.mark.parametrize("d,k,seed", [(1, 0.5, 21), (5, 0.0, 22)])
+def test_mixed_sampler_exact_on_a_coarse_grid(d, k, seed):
+    """The mixed l-inf sampler is exact for any grid, so on a grid of 4 bins cut where the
+    density has dropped by e^-1 (each bin and each tail carrying a large share of the mass) the
+    draws follow the exact law of t = log(||z||_inf / sigma): bin choice, tail starts, tail
+    envelopes and tail masses are all visible here, unlike on the default 4096-bin grid."""
+    n = 200_000
+    s = _MaxNormSampler(d, k, bins=4, drop=1.0)
+    t = s.sample(n, torch.Generator().manual_seed(seed), torch.device("cpu")).numpy()
+    assert t.shape == (n,)
+    cdf = _exact_t_cdf(d, k)
+    grid = s.grid.numpy()
+    assert stats.kstest(t, cdf).pvalue > ALPHA
+    # every piece (left tail, each bin, right tail) holds its exact probability
+    edges = np.concatenate([[-np.inf], grid, [np.inf]])
+    counts = np.histogram(t, bins=edges)[0]
+    probs = np.diff(np.concatenate([[0.0], cdf(grid), [1.0]]))
+    assert min(probs) > 0.01
+    assert stats.chisquare(counts, probs * n).pvalue > ALPHA
