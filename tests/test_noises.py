@@ -437,3 +437,15 @@ def test_linf_mixed_against_cube_polar_sampler(d, k, sigma, mixed_linf_reference
     for f in (lambda x: np.max(np.abs(x), axis=1), lambda x: np.linalg.norm(x, axis=1),
               lambda x: x[:, 0], lambda x: x.sum(axis=1)):
         assert ks2_ok(f(z), f(y))
+
+
+@pytest.mark.parametrize("name,k", [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0),
+                                    ("linf-pure", 2.0)])
+def test_sample_of_zero_draws_is_an_empty_batch(name, k):
+    """Guards sample(0): an empty (0, d) batch for every family (the mixed l-inf sampler's
+    torch.cat of no pieces raised a raw ValueError)."""
+    from smoothcert.noises import make_noise
+
+    noise = make_noise(name, 16, k=k, sigma0=0.25)
+    z = noise.sample(0, generator=torch.Generator().manual_seed(0))
+    assert tuple(z.shape) == (0, 16)

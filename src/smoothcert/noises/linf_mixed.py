@@ -135,6 +135,8 @@ class _MaxNormSampler:
             acc = t[accept]
             out.append(acc)
             have += acc.numel()
+        if not out:  # n = 0
+            return torch.empty(0, dtype=torch.float64, device=device)
         return torch.cat(out)[:n]
 
 
