@@ -246,3 +246,23 @@ def test_monte_carlo_table_build_shows_its_threshold_step(capsys):
     get_certificate(noise, "linf", samples=2000, n_radii=8, cache=False, progress=True)
     err = capsys.readouterr().err
     assert "DKW thresholds" in err and "8/8" in err
+
+
+def test_every_default_is_shown_in_help():
+    """Every option with a default says it in --help (certify's --k, --norm, --cert-samples and
+    the seeds did not), whether written by hand or by the defaults formatter."""
+    import argparse
+
+    from smoothcert.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    hidden = []
+    for name, parser in sub.choices.items():
+        auto = issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
+        for a in parser._actions:
+            if (a.option_strings and a.default is not None and a.default is not False
+                    and a.default != argparse.SUPPRESS and not auto
+                    and "default" not in (a.help or "")):
+                hidden.append(f"{name} {a.option_strings[0]}")
+    assert not hidden

@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
                     "configuration to OUTFILE.config.json; re-running resumes.")
     common.add_run_arguments(p)
     common.add_noise_arguments(p)
-    p.add_argument("--N0", type=int, default=100, help="samples to select the class (100)")
+    p.add_argument("--N0", type=int, default=100, help="samples to select the class (default: 100)")
     p.add_argument("--N", type=int, default=100_000,
                    help="samples to estimate p_A (default: 100000); with --adaptive the most "
                         "samples per input (the budget n_max)")

@@ -74,17 +74,21 @@ def add_noise_arguments(parser: argparse.ArgumentParser, *, dim: bool = False,
                    help="smoothing noise family (default: gaussian)")
     if dim:
         g.add_argument("--dim", type=int, required=True, help="input dimension d")
-    g.add_argument("--k", type=float, default=0.0, help="shape parameter k (0 <= k < d)")
+    g.add_argument("--k", type=float, default=0.0,
+                   help="shape parameter k (0 <= k < d; default: 0)")
     s = g.add_mutually_exclusive_group(required=True)
     s.add_argument("--sigma", type=float, help="scale parameter sigma of the noise")
     s.add_argument("--sigma0", type=float,
                    help="match a Gaussian N(0, sigma0^2): sigma = sqrt((d-1)/(d-1-k)) sigma0")
     if certificate:
-        g.add_argument("--norm", choices=["l2", "linf"], default="l2", help="threat model")
+        g.add_argument("--norm", choices=["l2", "linf"], default="l2",
+                       help="threat model (default: l2)")
         g.add_argument("--cert-samples", type=int, default=DEFAULT_SAMPLES,
-                       help="Monte Carlo samples of a certificate table (l-inf families)")
+                       help="Monte Carlo samples of a certificate table (l-inf families; "
+                            f"default: {DEFAULT_SAMPLES})")
         g.add_argument("--cert-failure-prob", type=float, default=DEFAULT_FAILURE_PROB,
-                       help="failure probability of a Monte Carlo certificate table")
+                       help="failure probability of a Monte Carlo certificate table "
+                            f"(default: {DEFAULT_FAILURE_PROB:g})")
 
 
 def noise_from_args(args, dim: int):
@@ -113,7 +117,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None,
                         help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed; the noise of input idx is seeded from (seed, idx)")
+                        help="seed; the noise of input idx is seeded from (seed, idx) "
+                             "(default: 0)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (default: bars on stderr)")
     parser.add_argument("--trust-checkpoint", action="store_true",

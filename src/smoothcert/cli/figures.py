@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
                    help="make only these figures (choices: " + ", ".join(FIGURE_NAMES) + ")")
     p.add_argument("--quick", action="store_true",
                    help="small sample sizes and grids (seconds; for tests and previews)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the Monte Carlo draws")
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed of the Monte Carlo draws (default: 0)")
     p.set_defaults(func=run)
 
 

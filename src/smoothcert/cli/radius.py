@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=None,
                    help="confidence level of P (reported only: P is taken as given)")
     p.add_argument("--samples", type=int, default=None, help="alias of --cert-samples")
-    p.add_argument("--seed", type=int, default=0, help="seed of a Monte Carlo certificate")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of a Monte Carlo certificate (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
