@@ -50,6 +50,8 @@ from .sequential import (
     AdaptiveCertificate,
     AdaptivePrediction,
     UnionBoundCP,
+    _check_alpha,
+    _check_int,
     check_radii,
     check_rtol,
     cp_lower,
@@ -99,22 +101,6 @@ def upper_confidence_bound(n_b: int, n: int, alpha: float) -> float:
     if n_b >= n:
         return 1.0
     return float(stats.beta.ppf(1.0 - alpha, n_b + 1, n - n_b))
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise SmoothCertError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_alpha(alpha) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SmoothCertError(f"alpha must be a number in (0, 1), got {alpha!r}") from None
-    if not 0.0 < a < 1.0:
-        raise SmoothCertError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    return a
 
 
 def check_device(device: torch.device) -> torch.device:
