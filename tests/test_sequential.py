@@ -440,3 +440,16 @@ def test_bad_input_is_a_one_line_error(kwargs, match):
         with pytest.raises(SmoothCertError, match=match):
             smooth.predict_adaptive(x0(), **pargs)
     assert f.calls == 0
+
+
+def test_fixed_n_certify_never_reuses_the_selection_samples():
+    """Guards the separation of selection and estimation in fixed-n certify (a surviving mutant
+    seeded the selection with the estimation phase, so that c_A was chosen on the very samples
+    that then estimate p_A): no selection input is seen again among the estimation inputs."""
+    rec = Recorder()
+    smooth = Smooth(rec, 2, gaussian())
+    n0, n = 40, 200
+    smooth.certify(x0(), n0, n, 0.001, 64, generator=11)
+    rows = torch.cat(rec.rows)
+    assert rows.shape[0] == n0 + n
+    assert not bool((rows[n0:, None, :] == rows[None, :n0, :]).all(-1).any())
