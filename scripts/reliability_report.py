@@ -134,6 +134,10 @@ def triage_of(survivor: dict, triage: dict) -> dict:
     return {}
 
 
+#: the groups of scripts/mutation_test.py
+MUTATION_GROUPS = ("noises", "certificates", "smooth")
+
+
 def mutation_section() -> list[str]:
     """The stored results of scripts/mutation_test.py (results/mutation/), as markdown."""
     L = ["", "### Mutation testing", ""]
@@ -158,6 +162,15 @@ def mutation_section() -> list[str]:
         L.append(f"| {g} | `{data['mutated']}` | {tests} | {data['mutants']} | "
                  f"{data['detected']} | {data['undetected']} | {data['score']} | {commit} | "
                  f"{data['date']} |")
+    missing = [g for g in MUTATION_GROUPS if not groups.get(g)]
+    if missing:
+        L += ["", "Not run yet (no stored results): " + ", ".join(f"`{g}`" for g in missing)
+              + ". The score above covers the groups listed only."]
+    no_tests = {g: d["counts"].get("no tests", 0) for g, d in groups.items()
+                if d and d.get("counts", {}).get("no tests")}
+    if no_tests:
+        L += ["", "Mutants no selected test reached ('no tests', counted as undetected): "
+              + ", ".join(f"{n} in `{g}`" for g, n in no_tests.items()) + "."]
     desel = [(g, t) for g, d in groups.items() if d for t in d["deselected_failing_unmutated"]]
     if desel:
         L += ["", "Tests deselected because they failed on the unmutated tree at the time of "
@@ -166,8 +179,11 @@ def mutation_section() -> list[str]:
     L += ["", f"Surviving mutants ({len(survivors)}); class from `results/mutation/triage.json`: "
           "**radius** = could enlarge a certified radius, harmless / equivalent otherwise, "
           "untriaged when not classified yet:", ""]
+    classes = collections.Counter(triage_of(s, triage).get("class", "untriaged")
+                                  for s in survivors)
     if survivors:
-        L += ["| where | function | mutation | class | note |", "| --- | --- | --- | --- | --- |"]
+        L += ["By class: " + ", ".join(f"{c} {n}" for c, n in sorted(classes.items())) + ".", "",
+              "| where | function | mutation | class | note |", "| --- | --- | --- | --- | --- |"]
     for s in survivors:
         t = triage_of(s, triage)
         mutation = f"`{s['old']}` → `{s['new']}`".replace("|", "\\|")
