@@ -178,6 +178,19 @@ def bound_description(bound) -> dict:
     return {**desc, "time_uniform": True}
 
 
+def check_samples_and_stop(cells, col: int, looks, what: str) -> None:
+    """The ``samples`` cell ``cells[col]`` of an adaptive row is an integer in ``looks`` (``what``
+    names that set in the error) and the ``stop`` cell after it a stopping reason (ValueError)."""
+    try:
+        samples = int(cells[col])
+    except ValueError:
+        raise ValueError(f"samples {cells[col]!r} is not an integer") from None
+    if samples not in looks:
+        raise ValueError(f"samples {samples} is not {what}")
+    if not STOP_CELL.fullmatch(cells[col + 1]):
+        raise ValueError(f"stop {cells[col + 1]!r} is not a stopping reason")
+
+
 def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
     """``check(cells)`` for a row of an ``--adaptive`` run read back (resume, part files): the
     columns of :func:`common.row_fields_checker`; pA_lower <= pA_upper, both probabilities;
@@ -198,15 +211,8 @@ def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
         p_u = _probability(cells[7], "pA_upper")
         if p_u < p_a:
             raise ValueError(f"pA_upper {p_u!r} is below pA_lower {p_a!r}")
-        try:
-            samples = int(cells[8])
-        except ValueError:
-            raise ValueError(f"samples {cells[8]!r} is not an integer") from None
-        if samples not in looks:
-            raise ValueError(f"samples {samples} is not N0 = {n0} plus a look of the schedule "
-                             f"up to N = {n_max}")
-        if not STOP_CELL.fullmatch(cells[9]):
-            raise ValueError(f"stop {cells[9]!r} is not a stopping reason")
+        check_samples_and_stop(cells, 8, looks,
+                               f"N0 = {n0} plus a look of the schedule up to N = {n_max}")
         abstain = p_a < 0.5
         if abstain != (prediction == Smooth.ABSTAIN):
             raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")

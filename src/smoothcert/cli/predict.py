@@ -27,7 +27,7 @@ from .. import __version__, distributed, sequential
 from ..analysis import SAMPLES_COLUMN
 from ..smooth import Smooth, derive_seed
 from . import common
-from .certify import STOP_CELL, stop_cell
+from .certify import check_samples_and_stop, stop_cell
 
 HEADER = ["idx", "label", "predict", "correct", "time"]
 #: the columns of an ``--adaptive`` run after the reference's
@@ -99,15 +99,7 @@ def adaptive_row_checker(dataset, n_max: int):
 
     def check(cells):
         fields(cells)
-        try:
-            samples = int(cells[5])
-        except ValueError:
-            raise ValueError(f"samples {cells[5]!r} is not an integer") from None
-        if samples not in looks:
-            raise ValueError(f"samples {samples} is not a look of the schedule up to "
-                             f"N = {n_max}")
-        if not STOP_CELL.fullmatch(cells[6]):
-            raise ValueError(f"stop {cells[6]!r} is not a stopping reason")
+        check_samples_and_stop(cells, 5, looks, f"a look of the schedule up to N = {n_max}")
 
     return check
 
