@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import re
 import sys
@@ -110,13 +109,7 @@ def read_config(path, what: str = "results file") -> dict:
     if not cpath.exists():
         raise SmoothCertError(f"{path} exists without its configuration {cpath.name}; "
                               f"it is not a {what} of smoothcert")
-    try:
-        stored = json.loads(cpath.read_text(encoding="utf-8"))
-        if not isinstance(stored, dict):
-            raise ValueError("not an object")
-    except (OSError, ValueError) as exc:
-        raise SmoothCertError(f"unreadable configuration {cpath}: {exc}") from None
-    return stored
+    return common.read_config_file(cpath)
 
 
 def read_rows(path, expected: set[int] | None = None, header: list[str] | None = None,

@@ -8,7 +8,6 @@ Without such a file the tables are the reference's."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..analysis import (
     read_results,
 )
 from ..errors import SmoothCertError
+from .common import config_path, read_config_file
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
                    "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -62,15 +62,10 @@ def results_setting(path: str) -> dict:
     (written by certify). A file without one (the reference's scripts) has l2 radii, as the
     reference's; ``config`` is then False. An unreadable configuration, or one with an unknown
     norm, is a one-line error."""
-    cpath = Path(str(path) + ".config.json")
+    cpath = config_path(path)
     if not cpath.is_file():
         return {"norm": "l2", "noise": None, "sigma": None, "config": False}
-    try:
-        config = json.loads(cpath.read_text(encoding="utf-8"))
-        if not isinstance(config, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        raise SmoothCertError(f"{cpath}: unreadable configuration ({exc})") from None
+    config = read_config_file(cpath)
     norm = config.get("norm", "l2")
     if norm not in NORM_LABELS:
         raise SmoothCertError(f"{cpath}: unknown norm {norm!r} (expected l2 or linf)")

@@ -280,6 +280,18 @@ def config_path(outfile) -> Path:
     return Path(str(outfile) + ".config.json")
 
 
+def read_config_file(cpath) -> dict:
+    """The JSON object stored in the configuration file ``cpath``; a one-line
+    :class:`SmoothCertError` when it cannot be read or is not an object."""
+    try:
+        stored = json.loads(Path(cpath).read_text(encoding="utf-8"))
+        if not isinstance(stored, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise SmoothCertError(f"unreadable configuration {cpath}: {exc}") from None
+    return stored
+
+
 def check_outfile(outfile) -> None:
     p = Path(outfile)
     if p.is_dir():
