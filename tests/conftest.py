@@ -53,3 +53,30 @@ def _mixed_linf_by_cube_polar(rng, n, d, k, sigma):
 def mixed_linf_reference_sampler():
     """An independent exact sampler of the mixed-norm noise (for distribution tests)."""
     return _mixed_linf_by_cube_polar
+
+
+#: torchrun's environment: cleared for the CLI tests, which must run as a single process
+JOB_ENV = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE",
+           "GROUP_RANK", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A certificate cache for the whole module (and no torchrun variables)."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cache")
+        mp.setenv("SMOOTHCERT_CACHE", str(path))
+        for name in JOB_ENV:
+            mp.delenv(name, raising=False)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, cache_dir):
+    """An untrained digits_cnn in the reference checkpoint format (seed 0), as a path string."""
+    from smoothcert.models import get_architecture, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "digits.pth.tar"
+    save_checkpoint(str(path), get_architecture("digits_cnn", "digits"), "digits_cnn")
+    return str(path)

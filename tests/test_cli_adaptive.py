@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from scipy import stats
 
 from smoothcert import distributed
@@ -24,30 +23,6 @@ BASE = ["--sigma", str(SIGMA), "--device", "cpu", "--N0", str(N0), "--N", str(N)
 ADAPTIVE = [*BASE, "--radii", *map(str, GRID)]
 HEADER = ("idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\tstop\t"
           "radius_exact")
-JOB_ENV = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"]
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("SMOOTHCERT_CACHE", str(path))
-        for name in JOB_ENV:
-            mp.delenv(name, raising=False)
-        yield path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, cache_dir):
-    from smoothcert.models import get_architecture, save_checkpoint
-
-    torch.manual_seed(0)
-    model = get_architecture("digits_cnn", "digits")
-    path = tmp_path_factory.mktemp("ckpt") / "digits.pth.tar"
-    save_checkpoint(str(path), model, "digits_cnn")  # untrained: p_A from 0.6 to 0.98 here
-    return str(path)
-
-
 def certify(checkpoint, out, *options):
     return main(["certify", "digits", checkpoint, str(out), *options])
 

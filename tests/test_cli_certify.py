@@ -4,7 +4,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from scipy import stats
 
 from smoothcert.analysis import format_radius_cell
@@ -12,25 +11,6 @@ from smoothcert.cli.main import main
 
 HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower"  # then radius_exact
 FAST = ["--N0", "20", "--N", "200", "--batch", "100", "--skip", "60", "--max", "200"]
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("SMOOTHCERT_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, cache_dir):
-    from smoothcert.models import get_architecture, save_checkpoint
-
-    torch.manual_seed(0)
-    model = get_architecture("digits_cnn", "digits")
-    path = tmp_path_factory.mktemp("ckpt") / "digits.pth.tar"
-    save_checkpoint(str(path), model, "digits_cnn")  # untrained is fine
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ import time
 
 import pytest
 import torch
+from conftest import JOB_ENV
 
 from smoothcert import distributed
 from smoothcert.cli.main import main
 
 FAST = ["--sigma", "0.25", "--device", "cpu", "--N0", "10", "--N", "100", "--skip", "40"]
 SELECTED = list(range(0, 360, 40))  # digits test split: 360 inputs
-JOB_ENV = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE",
-           "GROUP_RANK", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,26 +29,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("SMOOTHCERT_CACHE", str(path))
-        for name in JOB_ENV:
-            mp.delenv(name, raising=False)
-        yield path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, cache_dir):
-    from smoothcert.models import get_architecture, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "digits.pth.tar"
-    save_checkpoint(str(path), get_architecture("digits_cnn", "digits"), "digits_cnn")
-    return str(path)
 
 
 def single_run(checkpoint, out, *extra):

@@ -34,14 +34,6 @@ def _torchvision():
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("SMOOTHCERT_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
     """A 1-layer ViT for 8x8 3-channel images, random weights, saved with save_pretrained,
     with a preprocessor config giving per-channel mean / std."""

@@ -34,17 +34,6 @@ FAST = ["--N0", "20", "--N", "200", "--batch", "100", "--skip", "60", "--max", "
 SIGMA = 0.25
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from smoothcert.models import get_architecture, save_checkpoint
-
-    torch.manual_seed(0)
-    model = get_architecture("digits_cnn", "digits")
-    path = tmp_path_factory.mktemp("ckpt") / "digits.pth.tar"
-    save_checkpoint(str(path), model, "digits_cnn")  # untrained is fine
-    return str(path)
-
-
 def _certify(capsys, checkpoint, out, *extra, command="certify"):
     capsys.readouterr()
     argv = [command, "digits", str(checkpoint), str(out), "--sigma", str(SIGMA), "--device",
