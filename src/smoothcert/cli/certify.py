@@ -346,9 +346,9 @@ def _run(args, job) -> int:
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
     noise.check_certifiable(args.norm)
-    model, _ = common.load_model(args.checkpoint, args.dataset, device,
-                                 trust=args.trust_checkpoint)
-    indices = common.select_indices(len(dataset), args.skip, args.max)
+    model, meta = common.load_model(args.checkpoint, args.dataset, device,
+                                    trust=args.trust_checkpoint)
+    indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         x0 = dataset[indices[0]][0]
         if x0.numel() != dim:
@@ -368,7 +368,8 @@ def _run(args, job) -> int:
         "command": common.format_command("certify", [args.dataset, args.checkpoint, args.outfile], {
             "--noise": args.noise, "--k": args.k, "--sigma": args.sigma, "--sigma0": args.sigma0,
             "--norm": args.norm, "--N0": args.N0, "--N": args.N, "--alpha": args.alpha,
-            "--batch": args.batch, "--skip": args.skip, "--max": args.max, "--split": args.split,
+            "--batch": args.batch, "--skip": args.skip, "--start": args.start or None,
+            "--max": args.max, "--split": args.split,
             "--data-dir": args.data_dir, "--device": args.device, "--seed": args.seed,
             "--bilateral": args.bilateral, "--cert-samples": args.cert_samples,
             "--cert-failure-prob": args.cert_failure_prob,
@@ -377,9 +378,11 @@ def _run(args, job) -> int:
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
+        "train_noise": common.train_noise(meta),
         **noise.params(), "sigma0": args.sigma0, "norm": args.norm,
         "N0": args.N0, "N": args.N, "alpha": args.alpha, "bilateral": args.bilateral,
-        "batch": args.batch, "skip": args.skip, "max": args.max, "seed": args.seed,
+        "batch": args.batch, "skip": args.skip, "start": args.start, "max": args.max,
+        "seed": args.seed,
         "device": str(device), "certificate": cert.describe(),
         "failure_prob": smooth.failure_prob(args.alpha),
         "confidence": smooth.confidence_note(args.alpha, args.bilateral),

@@ -8,7 +8,10 @@ One way to do each thing:
   the reference scripts (``--batch --skip --max --split``) plus ``--data-dir --device --seed``.
 - :func:`load_data`, :func:`load_model` (with :func:`file_sha256`), :func:`resolve_device`,
   :func:`probe_model`: inputs, checked, every problem a one-line :class:`SmoothCertError`.
-- :func:`select_indices`: the reference's row order (every ``skip``-th index, stopping at ``max``).
+- :func:`select_indices`: the reference's row order (every ``skip``-th index from ``start``,
+  stopping at ``max``).
+- :func:`train_noise`: the noise a checkpoint records it was trained with (``train_noise`` of the
+  configuration), or None.
 - :class:`ResultsFile` / :func:`open_results`: the tab-separated results file and its
   ``OUTFILE.config.json``; rows are flushed and fsynced as computed, and re-running the same
   command resumes (complete rows kept, a torn last line cut, only missing indices computed).
@@ -60,6 +63,11 @@ MAX_SEED = 2**63
 #: configuration fields that do not change results: they may differ when a run is resumed
 RUN_ONLY_FIELDS = frozenset({"command", "batch", "device", "checkpoint", "data_dir", "sigma0",
                              "started", "failure_prob", "confidence"})
+#: configuration fields added after results files were written without them; a stored
+#: configuration without the field is compared as if it held this value (``start``: those runs
+#: began at index 0), or not compared at all for ``None`` (``train_noise`` is read from the
+#: checkpoint, which ``checkpoint_sha256`` already pins)
+LATER_FIELDS = {"start": 0, "train_noise": None}
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -100,7 +108,8 @@ def noise_from_args(args, dim: int):
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """DATASET CHECKPOINT OUTFILE and the options shared by certify and predict."""
     parser.add_argument("dataset", metavar="DATASET",
-                        help="digits, cifar10, imagenet, or a path to a dataset")
+                        help="digits, digits32 (digits at 3x32x32), cifar10, imagenet, "
+                        "or a path to a dataset")
     parser.add_argument("checkpoint", metavar="CHECKPOINT",
                         help="saved base classifier ({'arch', 'state_dict', ...})")
     parser.add_argument("outfile", metavar="OUTFILE",
@@ -109,6 +118,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1000, help="batch size (default: 1000)")
     parser.add_argument("--skip", type=int, default=1,
                         help="use every skip-th example (default: 1)")
+    parser.add_argument("--start", type=int, default=0,
+                        help="first index: the inputs are start, start + skip, ... (disjoint "
+                             "subsets of one split: e.g. --start 0 and --start 6 with --skip "
+                             "12; default: 0)")
     parser.add_argument("--max", type=int, default=-1,
                         help="stop at this index (default: -1, the whole split)")
     parser.add_argument("--split", choices=["train", "test"], default="test",
@@ -164,6 +177,7 @@ def check_run_args(args) -> None:
     """Checks of the shared options, before anything is loaded or written."""
     check_positive_int("--batch", args.batch)
     check_positive_int("--skip", args.skip)
+    check_positive_int("--start", args.start, 0)
     check_positive_int("--max", args.max, -1)
     if args.max == 0:
         raise SmoothCertError("--max 0 selects no input (--max is the index to stop at; -1: "
@@ -264,15 +278,49 @@ def probe_model(model, x, dataset, device) -> None:
                               f"{num_classes} classes, expected (1, {num_classes})")
 
 
-def select_indices(length: int, skip: int, max_index: int) -> list[int]:
-    """The reference loop: every ``skip``-th index of the split, stopping at index ``max``
-    (``-1``: no limit). No index at all is an error (no header-only OUTFILE is written)."""
+def select_indices(length: int, skip: int, max_index: int, start: int = 0) -> list[int]:
+    """The reference loop: every ``skip``-th index of the split from ``start`` (0 in the
+    reference), stopping at index ``max`` (``-1``: no limit). ``0 <= start < length``; no index
+    at all is an error (no header-only OUTFILE is written)."""
+    if not 0 <= start < length:
+        raise SmoothCertError(f"--start must lie in [0, {length}) (the split has {length} "
+                              f"inputs), got {start}")
     stop = length if max_index < 0 else min(length, max_index)
-    indices = list(range(0, stop, skip))
+    indices = list(range(start, stop, skip))
     if not indices:
-        raise SmoothCertError(f"no input selected (split of {length}, --max {max_index}): "
-                              "nothing to do")
+        raise SmoothCertError(f"no input selected (split of {length}, --start {start}, "
+                              f"--max {max_index}): nothing to do")
     return indices
+
+
+def _plain_number(value) -> float | None:
+    """``value`` as a finite float when it is a plain int or float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def train_noise(meta: dict) -> dict | None:
+    """``{"noise", "k", "sigma", "sigma0"}``: the noise the checkpoint of ``meta`` (from
+    :func:`load_model`) records it was trained with (``config`` of a ``smoothcert train``
+    checkpoint, else its ``noise`` entry); ``sigma`` 0 is clean training. None when the file
+    does not record it (reference checkpoints of Cohen et al., pretrained models) or records it
+    in another shape (a file's entries are data to check, not to trust)."""
+    for entry in (meta.get("config"), meta.get("noise")):
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("noise", entry.get("name"))
+        k, sigma = _plain_number(entry.get("k")), _plain_number(entry.get("sigma"))
+        sigma0 = entry.get("sigma0")
+        if sigma0 is not None:
+            sigma0 = _plain_number(sigma0)
+            if sigma0 is None:
+                continue
+        if name in NOISE_NAMES and k is not None and sigma is not None and k >= 0 \
+                and sigma >= 0:
+            return {"noise": name, "k": k, "sigma": sigma, "sigma0": sigma0}
+    return None
 
 
 # ----------------------------------------------------------------------------- results
@@ -405,8 +453,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[str]:
     """``["sigma 0.25 != 0.5", ...]``: the fields (dotted when nested) that differ, except the
     ones in ``ignore``; the stored value comes first. A nested entry that only one side has
-    (``adaptive`` of a sequential run) is one difference: ``adaptive (present) != (absent)``."""
+    (``adaptive`` of a sequential run) is one difference: ``adaptive (present) != (absent)``.
+    A field of :data:`LATER_FIELDS` that ``stored`` lacks (a file written before it existed)
+    takes its default there, or is not compared when that is None."""
     new = json.loads(json.dumps(new))
+    stored = dict(stored)
+    for key, default in LATER_FIELDS.items():
+        if key not in stored:
+            if default is None:
+                ignore = frozenset(ignore) | {key}
+            else:
+                stored[key] = default
     a, b = _flatten(stored), _flatten(new)
     diffs, named = [], set()
     whole = {k for k in set(stored) ^ set(new)

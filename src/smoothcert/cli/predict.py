@@ -131,9 +131,9 @@ def _run(args, job) -> int:
     dataset = common.load_data(args)
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
-    model, _ = common.load_model(args.checkpoint, args.dataset, device,
-                                 trust=args.trust_checkpoint)
-    indices = common.select_indices(len(dataset), args.skip, args.max)
+    model, meta = common.load_model(args.checkpoint, args.dataset, device,
+                                    trust=args.trust_checkpoint)
+    indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         common.probe_model(model, dataset[indices[0]][0], dataset, device)
     smooth = Smooth(model, dataset.num_classes, noise, device=device)
@@ -142,15 +142,17 @@ def _run(args, job) -> int:
         "command": common.format_command("predict", [args.dataset, args.checkpoint, args.outfile], {
             "--noise": args.noise, "--k": args.k, "--sigma": args.sigma, "--sigma0": args.sigma0,
             "--N": args.N, "--alpha": args.alpha, "--batch": args.batch, "--skip": args.skip,
-            "--max": args.max, "--split": args.split, "--data-dir": args.data_dir,
-            "--device": args.device, "--seed": args.seed,
+            "--start": args.start or None, "--max": args.max, "--split": args.split,
+            "--data-dir": args.data_dir, "--device": args.device, "--seed": args.seed,
             "--trust-checkpoint": args.trust_checkpoint, "--adaptive": args.adaptive}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
         "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
+        "train_noise": common.train_noise(meta),
         **noise.params(), "sigma0": args.sigma0,
         "N": args.N, "alpha": args.alpha,
-        "batch": args.batch, "skip": args.skip, "max": args.max, "seed": args.seed,
+        "batch": args.batch, "skip": args.skip, "start": args.start, "max": args.max,
+        "seed": args.seed,
         "device": str(device),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
