@@ -56,7 +56,7 @@ def test_digits_normalization_constants_match_train_split():
 
 
 def test_reference_normalization_constants():
-    assert DATASETS == ("digits", "cifar10", "imagenet")
+    assert DATASETS == ("digits", "digits32", "cifar10", "imagenet")
     assert dataset_normalization("cifar10") == ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
     assert dataset_normalization("imagenet") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     with pytest.raises(SmoothCertError):

@@ -20,10 +20,13 @@ from smoothcert.models import (
 
 # Small inputs keep the tests fast (ResNet-50 pools adaptively).
 INPUTS = {"cifar_resnet20": (3, 32, 32), "cifar_resnet110": (3, 32, 32),
-          "resnet50": (3, 64, 64), "digits_cnn": (1, 8, 8), "imagenet32_resnet110": (3, 32, 32)}
+          "resnet50": (3, 64, 64), "digits_cnn": (1, 8, 8), "imagenet32_resnet110": (3, 32, 32),
+          "digits32_cnn": (3, 32, 32)}
 DATASET = {"cifar_resnet20": "cifar10", "cifar_resnet110": "cifar10", "resnet50": "imagenet",
-           "digits_cnn": "digits", "imagenet32_resnet110": "imagenet32"}
+           "digits_cnn": "digits", "imagenet32_resnet110": "imagenet32",
+           "digits32_cnn": "digits32"}
 CLASSES = {"cifar_resnet20": 10, "cifar_resnet110": 10, "resnet50": 1000, "digits_cnn": 10,
+           "digits32_cnn": 10,
            "imagenet32_resnet110": 1000}
 
 

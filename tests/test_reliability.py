@@ -602,7 +602,7 @@ def test_fuzz_cli_paths(cli_files, data):
         text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
                                      exclude_characters="/\\"), min_size=1, max_size=12)
         bad_dataset = st.one_of(text.filter(lambda s: s.lower() not in
-                                            ("digits", "cifar10", "imagenet")
+                                            ("digits", "digits32", "cifar10", "imagenet")
                                             and not os.path.exists(s)),
                                 st.just(str(work / "missing.npz")), st.just(str(work / "a_dir")),
                                 st.just(str(work / "a_file")))

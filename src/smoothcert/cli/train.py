@@ -16,9 +16,11 @@ def add_parser(sub) -> None:
                     "resumes from the checkpoint.",
         formatter_class=DefaultsOnceFormatter)
     p.add_argument("dataset", metavar="DATASET",
-                   help="digits, cifar10, imagenet, or a data set path")
-    p.add_argument("arch", metavar="ARCH", help="digits_cnn, cifar_resnet20, cifar_resnet110, "
-                   "resnet50, or a model of another library: hf:DIR, timm:NAME, torchvision:NAME")
+                   help="digits, digits32 (digits at 3x32x32, d = 3072), cifar10, "
+                   "imagenet, or a data set path")
+    p.add_argument("arch", metavar="ARCH", help="digits_cnn, digits32_cnn, cifar_resnet20, "
+                   "cifar_resnet110, resnet50, or a model of another library: hf:DIR, timm:NAME, "
+                   "torchvision:NAME")
     p.add_argument("--weights", default=None, help="local weights file (.safetensors or a state "
                    "dict) for a timm:/torchvision: ARCH; never downloaded (default: random)")
     p.add_argument("outdir", metavar="OUTDIR",

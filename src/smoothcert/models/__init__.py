@@ -13,6 +13,7 @@ from .architectures import (
     DEFAULT_DATASET,
     CifarResNet,
     DataParallel,
+    Digits32CNN,
     DigitsCNN,
     InputCenterLayer,
     NormalizeLayer,
@@ -23,7 +24,8 @@ from .architectures import (
 from .checkpoint import adapt_state_dict, load_checkpoint, save_checkpoint
 from .pretrained import PretrainedClassifier, get_architecture, is_pretrained_arch
 
-__all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "CifarResNet", "DataParallel", "DigitsCNN",
+__all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "CifarResNet", "DataParallel", "Digits32CNN",
+           "DigitsCNN",
            "InputCenterLayer", "NormalizeLayer", "PretrainedClassifier", "ResNet50",
            "adapt_state_dict", "build_net", "get_architecture", "is_pretrained_arch",
            "load_checkpoint", "normalization_layer", "save_checkpoint"]
