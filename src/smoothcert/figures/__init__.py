@@ -51,12 +51,12 @@ import numpy as np
 import torch
 from scipy import optimize, special, stats
 
-from .certificates import get_certificate
-from .certificates.exact_l2 import L2FamilyQuadrature
-from .certificates.montecarlo import distance_estimate
-from .errors import SmoothCertError
-from .noises import Gaussian, L2Family, LinfMixed, LinfPure, matched_sigma
-from .palette import FAMILY_COLORS, FAMILY_MARKERS, GREY, GRID, OKABE_ITO, color, linestyle
+from ..certificates import get_certificate
+from ..certificates.exact_l2 import L2FamilyQuadrature
+from ..certificates.montecarlo import distance_estimate
+from ..errors import SmoothCertError
+from ..noises import Gaussian, L2Family, LinfMixed, LinfPure, matched_sigma
+from ..palette import FAMILY_COLORS, FAMILY_MARKERS, GREY, GRID, OKABE_ITO, color, linestyle
 
 FIGURE_NAMES = ("radius_density", "pareto_linf", "theorem3", "theorem4", "tradeoff")
 
@@ -154,7 +154,7 @@ def _private_certificate_cache():
     import os
     import tempfile
 
-    from .certificates import cache
+    from ..certificates import cache
 
     saved_env, saved_memory = os.environ.get("SMOOTHCERT_CACHE"), dict(cache._MEMORY)
     with tempfile.TemporaryDirectory(prefix="smoothcert-figures-") as tmp:
