@@ -25,7 +25,7 @@ import functools
 import math
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special  # scipy.optimize and .stats where used: fast start-up
 
 from ..errors import SmoothCertError
 from ..noises import Gaussian, L2Family, Noise
@@ -123,6 +123,8 @@ class Certificate:
                 break
         if margin(0.0) <= 0:
             return binary
+        from scipy import optimize
+
         r = optimize.brentq(margin, 0.0, hi, xtol=1e-12 * self.noise.sigma, rtol=1e-10)
         return max(binary, r * (1 - 1e-9))
 
@@ -255,6 +257,8 @@ class TableCertificate(Certificate):
         def f(r):
             t = self.engine.threshold(np.atleast_1d(np.asarray(r, dtype=float)))
             return np.where(np.isfinite(t), t, 1.0) + margin - p
+
+        from scipy import optimize, stats
 
         t_lo, t_hi = stats.norm.ppf(np.clip([self.thresholds[i_hi - 1], self.thresholds[i_hi]],
                                             1e-300, 1 - 1e-16))

@@ -30,8 +30,7 @@ estimated by comparing two node counts and added to p*(r) (so radii err on the s
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
-from scipy.optimize import elementwise
+from scipy import special  # scipy.stats and .optimize where used: fast start-up
 
 _GL_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -74,6 +73,8 @@ class L2FamilyQuadrature:
         v, vc, self.w, self.edges = _composite_gauss_legendre(panels, order)
         self.order = order
         self.dof = dof = dim - self.k
+        from scipy import stats
+
         # rho^2 at the quantile nodes; isf of the exact complement in the upper half
         rho2 = np.where(v < 0.5, stats.chi2.ppf(v, dof), stats.chi2.isf(vc, dof))
         self.rho2 = np.maximum(rho2, np.finfo(float).tiny)
@@ -136,6 +137,8 @@ class L2FamilyQuadrature:
         evc = np.concatenate([1 - self.edges, self.edges[-2::-1]])  # exact complements
         with np.errstate(all="ignore"):
             rho_k = self._kink_rho(c, r)
+        from scipy import stats
+
         v_k = stats.chi2.cdf(rho_k * rho_k, self.dof)
         vc_k = stats.chi2.sf(rho_k * rho_k, self.dof)
         valid = np.isfinite(v_k) & (v_k > 0) & (vc_k > 0) & (r[..., None] > 0)
@@ -186,6 +189,8 @@ class L2FamilyQuadrature:
 
     def median(self, r) -> np.ndarray:
         """q_r with G_r(q_r) = 1/2 (vectorised over an array of radii r > 0)."""
+        from scipy.optimize import elementwise
+
         r = np.asarray(r, dtype=float)
         # ell is of order r * rho * u plus r^2 terms: bracket from that scale
         scale = r * (1.0 + self.k / np.median(self.rho2)) * (np.median(self.rho) + r) + r * r
@@ -236,6 +241,8 @@ class L2FamilyQuadrature:
         We solve computed G_r(c) = p - margin, keep the larger end of the final bracket with
         computed G_r(c) <= p - margin (so true G_r(c) <= p) and return 1 - G_r(-c) - margin.
         Equal to V(p, r) = 1 - G_r(-c_p) up to the solver tolerance."""
+        from scipy.optimize import elementwise
+
         if r <= 0:
             return p
         target = p - margin
@@ -277,6 +284,8 @@ class _Axis:
     def _root(self, f, lo, hi, c, r):
         """Root in t of f(t, r) = c on [lo, hi], f monotone there (vectorised). Where f - c has
         no sign change the root lies beyond the representable bracket: take the nearer end."""
+        from scipy.optimize import elementwise
+
         lo, hi, c, r = np.broadcast_arrays(lo, hi, c, r)
         flo, fhi = f(lo, r) - c, f(hi, r) - c
         ok = np.sign(flo) != np.sign(fhi)

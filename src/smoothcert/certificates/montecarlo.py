@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is not needed by the DKW bounds (fast start-up of the CLI)
+    import torch
 
 
 def dkw_epsilon(n: int, beta: float) -> float:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import SmoothCertError
+
+if TYPE_CHECKING:  # torch itself is imported where a tensor is made: fast start-up
+    import torch
 
 NORMS = ("l2", "linf")
 
@@ -67,6 +69,8 @@ def _check_dim(dim) -> int:
 
 def _linf_stats(z: torch.Tensor) -> torch.Tensor:
     """(max z_i, min z_i, ||z||_inf, sum z_i, nan, z_1) in float64, one pass per statistic."""
+    import torch
+
     zmax, zmin = z.amax(-1).to(torch.float64), z.amin(-1).to(torch.float64)
     nan = torch.full_like(zmax, math.nan)
     return torch.stack([zmax, zmin, torch.maximum(zmax, -zmin), z.sum(-1, dtype=torch.float64),
@@ -114,8 +118,12 @@ class Noise(ABC):
 
     # ----------------------------------------------------------------- sampling
     def sample(self, n: int, generator: torch.Generator | None = None, device=None,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Draw ``n`` exact samples, a ``(n, dim)`` tensor on ``device``."""
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Draw ``n`` exact samples, a ``(n, dim)`` tensor on ``device`` (``dtype`` float32 by
+        default)."""
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
         n = int(n)
         if n < 0:
             raise SmoothCertError(f"number of samples must be >= 0, got {n}")
@@ -133,6 +141,8 @@ class Noise(ABC):
 
     def log_ratio(self, z: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """log pi_0(z - delta) - log pi_0(z), the log of (pi_delta / pi_0)(z)."""
+        import torch
+
         delta = torch.as_tensor(delta, dtype=z.dtype, device=z.device)
         return self.log_prob(z - delta) - self.log_prob(z)
 
@@ -146,6 +156,8 @@ class Noise(ABC):
 
     def worst_case_delta(self, radius: float, norm: str) -> torch.Tensor:
         """delta* of Theorems 2/3/5: (r, 0, ..., 0) for l2 and (r, ..., r) for l-infinity."""
+        import torch
+
         self.check_certifiable(norm)
         delta = torch.zeros(self.dim, dtype=torch.float64)
         if norm == "l2":
@@ -157,12 +169,16 @@ class Noise(ABC):
     def reduce(self, z: torch.Tensor) -> torch.Tensor:
         """The statistics of ``z`` on which the worst-case log ratio depends, as float64 columns
         (max z_i, min z_i, ||z||_inf, sum z_i, ||z||_2, z_1); families fill what they use."""
+        import torch
+
         return torch.cat([_linf_stats(z)[..., :4], z.square().sum(-1, dtype=torch.float64)
                           .sqrt().unsqueeze(-1), z[..., :1].to(torch.float64)], dim=-1)
 
     def sample_stats(self, n: int, generator: torch.Generator | None = None, device=None,
                      chunk: int | None = None) -> torch.Tensor:
         """``reduce(sample(n))`` in chunks that bound memory (float64, on ``device``)."""
+        import torch
+
         chunk = chunk or max(1, min(n, (1 << 24) // self.dim))
         parts = [self.reduce(self.sample(min(chunk, n - i), generator, device))
                  for i in range(0, n, chunk)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..errors import SmoothCertError
 from .base import Noise, check_norm
 
@@ -19,6 +17,8 @@ class Gaussian(Noise):
             raise SmoothCertError("the gaussian noise has no shape parameter: leave k at 0")
 
     def _sample(self, n, generator, device, dtype):
+        import torch
+
         z = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
         return z.mul_(self.sigma)
 
@@ -27,6 +27,8 @@ class Gaussian(Noise):
 
     def sample_stats(self, n, generator=None, device=None, chunk=None):
         """Exact joint law of (z_1, sum z_i, ||z||_2) without drawing (n, d) arrays."""
+        import torch
+
         device = torch.device(device) if device is not None else (
             generator.device if generator is not None else torch.device("cpu"))
         f64 = torch.float64

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .base import Noise, check_norm
 
 
@@ -18,10 +16,14 @@ class L2Family(Noise):
     name = "l2-family"
 
     def _radius(self, n, generator, device):
+        import torch
+
         shape = torch.full((n,), (self.dim - self.k) / 2, dtype=torch.float64, device=device)
         return self.sigma * torch.sqrt(2 * torch._standard_gamma(shape, generator=generator))
 
     def _sample(self, n, generator, device, dtype):
+        import torch
+
         g = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
         # uniform direction g / ||g|| times the chi_{d-k} radius, in place
         scale = self._radius(n, generator, device).to(dtype) / g.norm(dim=-1).clamp_min(
@@ -29,12 +31,16 @@ class L2Family(Noise):
         return g.mul_(scale.unsqueeze(-1))
 
     def log_prob(self, z):
+        import torch
+
         r = z.norm(dim=-1)
         return -self.k * torch.log(r) - r.pow(2) / (2 * self.sigma**2)
 
     def sample_stats(self, n, generator=None, device=None, chunk=None):
         """Exact joint law of (||z||_2, z_1): the radius is a scaled chi_{d-k} and, independently,
         the cosine u = z_1/||z|| satisfies (1+u)/2 ~ Beta((d-1)/2, (d-1)/2) (u = +-1 for d = 1)."""
+        import torch
+
         device = torch.device(device) if device is not None else (
             generator.device if generator is not None else torch.device("cpu"))
         f64 = torch.float64
@@ -58,5 +64,7 @@ class L2Family(Noise):
         diff = r * r - 2 * r * z1
         out = -diff / (2 * self.sigma**2)
         if self.k:
+            import torch
+
             out = out - 0.5 * self.k * torch.log1p(diff / rho.pow(2))
         return out

@@ -19,8 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from scipy import optimize, special
+from scipy import special  # scipy.optimize where used: fast start-up
 
 from .base import Noise, _linf_stats, check_norm
 
@@ -52,6 +51,8 @@ class _MaxNormSampler:
     """Exact sampler of t = log(||z||_inf / sigma) by rejection from a piecewise envelope."""
 
     def __init__(self, d: int, k: float, bins: int = 4096, drop: float = 40.0):
+        from scipy import optimize
+
         self.d, self.k = d, k
         f = lambda t: _log_density_t(np.asarray(t, dtype=np.float64), d, k)  # noqa: E731
         df = lambda t: _dlog_density_t(np.asarray(t, dtype=np.float64), d, k)  # noqa: E731
@@ -81,6 +82,8 @@ class _MaxNormSampler:
         s_lo, s_hi = float(df(t_lo)), float(df(t_hi))
         mass = np.concatenate([[math.exp(logf[0]) / s_lo], np.exp(env) * widths,
                                [math.exp(logf[-1]) / -s_hi]])
+        import torch
+
         self.grid = torch.as_tensor(grid)
         self.env = torch.as_tensor(env)
         # the log density is monotone on every bin (the mode is a grid point), so the smaller
@@ -99,6 +102,8 @@ class _MaxNormSampler:
         return self._dev[key]
 
     def _logf(self, t):
+        import torch
+
         x = torch.exp(t) / _SQRT2
         small = x < 1e-8
         log_erf = torch.where(small, math.log(2 / math.sqrt(math.pi)) + t - 0.5 * math.log(2),
@@ -106,6 +111,8 @@ class _MaxNormSampler:
         return (1 - self.k) * t - torch.exp(2 * t) / 2 + (self.d - 1) * log_erf - self.fmax
 
     def sample(self, n, generator, device):
+        import torch
+
         grid, env, cum, squeeze = self._on(device)
         nbins = env.numel()
         out, have = [], 0
@@ -149,11 +156,15 @@ class LinfMixed(Noise):
         self._max_sampler = None
 
     def _sample_max_norm(self, n, generator, device):
+        import torch
+
         if self._max_sampler is None:
             self._max_sampler = _MaxNormSampler(self.dim, self.k)
         return self.sigma * torch.exp(self._max_sampler.sample(n, generator, device))
 
     def _sample(self, n, generator, device, dtype):
+        import torch
+
         m = self._sample_max_norm(n, generator, device)  # float64 (n,)
         # erfinv is odd: V ~ Unif(-1, 1) gives signed truncated normals in one pass each
         z = torch.empty(n, self.dim, device=device, dtype=dtype)
@@ -172,6 +183,8 @@ class LinfMixed(Noise):
         return _linf_stats(z)
 
     def log_prob(self, z):
+        import torch
+
         m = z.abs().amax(-1)
         return -self.k * torch.log(m) - z.pow(2).sum(-1) / (2 * self.sigma**2)
 
@@ -182,6 +195,8 @@ class LinfMixed(Noise):
         zmax, zmin, m, s = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
         out = -(self.dim * r * r - 2 * r * s) / (2 * self.sigma**2)
         if self.k:
+            import torch
+
             shifted = torch.maximum((zmax - r).abs(), (zmin - r).abs())
             out = out - self.k * torch.log(shifted / m)
         return out

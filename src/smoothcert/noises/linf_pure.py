@@ -8,8 +8,6 @@ in every |z_i|).
 
 from __future__ import annotations
 
-import torch
-
 from .base import Noise, _linf_stats, check_norm
 
 
@@ -18,6 +16,8 @@ class LinfPure(Noise):
     norms = ("linf",)
 
     def _sample(self, n, generator, device, dtype):
+        import torch
+
         shape = torch.full((n,), (self.dim - self.k) / 2, dtype=torch.float64, device=device)
         a = self.sigma * torch.sqrt(2 * torch._standard_gamma(shape, generator=generator))
         s = torch.rand(n, self.dim, generator=generator, device=device, dtype=dtype) * 2 - 1
@@ -28,12 +28,16 @@ class LinfPure(Noise):
         return _linf_stats(z)
 
     def log_prob(self, z):
+        import torch
+
         m = z.abs().amax(-1)
         return -self.k * torch.log(m) - m.pow(2) / (2 * self.sigma**2)
 
     def log_ratio_from_stats(self, stats, radius, norm):
         check_norm(norm)
         self.check_certifiable(norm)
+        import torch
+
         r = float(radius)
         zmax, zmin, m = stats[:, 0], stats[:, 1], stats[:, 2]
         shifted = torch.maximum((zmax - r).abs(), (zmin - r).abs())  # ||z - (r,...,r)||_inf
