@@ -24,6 +24,7 @@ COMMANDS = {
     "predict": "smoothed predictions on a dataset",
     "train": "train a base classifier with noise augmentation",
     "analyze": "certified-accuracy tables and plots from certify outputs",
+    "select": "choose the noise on validation results, report its test result only",
     "merge": "join the part files of a distributed run into one results file",
     "demo": "the main job: train + certify on digits, print tables, write plots",
     "figures": "recompute the paper's figures (PNG, PDF and their numbers)",
