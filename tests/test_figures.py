@@ -15,6 +15,7 @@ from smoothcert import figures as F
 from smoothcert.certificates import cache
 from smoothcert.cli.main import main
 from smoothcert.errors import SmoothCertError
+from smoothcert.figures import eq7_tradeoff, plotting
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,7 @@ def test_figure_files_carry_no_timestamp(tmp_path):
     """Saving the same figure twice gives identical PNG and PDF bytes (no CreationDate, no
     version string in the files)."""
     res = F.radius_density(tmp_path / "a", quick=True, n_grid=50)
-    F._save(dict(res), res["figure"], tmp_path / "b", ["x"], [])
+    plotting.save(dict(res), res["figure"], tmp_path / "b", ["x"], [])
     for ext in ("png", "pdf"):
         a, b = (tmp_path / d / f"radius_density.{ext}" for d in ("a", "b"))
         assert a.read_bytes() == b.read_bytes(), ext
@@ -285,12 +286,12 @@ def test_figures_run_with_one_blas_thread(monkeypatch):
 
     seen = []
 
-    class Recording(F.L2FamilyQuadrature):
+    class Recording(eq7_tradeoff.L2FamilyQuadrature):
         def cdf(self, *args, **kwargs):
             seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
             return super().cdf(*args, **kwargs)
 
-    monkeypatch.setattr(F, "L2FamilyQuadrature", Recording)
+    monkeypatch.setattr(eq7_tradeoff, "L2FamilyQuadrature", Recording)
     with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine
         F.tradeoff(quick=True, d=20, k=5.0, n_mc=200)
     assert seen and set(seen) == {1}
