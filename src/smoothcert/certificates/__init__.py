@@ -32,7 +32,7 @@ from ..noises import Gaussian, L2Family, Noise
 from ..noises.base import check_norm
 from .cache import cached_table, check_monte_carlo_table, check_quadrature_table
 from .exact_l2 import L2FamilyLine, L2FamilyQuadrature
-from .montecarlo import dkw_threshold, dkw_value
+from .montecarlo import dkw_threshold, dkw_thresholds, dkw_value
 
 ENGINE_VERSION = 2
 DEFAULT_SAMPLES = 1_000_000
@@ -364,6 +364,11 @@ def _quadrature_table(dim: int, k: float, n_radii: int = 1024):
     return radii, np.minimum(thresholds + margin, 1.0 + margin), info
 
 
+#: most log-ratio values held at once by the DKW step of a Monte Carlo table (block x samples),
+#: and the samples per evaluation of the log ratio on the CPU (cache-sized: ~1.5x faster)
+_DKW_BLOCK_FLOATS, _DKW_CHUNK = 1 << 24, 1 << 16
+
+
 def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: float, seed: int,
                        n_radii: int, device=None, progress: bool = False):
     import torch
@@ -397,14 +402,29 @@ def _monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: floa
         bar.close()
     st = torch.cat(parts)
     beta = failure_prob / radii.size  # union bound over the grid
-    grid = radii
     if progress:  # the second step (seconds at 1M samples) gets its own bar
         from tqdm.auto import tqdm
 
-        grid = tqdm(radii, desc=f"certificate {noise.name} d={noise.dim}: DKW thresholds",
-                    unit="radius")
-    thresholds = np.array([dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(),
-                                         beta) for r in grid])
+        bar = tqdm(total=radii.size, unit="radius",
+                   desc=f"certificate {noise.name} d={noise.dim}: DKW thresholds")
+    # the log ratios of a block of radii, one row each (on the CPU a cache-sized chunk of samples
+    # at a time: elementwise, so the same numbers), then one selection and one count for the
+    # block (dkw_thresholds, bit for bit dkw_threshold of each row); bounded memory
+    block = max(1, min(radii.size, _DKW_BLOCK_FLOATS // samples))
+    chunk = _DKW_CHUNK if st.device.type == "cpu" else samples
+    rows = np.empty((block, samples))
+    thresholds = np.empty(radii.size)
+    for start in range(0, radii.size, block):
+        part = radii[start:start + block]
+        for lo in range(0, samples, chunk):
+            st_chunk = st[lo:lo + chunk]
+            for i, r in enumerate(part):
+                rows[i, lo:lo + chunk] = unit.log_ratio_from_stats(st_chunk, r, norm).cpu().numpy()
+        thresholds[start:start + part.size] = dkw_thresholds(rows[:part.size], beta)
+        if bar is not None:
+            bar.update(part.size)
+    if bar is not None:
+        bar.close()
     radii = np.concatenate([[0.0], radii])
     thresholds = np.concatenate([[0.5], thresholds])
     return radii, thresholds, {"samples": samples, "seed": seed, "n_radii": n_radii}
