@@ -31,8 +31,24 @@ One command, resumable (rerunning skips finished work)::
    ``experiment.json`` (the configuration, the environment, the commands) and
    ``runtimes.json`` (wall time of every training and certification call).
 
+4. Issue 14, own-noise training (``--part matched64``): every non-Gaussian noise above also
+   trains its own classifiers (``NoiseSpec(name, k, sigma0=...)``, the same sigma0 grid,
+   schedule and seed; ``runs/digits_experiments/models/<noise>_k<k>/``) and certifies them
+   with the same noise (*matched*: ``results/digits/trained_<noise>_k<k>/noise_<sigma0>/``);
+   the Gaussian-trained runs of step 2 are the *crossed* ones. Every new ``.config.json``
+   records the checkpoint's ``train_noise``.
+5. Issue 14 at the paper's dimension (``--part digits32``): ``CONFIG32``, the ``digits32`` data
+   (digits upsampled to 3 x 32 x 32, d = 3072) with the paper's own k values, every noise
+   trained with its own noise (matched) and the Gaussian-trained models certified with every
+   noise (crossed), on the test images (start 0, skip 12) and on validation images held apart
+   (start 6, skip 12); the Gaussian l-inf rows derived from the Gaussian l2 rows (Theorem 3,
+   no new samples); certificate tables; and ``selection.json``: the noise configuration chosen
+   on validation by :func:`smoothcert.selection.select` (all candidates, and the Gaussian ones
+   only) with the test result of the chosen one only. Results under ``results/digits32/``.
+
 ``python scripts/results_report.py`` then writes ``docs/results.md`` from these files only.
-``--jobs 2`` runs two certifications at a time (each process with one torch thread).
+``--jobs 2`` runs two trainings / certifications at a time (each process with one torch
+thread).
 """
 
 from __future__ import annotations
@@ -387,6 +403,545 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "torch_threads_per_process": 1}
 
 
+# ----------------------------------------------------------------------------- issue 14
+RESULTS32 = Path("results/digits32")
+MODELS32 = Path("runs/digits32_experiments/models")
+#: certificate tables (Monte Carlo, quadrature) of the issue-14 runs: a private cache under
+#: runs/ (git ignores it), so that a table is built once per machine and reused by every call
+CACHE = Path("runs/digits_experiments/cache")
+
+CONFIG32 = {
+    "dataset": "digits32", "arch": "digits32_cnn", "dim": PAPER_DIM, "split": "test",
+    "test_size": 360,
+    # the paper's sigma0 grid without 0.12 (at d = 3072 the upsampled digits' signal is spread
+    # over 48 coordinates per pixel, so the noise the classifier sees is much weaker than at
+    # d = 64: sigma0 = 0.25 already saturates p_A on most images)
+    "sigma0s": [0.25, 0.5, 1.0],
+    "train": dict(CONFIG["train"]),
+    # N = 5,000 (d = 64: 10,000) to fit the whole d = 3072 experiment in about an hour of a
+    # shared 2-core CPU (measured: ~3 s per image at N = 10,000 under load)
+    "certify": {"skip": 12, "max": -1, "N0": 100, "N": 5_000, "alpha": 0.001, "batch": 1000,
+                "seed": 0, "cert_samples": 1_000_000, "cert_failure_prob": 0.001},
+    "test_start": 0,
+    "val_start": 6,
+    "paper": {"dim": PAPER_DIM, "k_l2": list(PAPER_K_L2), "k_l2_main": PAPER_K_L2_MAIN,
+              "k_linf": PAPER_K_LINF},
+    "k_l2": list(PAPER_K_L2),
+    "k_l2_main": PAPER_K_L2_MAIN,
+    "k_linf": PAPER_K_LINF,
+    "l2_radii": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0],
+    "linf_unit": 255,
+    # the largest Gaussian l-inf radius N = 5,000 allows at sigma0 = 1 is
+    # 2.99 / sqrt(3072) = 0.054 ~ 13.8/255
+    "linf_radii_255": [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16],
+    "p_grid": [0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999],
+    # noise selection on the validation images: target radii and ranges (chosen before the
+    # runs), for l2 and for l-inf (l-inf in units of 1/255)
+    "select": {"l2_radii": [0.5, 1.0, 2.0, 3.0], "l2_ranges": [[0.0, 3.0]],
+               "linf_radii_255": [2, 4, 8, 12], "linf_ranges_255": [[0, 12]],
+               "confidence": 0.95},
+}
+
+
+def train_key(noise: str, k: float) -> str:
+    return "gaussian" if noise == "gaussian" else f"{noise}_k{float(k):g}"
+
+
+def model_checkpoint(cfg: dict, noise: str, k: float, sigma0: float) -> Path:
+    """The checkpoint trained with (noise, k, sigma0); the d = 64 Gaussian models keep their
+    place (step 1)."""
+    if cfg["dim"] == DIM and noise == "gaussian":
+        return checkpoint_path(sigma0)
+    root = MODELS if cfg["dim"] == DIM else MODELS32
+    return root / train_key(noise, k) / f"noise_{sigma0:g}" / "checkpoint.pth.tar"
+
+
+def _run(cfg, results: Path, sigma0, noise, k, norm, train, start=0, derived_from=None,
+         prefix="") -> dict:
+    kk = f"_k{float(k):g}" if noise != "gaussian" else ""
+    tk = train_key(*train)
+    folder = f"noise_{sigma0:g}" if tk == "gaussian" else f"trained_{tk}/noise_{sigma0:g}"
+    key = f"{prefix}{folder}/{noise}{kk}_{norm}"
+    return {"key": key, "sigma0": sigma0, "noise": noise, "k": float(k), "norm": norm,
+            "train_noise": train[0], "train_k": float(train[1]), "start": start,
+            "derived_from": derived_from, "outfile": str(results / f"{key}.tsv"),
+            "dim": cfg["dim"], "dataset": cfg["dataset"]}
+
+
+def matched64_runs(cfg: dict = CONFIG) -> list[dict]:
+    """d = 64: every non-Gaussian noise certified on classifiers trained with it (matched)."""
+    out = []
+    for sigma0 in cfg["sigma0s"]:
+        out.append(_run(cfg, RESULTS, sigma0, "l2-family", cfg["k_l2_main"], "l2",
+                        ("l2-family", cfg["k_l2_main"])))
+        out.append(_run(cfg, RESULTS, sigma0, "linf-mixed", cfg["k_linf"], "linf",
+                        ("linf-mixed", cfg["k_linf"])))
+    for sigma0 in cfg["sigma0s"]:
+        for k in cfg["k_l2"]:
+            if k != cfg["k_l2_main"]:
+                out.append(_run(cfg, RESULTS, sigma0, "l2-family", k, "l2", ("l2-family", k)))
+    return out
+
+
+def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
+    """d = 3072, in priority order: Table 1/3 settings (test, then validation), the k ablation,
+    the crossed runs of Tables 1/3, then the other crossed runs."""
+    out = []
+    t0, v0, kmain, klinf = cfg["test_start"], cfg["val_start"], cfg["k_l2_main"], cfg["k_linf"]
+
+    def group(start, prefix, ks, linf):
+        for sigma0 in cfg["sigma0s"]:
+            if linf is not None or kmain in ks:  # the Gaussian runs go with the main settings
+                out.append(_run(cfg, RESULTS32, sigma0, "gaussian", 0, "l2", ("gaussian", 0),
+                                start, prefix=prefix))
+                out.append(_run(cfg, RESULTS32, sigma0, "gaussian", 0, "linf", ("gaussian", 0),
+                                start, derived_from="gaussian_l2", prefix=prefix))
+            for k in ks:
+                out.append(_run(cfg, RESULTS32, sigma0, "l2-family", k, "l2", ("l2-family", k),
+                                start, prefix=prefix))
+            if linf is not None:
+                out.append(_run(cfg, RESULTS32, sigma0, "linf-mixed", klinf, "linf",
+                                ("linf-mixed", klinf), start, prefix=prefix))
+
+    group(t0, "", [kmain], klinf)
+    group(v0, "validation/", [kmain], klinf)
+    rest = [k for k in cfg["k_l2"] if k != kmain]
+    group(t0, "", rest, None)
+    group(v0, "validation/", rest, None)
+    for ks in ([kmain], rest):  # crossed: Gaussian-trained, certified with the other noises
+        for sigma0 in cfg["sigma0s"]:
+            for k in ks:
+                out.append(_run(cfg, RESULTS32, sigma0, "l2-family", k, "l2", ("gaussian", 0),
+                                t0))
+            if ks == [kmain]:
+                out.append(_run(cfg, RESULTS32, sigma0, "linf-mixed", klinf, "linf",
+                                ("gaussian", 0), t0))
+    return out
+
+
+def _expected(cfg: dict, start: int) -> list[int]:
+    c = cfg["certify"]
+    return list(range(start, cfg["test_size"] if c["max"] < 0 else c["max"], c["skip"]))
+
+
+def status2(run: dict, cfg: dict) -> str:
+    """:func:`status` for the issue-14 runs: also the start index, the dimension and the
+    checkpoint's training noise (``train_noise``)."""
+    from smoothcert.analysis import read_results
+    from smoothcert.noises import make_noise
+
+    out = Path(run["outfile"])
+    cpath = Path(str(out) + ".config.json")
+    if not out.exists() or not cpath.exists():
+        return "missing"
+    stored = json.loads(cpath.read_text())
+    c = cfg["certify"]
+    wanted = {"dataset": cfg["dataset"], "split": cfg["split"], "noise": run["noise"],
+              "k": run["k"], "norm": run["norm"], "N0": c["N0"], "N": c["N"], "dim": cfg["dim"],
+              "alpha": c["alpha"], "skip": c["skip"], "max": c["max"], "seed": c["seed"],
+              "start": run["start"]}
+    diff = [f"{key} {stored.get(key)!r} != {value!r}" for key, value in wanted.items()
+            if stored.get(key) != value]
+    sigma = make_noise(run["noise"], cfg["dim"], k=run["k"], sigma0=run["sigma0"]).sigma
+    if not math.isclose(stored.get("sigma", -1.0), sigma, rel_tol=1e-12):
+        diff.append(f"sigma {stored.get('sigma')!r} != {sigma!r}")
+    tn = stored.get("train_noise") or {}
+    if (tn.get("noise"), float(tn.get("k", -1))) != (run["train_noise"], run["train_k"]):
+        diff.append(f"train_noise {tn!r}")
+    if run["derived_from"]:
+        src = Path(run["outfile"]).with_name(run["derived_from"] + ".tsv")
+        from smoothcert.demo import _sha256
+
+        if not src.exists() or stored.get("derived_from", {}).get("sha256") != _sha256(src):
+            return "missing"
+    if diff:
+        return "different: " + ", ".join(diff)
+    try:
+        rows = read_results(out)
+    except Exception:  # noqa: BLE001 - a torn file is resumed by certify
+        return "partial"
+    return "done" if sorted(rows.idx.tolist()) == _expected(cfg, run["start"]) else "partial"
+
+
+def certify_run2(run: dict, cfg: dict, device: str | None) -> dict:
+    """One ``smoothcert certify`` call through its own parser and ``run`` (any data set,
+    ``--start``). Returns timing."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["SMOOTHCERT_CACHE"] = str(ROOT / CACHE)
+    from smoothcert.cli.main import build_parser
+    from smoothcert.demo import _drop_stale
+
+    c = cfg["certify"]
+    out = Path(run["outfile"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = model_checkpoint(cfg, run["train_noise"], run["train_k"], run["sigma0"])
+    if _drop_stale(out, ckpt):
+        print(f"   {out}: partial file made with another checkpoint, recomputing", flush=True)
+    before = max(0, len(out.read_text().splitlines()) - 1) if out.exists() else 0
+    argv = ["certify", cfg["dataset"], str(ckpt), str(out), "--noise", run["noise"],
+            "--k", repr(run["k"]), "--sigma0", repr(float(run["sigma0"])), "--norm", run["norm"],
+            "--N0", str(c["N0"]), "--N", str(c["N"]), "--alpha", repr(c["alpha"]),
+            "--batch", str(c["batch"]), "--skip", str(c["skip"]), "--start", str(run["start"]),
+            "--max", str(c["max"]), "--seed", str(c["seed"]),
+            "--cert-samples", str(c["cert_samples"]),
+            "--cert-failure-prob", repr(c["cert_failure_prob"]), "--no-progress",
+            "--device", device or "cpu"]
+    t0 = time.time()
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    wall = time.time() - t0
+    rows = max(0, len(out.read_text().splitlines()) - 1)
+    return {"key": run["key"], "wall_s": round(wall, 2), "rows_computed": rows - before,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def derive_linf(run: dict, cfg: dict) -> None:
+    """The Gaussian's l-inf rows from its l2 run (Theorem 3, as ``smoothcert demo`` does): the
+    same pA_lower, radius sigma Phi^-1(pA_lower) / sqrt(d) rounded toward zero, no sampling."""
+    from smoothcert.analysis import EXACT_RADIUS_COLUMN, format_radius_cell
+    from smoothcert.certificates import get_certificate
+    from smoothcert.cli.common import config_path, write_text_atomic
+    from smoothcert.demo import _sha256
+    from smoothcert.noises import Gaussian
+
+    out = Path(run["outfile"])
+    l2_file = out.with_name(run["derived_from"] + ".tsv")
+    cert = get_certificate(Gaussian(cfg["dim"], sigma=run["sigma0"]), "linf")
+    lines = l2_file.read_text(encoding="utf-8").splitlines()
+    head = lines[0].split("\t")
+    col = {name: head.index(name) for name in ("predict", "radius", "pA_lower",
+                                               EXACT_RADIUS_COLUMN)}
+    rows = []
+    for line in lines[1:]:
+        cells = line.split("\t")
+        abstain = int(cells[col["predict"]]) == -1
+        radius = 0.0 if abstain else float(cert.radius(float(cells[col["pA_lower"]])))
+        cells[col["radius"]] = format_radius_cell(radius)
+        cells[col[EXACT_RADIUS_COLUMN]] = repr(radius)
+        rows.append("\t".join(cells))
+    config = json.loads(config_path(l2_file).read_text(encoding="utf-8"))
+    config.update(norm="linf", certificate=cert.describe(), derived_from={
+        "file": l2_file.name, "sha256": _sha256(l2_file),
+        "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
+                "from the l2 run's pA_lower (the same noise samples)"})
+    write_text_atomic(config_path(out), json.dumps(config, indent=2) + "\n")
+    write_text_atomic(out, "\n".join([lines[0], *rows]) + "\n")
+
+
+def train_one(cfg: dict, noise: str, k: float, sigma0: float, device) -> dict:
+    """Train (or reuse) the classifier of (noise, k, sigma0); returns its runtime entry."""
+    import torch
+
+    torch.set_num_threads(1)
+    from smoothcert.training import NoiseSpec, train
+
+    t = cfg["train"]
+    ckpt = model_checkpoint(cfg, noise, k, sigma0)
+    spec = (NoiseSpec(sigma=sigma0) if cfg["dim"] == DIM and noise == "gaussian"
+            else NoiseSpec(name=noise, k=float(k), sigma0=sigma0))
+    t0 = time.time()
+    res = train(cfg["dataset"], cfg["arch"], ckpt.parent, spec, epochs=t["epochs"],
+                batch=t["batch"], lr=t["lr"], lr_step_size=t["lr_step_size"], gamma=t["gamma"],
+                momentum=t["momentum"], weight_decay=t["weight_decay"], seed=t["seed"],
+                device=device, progress=False, verbose=False)
+    wall = time.time() - t0
+    key = f"{train_key(noise, k)}/noise_{sigma0:g}"
+    if not res.history:
+        return {"key": key, "reused": True}
+    last = res.history[-1]
+    return {"key": key, "wall_s": round(wall, 2), "epochs": res.epoch,
+            "final_test_acc_under_noise": round(last["test_acc"], 4),
+            "final_train_acc": round(last["train_acc"], 4),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) -> bool:
+    """Train the models ``run_list`` needs and certify every run not done (resumable);
+    returns whether every run is done."""
+    results.mkdir(parents=True, exist_ok=True)
+    times_path = results / "runtimes.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    start = time.time()
+    todo = []
+    for run in run_list:
+        if args.only and args.only not in run["key"]:
+            continue
+        st = status2(run, cfg)
+        if st == "done":
+            continue
+        if st.startswith("different"):
+            raise SystemExit(f"{run['outfile']} exists with another configuration ({st[11:]}); "
+                             "delete it (and its .config.json) to recompute")
+        todo.append(run)
+    print(f"[{name}] {len(run_list)} certification runs, {len(todo)} to do", flush=True)
+    models = []
+    for r in todo:
+        m = (r["train_noise"], r["train_k"], r["sigma0"])
+        if m not in models and not model_checkpoint(cfg, *m).exists():
+            models.append(m)
+
+    def save():
+        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+    def record(res: dict) -> None:
+        entry = times.setdefault("certify", {}).setdefault(res["key"], {"calls": []})
+        entry["calls"].append({k: res[k] for k in ("wall_s", "rows_computed", "finished")})
+        entry["wall_s"] = round(sum(c["wall_s"] for c in entry["calls"]), 2)
+        save()
+        print(f"[{name}] certified {res['key']}: {res['rows_computed']} images in "
+              f"{res['wall_s']:.1f} s ({time.time() - start:.0f} s since start)", flush=True)
+
+    def record_train(res: dict) -> None:
+        if not res.get("reused"):
+            times.setdefault("training", {})[res.pop("key")] = res
+            save()
+            print(f"[{name}] trained {res}", flush=True)
+
+    sampled = [r for r in todo if not r["derived_from"]]
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        for fut in [pool.submit(train_one, cfg, *m, args.device) for m in models]:
+            record_train(fut.result())
+        futures = [pool.submit(certify_run2, run, cfg, args.device) for run in sampled]
+        for fut in futures:
+            record(fut.result())
+    for run in todo:
+        if run["derived_from"]:
+            derive_linf(run, cfg)
+            print(f"[{name}] derived {run['key']} (Theorem 3)", flush=True)
+    return all(status2(r, cfg) == "done" for r in run_list)
+
+
+def equal_pa_tables32(cfg: dict) -> None:
+    """``equal_pA_{l2,linf}.tsv`` of d = 3072 (see :func:`equal_pa_tables`)."""
+    from smoothcert.certificates import get_certificate
+    from smoothcert.noises import make_noise
+
+    c = cfg["certify"]
+    p_max = c["alpha"] ** (1.0 / c["N"])
+    grid = [*cfg["p_grid"], p_max]
+    specs = {"l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
+             "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))]}
+    for norm, noises in specs.items():
+        lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "method", "p", "radius"])]
+        for name, k in noises:
+            noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
+            cert = get_certificate(noise, norm, samples=c["cert_samples"],
+                                   failure_prob=c["cert_failure_prob"], seed=c["seed"])
+            for p in grid:
+                r = cert.radius(p, exact=True) if cert.method == "quadrature" else cert.radius(p)
+                lines.append("\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p),
+                                        _fmt(r)]))
+        path = RESULTS32 / f"equal_pA_{norm}.tsv"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}", flush=True)
+
+
+COUNTERFACTUAL32_HEAD = [
+    "sigma0", "noise", "k", "idx", "label", "predict_gauss", "pA_gauss", "radius_gauss",
+    "radius_family_at_pA_gauss", "radius_family_at_pA_gauss_exact"]
+
+
+def counterfactual_tables32(cfg: dict) -> None:
+    """Per image: each non-Gaussian certificate applied to the Gaussian-trained Gaussian run's
+    pA_lower (the certificate effect alone), d = 3072 test images."""
+    from smoothcert.analysis import read_results
+    from smoothcert.certificates import get_certificate
+    from smoothcert.noises import make_noise
+
+    c = cfg["certify"]
+    families = {"l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
+                "linf": [("linf-mixed", float(cfg["k_linf"]))]}
+    for norm, fams in families.items():
+        lines = ["\t".join(COUNTERFACTUAL32_HEAD)]
+        for sigma0 in cfg["sigma0s"]:
+            gauss = read_results(RESULTS32 / f"noise_{sigma0:g}/gaussian_{norm}.tsv")
+            for name, k in fams:
+                cert = get_certificate(make_noise(name, cfg["dim"], k=k, sigma0=sigma0), norm,
+                                       samples=c["cert_samples"],
+                                       failure_prob=c["cert_failure_prob"], seed=c["seed"])
+                for j, idx in enumerate(gauss.idx):
+                    p = float(gauss["pA_lower"][j])
+                    if p < 0.5:
+                        r = 0.0
+                    elif cert.method == "quadrature":
+                        r = float(cert.radius(p, exact=True))
+                    else:
+                        r = float(cert.radius(p))
+                    lines.append("\t".join([
+                        f"{sigma0:g}", name, f"{k:g}", str(int(idx)), str(int(gauss.label[j])),
+                        str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]), f"{r:.3}",
+                        _fmt(r)]))
+        path = RESULTS32 / f"counterfactual_{norm}.tsv"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}", flush=True)
+
+
+def selection32(cfg: dict) -> dict:
+    """The noise chosen on the validation images for each target (radius, or range) and norm,
+    among all matched candidates and among the Gaussian ones only; the test result of the
+    chosen configuration only (:func:`smoothcert.selection.select`)."""
+    from smoothcert.selection import select
+
+    s = cfg["select"]
+    unit = cfg["linf_unit"]
+    runs_ = digits32_runs(cfg)
+    matched = [r for r in runs_ if r["train_noise"] == r["noise"]]
+    out = {"confidence": s["confidence"], "targets": []}
+    for norm in ("l2", "linf"):
+        # candidate order = tie order: the Gaussian first (the default), then smaller k, then
+        # smaller sigma0
+        val = sorted((r for r in matched if r["start"] == cfg["val_start"] and r["norm"] == norm),
+                     key=lambda r: (r["noise"] != "gaussian", r["k"], r["sigma0"]))
+        test = [r for r in matched if r["start"] == cfg["test_start"] and r["norm"] == norm]
+        targets = ([("radius", r, r) for r in s["l2_radii"]]
+                   + [("range", tuple(x), tuple(x)) for x in s["l2_ranges"]]
+                   if norm == "l2" else
+                   [("radius", r / unit, r) for r in s["linf_radii_255"]]
+                   + [("range", (x[0] / unit, x[1] / unit), tuple(x))
+                      for x in s["linf_ranges_255"]])
+        for kind, value, shown in targets:
+            entry = {"norm": norm, "kind": kind, "value": value, "shown": shown}
+            for which, cands in (("all", val), ("gaussian",
+                                               [r for r in val if r["noise"] == "gaussian"])):
+                kw = {"radius": value} if kind == "radius" else {"radii": value}
+                partners = {r["key"]: r for r in test}
+                sel = select([r["outfile"] for r in cands],
+                             test_files=[partners[r["key"].removeprefix("validation/")]["outfile"]
+                                         for r in cands],
+                             confidence=s["confidence"], **kw)
+                d = sel.to_dict() if hasattr(sel, "to_dict") else None
+                chosen = next(r for r in cands if Path(r["outfile"]) == Path(sel.chosen.path))
+                t = sel.test
+                entry[which] = {
+                    "chosen": chosen["key"], "noise": chosen["noise"], "k": chosen["k"],
+                    "sigma0": chosen["sigma0"], "val_score": sel.chosen.score,
+                    "val_n": sel.chosen.n, "ties": [str(p) for p in sel.ties],
+                    "test_file": str(t.path), "test_score": sel.test_score, "test_n": t.n,
+                    "candidates": len(cands), "selection": d}
+            out["targets"].append(entry)
+    return out
+
+
+def build_tables32(cfg: dict) -> None:
+    """Build (or find in the cache) the certificate tables the d = 3072 runs use, timed once
+    (``runtimes.json``: ``certificate_tables``; a table found in the cache is not timed)."""
+    from smoothcert.certificates import get_certificate
+    from smoothcert.noises import make_noise
+
+    times_path = RESULTS32 / "runtimes.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    c = cfg["certify"]
+    done = times.setdefault("certificate_tables", {})
+    for name, k, norm in ([("l2-family", float(k), "l2") for k in cfg["k_l2"]]
+                          + [("linf-mixed", float(cfg["k_linf"]), "linf")]):
+        key = f"{name}_k{k:g}_{norm}"
+        if key in done:
+            continue
+        t0 = time.time()
+        cert = get_certificate(make_noise(name, cfg["dim"], k=k, sigma0=1.0), norm,
+                               samples=c["cert_samples"], failure_prob=c["cert_failure_prob"],
+                               seed=c["seed"])
+        done[key] = {"wall_s": round(time.time() - t0, 2), "method": cert.method,
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+        print(f"[digits32] certificate table {key} ({cert.method}): {done[key]['wall_s']} s",
+              flush=True)
+
+
+def rerun64(args) -> None:
+    """Rerun the d = 64 Gaussian-trained files written before ``certify`` recorded
+    ``train_noise``: each into a scratch file (``runs/digits_experiments/rerun/``); when every
+    row but the time column is identical (deterministic), the rerun's file and configuration
+    replace the stored ones and its wall time replaces the recorded call (the first call kept
+    under ``first_calls``); otherwise the stored file stays and the difference is recorded."""
+    cfg = CONFIG
+    times_path = RESULTS / "runtimes.json"
+    scratch = Path("runs/digits_experiments/rerun")
+    for run in runs(cfg):
+        if args.only and args.only not in run["key"]:
+            continue
+        cpath = Path(run["outfile"] + ".config.json")
+        if "train_noise" in json.loads(cpath.read_text()):
+            continue
+        tmp = dict(run, train_noise="gaussian", train_k=0.0, start=0, derived_from=None,
+                   outfile=str(scratch / f"{run['key']}.tsv"))
+        for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
+            f.unlink(missing_ok=True)
+        res = certify_run2(tmp, cfg, args.device)
+        old = Path(run["outfile"]).read_text().splitlines()
+        new = Path(tmp["outfile"]).read_text().splitlines()
+
+        def strip(lines):
+            head = lines[0].split("\t")
+            keep = [i for i, h in enumerate(head) if h not in ("time", "radius_exact")]
+            return [[ln.split("\t")[i] for i in keep] for ln in lines]
+
+        times = json.loads(times_path.read_text())
+        entry = times["certify"][run["key"]]
+        if strip(old) == strip(new) and len(old) == len(new):
+            Path(run["outfile"]).write_text("\n".join(new) + "\n")
+            cpath.write_text(Path(tmp["outfile"] + ".config.json").read_text())
+            entry.setdefault("first_calls", entry["calls"])
+            entry["calls"] = [{k: res[k] for k in ("wall_s", "rows_computed", "finished")}]
+            entry["wall_s"] = res["wall_s"]
+            times.setdefault("rerun", {})[run["key"]] = "identical rows; replaced"
+            print(f"[rerun64] {run['key']}: identical rows, replaced ({res['wall_s']} s)",
+                  flush=True)
+        else:
+            times.setdefault("rerun", {})[run["key"]] = "rows differ; stored file kept"
+            print(f"[rerun64] {run['key']}: ROWS DIFFER, stored file kept", flush=True)
+        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+
+def main32(args) -> bool:
+    """Issue 14: the d = 64 matched runs and the d = 3072 experiment."""
+    ok = True
+    if args.part in ("all", "matched64"):
+        done = run_part("matched64", CONFIG, RESULTS, matched64_runs(), args)
+        ok &= done
+        if done:
+            path = RESULTS / "experiment.json"
+            manifest = json.loads(path.read_text())
+            if manifest.get("matched_runs") != matched64_runs():
+                manifest["matched_runs"] = matched64_runs()
+                path.write_text(json.dumps(manifest, indent=2) + "\n")
+                print(f"wrote {path}", flush=True)
+    if args.part in ("all", "digits32"):
+        os.environ["SMOOTHCERT_CACHE"] = str(ROOT / CACHE)
+        cfg = CONFIG32
+        RESULTS32.mkdir(parents=True, exist_ok=True)
+        manifest = {"config": cfg, "runs": digits32_runs(cfg), "environment": environment(),
+                    "command": "python scripts/digits_experiments.py --part digits32",
+                    "report_command": "python scripts/results_report.py"}
+        mpath = RESULTS32 / "experiment.json"
+        stored = json.loads(mpath.read_text()) if mpath.exists() else {}
+        if {k: v for k, v in stored.items() if k != "environment"} != {
+                k: v for k, v in manifest.items() if k != "environment"}:
+            mpath.write_text(json.dumps(manifest, indent=2) + "\n")
+        build_tables32(cfg)
+        done = run_part("digits32", cfg, RESULTS32, digits32_runs(cfg), args)
+        ok &= done
+        times_path = RESULTS32 / "runtimes.json"
+        if done:
+            times = json.loads(times_path.read_text())
+            if args.redo_tables or "tables" not in times:
+                t0 = time.time()
+                equal_pa_tables32(cfg)
+                counterfactual_tables32(cfg)
+                times["tables"] = {"wall_s": round(time.time() - t0, 2),
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+            sel = selection32(cfg)
+            (RESULTS32 / "selection.json").write_text(json.dumps(sel, indent=2) + "\n")
+            print(f"wrote {RESULTS32}/selection.json", flush=True)
+    return ok
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -395,6 +950,12 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="torch device (default: cpu)")
     ap.add_argument("--only", default=None,
                     help="run only the runs whose key contains this text (for partial reruns)")
+    ap.add_argument("--part", default="all",
+                    choices=["all", "digits64", "matched64", "digits32", "rerun64"],
+                    help="digits64: the Gaussian-trained d = 64 runs (steps 1-3); matched64: "
+                         "the d = 64 own-noise runs; digits32: the d = 3072 experiment "
+                         "(default: all, in this order); rerun64: rerun the d = 64 files "
+                         "without train_noise and replace them when the rows are identical")
     ap.add_argument("--redo-tables", action="store_true",
                     help="recompute the certificate tables (equal_pA_*, counterfactual_*) even "
                          "when they exist in the current format")
@@ -404,6 +965,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     device = args.device or "cpu"
+    args.device = device
+    if args.part == "rerun64":
+        rerun64(args)
+        return 0
+    if args.part in ("matched64", "digits32"):
+        return 0 if main32(args) else 1
     cfg = CONFIG
     RESULTS.mkdir(parents=True, exist_ok=True)
     times_path = RESULTS / "runtimes.json"
@@ -460,9 +1027,13 @@ def main(argv=None) -> int:
                     "command": "python scripts/digits_experiments.py",
                     "report_command": "python scripts/results_report.py"}
         old = RESULTS / "experiment.json"
+        keep = ("environment", "matched_runs")  # matched_runs: written by main32
+        stored = json.loads(old.read_text()) if old.exists() else {}
+        if "matched_runs" in stored:
+            manifest["matched_runs"] = stored["matched_runs"]
         stale = (not old.exists()
-                 or {k: v for k, v in json.loads(old.read_text()).items() if k != "environment"}
-                 != {k: v for k, v in manifest.items() if k != "environment"})
+                 or {k: v for k, v in stored.items() if k not in keep}
+                 != {k: v for k, v in manifest.items() if k not in keep})
         if todo or stale:
             old.write_text(json.dumps(manifest, indent=2) + "\n")
             print(f"wrote {old}", flush=True)
@@ -470,6 +1041,9 @@ def main(argv=None) -> int:
               "python scripts/results_report.py", flush=True)
     else:
         print("some runs are not finished (see --only); rerun to continue", flush=True)
+        return 1
+    if args.part == "all":
+        return 0 if main32(args) else 1
     return 0
 
 
