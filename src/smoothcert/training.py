@@ -267,7 +267,7 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
 
     from .data import load_dataset
     from .models import get_architecture, save_checkpoint
-    from .models.pretrained import checkpoint_extra
+    from .models.pretrained import checkpoint_extra, resize_data
 
     spec = NoiseSpec.coerce(noise)
     _check_hyper(epochs, batch, float(lr), lr_step_size, float(gamma), float(momentum),
@@ -278,6 +278,14 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
         raise SmoothCertError(f"OUTDIR {outdir} exists and is not a folder")
     train_set = load_dataset(dataset, "train", root=data_dir)
     test_set = load_dataset(dataset, "test", root=data_dir)
+    with torch.random.fork_rng(devices=[]):  # the initial weights depend on seed only
+        torch.manual_seed(_epoch_seed(seed, 0, _INIT))
+        model = get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
+                                 in_channels=int(train_set.input_shape[0]),
+                                 **({} if weights is None else {"weights": weights}))
+    # a model with a fixed input size: the data resized to it, before the noise
+    train_set, resize = resize_data(train_set, model, note=verbose)
+    test_set, _ = resize_data(test_set, model, note=False)
     dim = int(np.prod(train_set.input_shape))
     noise_params = spec.params(dim)
     train_noise = spec.build(dim)
@@ -289,13 +297,10 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
               "seed": int(seed), "epochs": int(epochs)}
     if weights is not None:
         config["weights"] = str(weights)
+    if resize is not None:  # the noise and the images are in the resized pixel space
+        config["resize"] = resize
 
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
-    with torch.random.fork_rng(devices=[]):  # the initial weights depend on seed only
-        torch.manual_seed(_epoch_seed(seed, 0, _INIT))
-        model = get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
-                                 in_channels=int(train_set.input_shape[0]),
-                                 **({} if weights is None else {"weights": weights}))
     model = model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)

@@ -38,6 +38,7 @@ import time
 from .. import __version__, distributed, sequential
 from ..analysis import EXACT_RADIUS_COLUMN, SAMPLES_COLUMN, format_radius_cell
 from ..errors import SmoothCertError
+from ..models.pretrained import resize_data
 from ..smooth import Smooth, derive_seed
 from . import common
 
@@ -343,11 +344,13 @@ def _run(args, job) -> int:
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
+    model, meta = common.load_model(args.checkpoint, args.dataset, device,
+                                    trust=args.trust_checkpoint)
+    # a model with a fixed input size: the data resized to it, before the noise
+    dataset, resize = resize_data(dataset, model)
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
     noise.check_certifiable(args.norm)
-    model, meta = common.load_model(args.checkpoint, args.dataset, device,
-                                    trust=args.trust_checkpoint)
     indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         x0 = dataset[indices[0]][0]
@@ -388,6 +391,8 @@ def _run(args, job) -> int:
         "confidence": smooth.confidence_note(args.alpha, args.bilateral),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    if resize is not None:  # radii are in the resized pixel space
+        config["resize"] = resize
     if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
         bound = adaptive_bound(smooth, args.alpha, args.N, args.radii)
         config["adaptive"] = adaptive_config(args, bound)

@@ -25,6 +25,7 @@ import time
 
 from .. import __version__, distributed, sequential
 from ..analysis import SAMPLES_COLUMN
+from ..models.pretrained import resize_data
 from ..smooth import Smooth, derive_seed
 from . import common
 from .certify import check_samples_and_stop, stop_cell
@@ -129,10 +130,12 @@ def _run(args, job) -> int:
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
-    dim = math.prod(dataset.input_shape)
-    noise = common.noise_from_args(args, dim)
     model, meta = common.load_model(args.checkpoint, args.dataset, device,
                                     trust=args.trust_checkpoint)
+    # a model with a fixed input size: the data resized to it, before the noise
+    dataset, resize = resize_data(dataset, model)
+    dim = math.prod(dataset.input_shape)
+    noise = common.noise_from_args(args, dim)
     indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         common.probe_model(model, dataset[indices[0]][0], dataset, device)
@@ -156,6 +159,8 @@ def _run(args, job) -> int:
         "device": str(device),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    if resize is not None:  # the noise is in the resized pixel space
+        config["resize"] = resize
     header, check = HEADER, common.row_fields_checker(dataset, correct_col=3, time_col=4)
     if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
         looks = sequential.look_schedule(args.N)

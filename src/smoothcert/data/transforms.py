@@ -13,9 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.utils.data import Dataset
 
 __all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop", "Resize",
-           "CenterCrop", "to_tensor"]
+           "CenterCrop", "to_tensor", "ResizeTensor", "ResizedDataset"]
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -153,3 +154,50 @@ class CenterCrop:
 
     def __repr__(self) -> str:
         return f"CenterCrop({self.size})"
+
+
+class ResizeTensor:
+    """Resize a float (C,H,W) image in [0, 1] to ``size`` = (H', W'): bilinear with antialiasing
+    (a convex combination of pixels, so the result stays in [0, 1]; clamped against rounding).
+    Used on clean images, before any noise (see :func:`smoothcert.models.pretrained.resize_data`).
+    """
+
+    def __init__(self, size):
+        self.size = (int(size[0]), int(size[1]))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == self.size:
+            return x
+        out = F.interpolate(x.unsqueeze(0).float(), size=self.size, mode="bilinear",
+                            align_corners=False, antialias=True)
+        return out.squeeze(0).clamp_(0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"ResizeTensor({self.size})"
+
+
+class ResizedDataset(Dataset):
+    """``dataset`` with every image resized to ``size`` (:class:`ResizeTensor`); its other
+    attributes (``name``, ``num_classes``, ``classes``, ...) are the wrapped data set's, and
+    ``input_shape`` is (C, H', W'). ``resize`` is ``[H', W']``."""
+
+    def __init__(self, dataset, size):
+        self.dataset = dataset
+        self.transform = ResizeTensor(size)
+        self.resize = list(self.transform.size)
+        self.input_shape = (int(dataset.input_shape[0]), *self.transform.size)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[index]
+        return self.transform(x), y
+
+    def __getattr__(self, name):  # only for attributes not set above
+        if name == "dataset":  # not yet set (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __repr__(self) -> str:
+        return f"ResizedDataset({self.dataset!r}, size={tuple(self.resize)})"

@@ -22,12 +22,18 @@ sd 1); timm's ``resolve_data_config`` (the model's ``pretrained_cfg`` mean / std
 has none). A model that expects 3 channels given 1-channel images repeats the channel inside
 the wrapper, so the input dimension d of the certificate stays the data's.
 
-Resizing happens before the noise, in the data (a data set already at the model's input size),
-never inside the model: the certificate holds in the space where the noise is added, and
-resizing a noisy image changes the law of the noise (interpolation averages and correlates its
-coordinates) and the meaning of a radius (a pixel-space distance before resizing is not the
-same distance after). A Hugging Face model whose configuration fixes ``image_size`` refuses
-other sizes with a one-line error saying so.
+Resizing happens before the noise, in the data, never inside the model. A model whose input
+size is fixed (a Hugging Face ``image_size``; timm's ``input_size`` when its ``pretrained_cfg``
+says ``fixed_input_size``; a torchvision model's ``image_size``, as its ViTs have) gets data
+resized to that size by :func:`resize_data` (bilinear, before the noise): ``certify``,
+``predict`` and ``train`` do it automatically when the sizes differ, say so in one line on
+stderr and record ``resize: [H, W]`` in their configuration. The noise is then drawn in the
+resized image's dimension d = C*H*W and **the certified radius is a radius in the resized
+[0, 1] pixel space**, not in the original image's. Resizing inside the model, after the noise,
+would void the certificate: interpolation averages and correlates the noise's coordinates, so
+the model would see another distribution than the one certified, and a distance before resizing
+is not the same distance after. The model itself still refuses other sizes with a one-line
+error (API calls that pass unresized images).
 
 Trust: files never run code unless trusted (see :mod:`.checkpoint`). Weights are read from
 safetensors files or with ``torch.load(weights_only=True)``; ``trust_remote_code`` is false
@@ -50,6 +56,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 
@@ -61,7 +68,8 @@ from .architectures import NormalizeLayer
 
 __all__ = ["PREFIXES", "PretrainedClassifier", "is_pretrained_arch", "is_hf_dir",
            "build_pretrained", "load_hf_dir", "load_pretrained_checkpoint", "checkpoint_extra",
-           "dir_sha256", "hf_normalization", "get_architecture"]
+           "dir_sha256", "hf_normalization", "get_architecture", "fixed_image_size",
+           "resize_data"]
 
 PREFIXES = ("hf:", "timm:", "torchvision:")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -157,8 +165,9 @@ class PretrainedClassifier(nn.Module):
             h, w = self.image_size
             raise SmoothCertError(
                 f"the model expects {h}x{w} images, the data are {x.shape[-2]}x{x.shape[-1]}: "
-                f"resize the data set to {h}x{w} before certifying (the noise is added to the "
-                "data's pixels; resizing after it would change its law and the radius's meaning)")
+                f"resize the data set to {h}x{w} before the noise (smoothcert.models.pretrained"
+                ".resize_data, as certify / predict / train do; resizing after the noise would "
+                "change its law and the radius's meaning)")
         c = x.shape[1]
         if c != self.channels:
             if c != 1:
@@ -172,6 +181,34 @@ class PretrainedClassifier(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, channels={self.channels}, image_size={self.image_size}"
+
+
+def fixed_image_size(model) -> tuple[int, int] | None:
+    """The (H, W) a :class:`PretrainedClassifier` requires, None for any other model or a model
+    that takes any size."""
+    model = getattr(model, "module", model)  # DataParallel / DistributedDataParallel
+    return model.image_size if isinstance(model, PretrainedClassifier) else None
+
+
+def resize_data(dataset, model, *, note: bool = True):
+    """``(dataset, resize)``: the data resized to the fixed input size of ``model`` (bilinear,
+    before any noise: see the module's notes) and ``[H, W]``, or ``(dataset, None)`` when the
+    model takes the data's size. ``note`` prints one line on stderr when resizing."""
+    size = fixed_image_size(model)
+    if size is None or tuple(dataset.input_shape[-2:]) == size:
+        return dataset, None
+    from ..data.transforms import ResizedDataset
+
+    resized = ResizedDataset(dataset, size)
+    if note:
+        import sys
+
+        h, w = size
+        print(f"# the model takes {h}x{w} images: the {dataset.input_shape[-2]}x"
+              f"{dataset.input_shape[-1]} data are resized to {h}x{w} before the noise; the "
+              f"noise has dimension {math.prod(resized.input_shape)} and radii are in the "
+              f"resized {h}x{w} pixel space", file=sys.stderr)
+    return resized, [int(size[0]), int(size[1])]
 
 
 def checkpoint_extra(model: nn.Module) -> dict:
@@ -388,6 +425,20 @@ def _timm_net(name: str, num_classes: int | None, channels: int | None):
     return net, list(mean), list(std), int(channels or size[0]), list(size[1:])
 
 
+def _fixed_size(kind: str, net: nn.Module, size) -> list[int] | None:
+    """[H, W] when a timm / torchvision model accepts that input size only: timm's
+    ``pretrained_cfg['fixed_input_size']`` (its ViTs) with the data config's ``input_size``; a
+    torchvision model's integer ``image_size`` attribute (its VisionTransformer)."""
+    if kind == "timm":
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        fixed = cfg.get("fixed_input_size", False) if isinstance(cfg, dict) else False
+        return [int(v) for v in size] if fixed and size and len(size) == 2 else None
+    image_size = getattr(net, "image_size", None)
+    if isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0:
+        return [image_size, image_size]
+    return None
+
+
 def _torchvision_net(name: str, num_classes: int | None):
     tv = _require("torchvision", f"torchvision:{name}")
     kwargs = {"weights": None}
@@ -434,9 +485,11 @@ def build_pretrained(arch: str, num_classes: int | None = None, *, weights=None,
         weights_name = str(weights)
     else:
         net, means, sds, channels, size = _other_net(kind, name, num_classes)
+    fixed = _fixed_size(kind, net, size)
     info = {"kind": kind, "name": name, "means": means, "sds": sds, "channels": channels,
-            "num_classes": _out_features(net), "input_size": size, "weights": weights_name}
-    return PretrainedClassifier(net, kind, means, sds, channels, None, info)
+            "num_classes": _out_features(net), "input_size": size, "weights": weights_name,
+            "image_size": fixed}
+    return PretrainedClassifier(net, kind, means, sds, channels, fixed, info)
 
 
 def _out_features(net: nn.Module) -> int | None:
@@ -484,8 +537,8 @@ def load_pretrained_checkpoint(path, meta: dict, state_dict, *, trust: bool = Fa
         net = _hf_from_info(info, trust, where)
         image_size = info.get("image_size")
     else:
-        net = _other_net(kind, name, k, channels if kind == "timm" else None)[0]
-        image_size = None
+        net, _, _, _, size = _other_net(kind, name, k, channels if kind == "timm" else None)
+        image_size = _fixed_size(kind, net, size)  # the library's model says, not the file
     model = PretrainedClassifier(net, kind, means, sds, channels, image_size, info)
     sd = {(k if k.startswith("net.") else "net." + k): v for k, v in state_dict.items()}
     try:
