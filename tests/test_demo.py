@@ -90,3 +90,49 @@ def test_full_configuration_is_meaningful():
     assert FULL.n >= 10_000 and FULL.n0 == 100 and FULL.alpha == 0.001
     assert 0 < FULL.k_l2 < 63 and 0 < FULL.k_linf < 63
     assert QUICK.epochs <= FULL.epochs and QUICK.lr == FULL.lr  # quick models: a prefix
+
+
+def test_demo_results_do_not_depend_on_the_callers_thread_count(tmp_path, monkeypatch):
+    """The demo's trained model and result files are the same whatever the caller's torch
+    thread count (the demo runs with ``threads`` = 1, then restores the caller's count):
+    before, the weights trained with 2 threads differed from those with 1 (reductions in
+    another order), so the demo's tables depended on the machine's number of cores."""
+    from dataclasses import replace
+
+    import torch
+
+    from smoothcert.demo import run_demo
+
+    tiny = replace(QUICK, epochs=1, skip=180, n0=50, n=200, cert_batch=250, cert_samples=2_000)
+    before = torch.get_num_threads()
+    outputs = {}
+    try:
+        for threads in (2, 1):
+            monkeypatch.setenv("SMOOTHCERT_CACHE", str(tmp_path / f"cache{threads}"))
+            torch.set_num_threads(threads)
+            with open(tmp_path / f"log{threads}", "w") as log:
+                res = run_demo(tmp_path / f"t{threads}", config=tiny, progress=False, out=log)
+            assert torch.get_num_threads() == threads  # the caller's setting is restored
+            rows = {key: [line.split("\t")[:5] + line.split("\t")[6:]  # all but the time
+                          for line in path.read_text().splitlines()]
+                    for key, path in res.results.items()}
+            outputs[threads] = (res.checkpoints[0.25].read_bytes(), rows,
+                                res.tables_file.read_text())
+    finally:
+        torch.set_num_threads(before)
+    assert outputs[2][0] == outputs[1][0]  # bit-identical weights
+    assert outputs[2][1:] == outputs[1][1:]
+
+
+def test_demo_refuses_a_bad_thread_count(tmp_path):
+    """A demo configuration with threads < 1 (or not an integer) ends in a one-line
+    SmoothCertError before anything is trained."""
+    from dataclasses import replace
+
+    from smoothcert.demo import run_demo
+    from smoothcert.errors import SmoothCertError
+
+    for bad in (0, 1.5, True):
+        with pytest.raises(SmoothCertError, match="threads must be a positive integer"):
+            run_demo(tmp_path / "out", config=replace(QUICK, threads=bad))
+    assert not (tmp_path / "out").exists()

@@ -21,9 +21,11 @@
    :mod:`smoothcert.analysis`.
 
 Everything is seeded (training streams, certification noise per input, the Monte Carlo
-certificate table), so the demo is deterministic on a given device type; rerunning it reuses
-the trained models and the finished result files (both are resumable and checked against their
-configuration). ``--quick`` runs a tiny version of the same pipeline (for the tests).
+certificate table) and torch runs with one CPU thread (``threads``; the trained weights depend
+on the thread count), so the demo is deterministic on a given device type, whatever the number
+of cores; rerunning it reuses the trained models and the finished result files (both are
+resumable and checked against their configuration). ``--quick`` runs a tiny version of the
+same pipeline (for the tests).
 
 Choices (full demo)
 -------------------
@@ -38,6 +40,19 @@ Choices (full demo)
   the l-inf grid is the l2 grid / 8 = / sqrt(d), so that the Gaussian rows of the two tables
   coincide (Theorem 3). (Until issue 13 the demo certified every 3rd image with fixed N on a
   grid of step 0.1, and sampled the Gaussian l-inf run again: 3.5 min on 2 idle cores.)
+- Speed: **one torch CPU thread** (``threads = 1``; the caller's setting is restored). The
+  network is tiny (8x8 inputs), so a second intra-op thread gains little and, on a busy
+  machine, its threads wait for each other. Measured cold (no model, no certificate table), on
+  the project's shared 2-core machine at load average ~4: 2 threads (the torch default used
+  until then) 186 s wall / 133 s CPU (user + sys); 1 thread 53 s wall / 36 s CPU (other runs:
+  2 threads 150 s / 119 s under cProfile, load rising from 0.2 to 4; 1 thread 44 s / 35 s at
+  load 3.5, from `smoothcert demo` itself). The one-thread CPU time
+  bounds the wall time on an idle machine: about 35 s. Its split: training 4 s (20 epochs),
+  the three certify runs 27 s (sampling and forward passes ~7 s each, the l2 family's
+  quadrature table 1.5 s, the Monte Carlo table of 1M samples 4 s), imports, tables and plots
+  ~4 s. A forward batch of 2,000 images took 115 ms on 1 thread and 164 ms on 2 (best of 40,
+  same load). Nothing of the message had to go: images, N and the table's samples are as
+  before (a 200,000-sample table would save ~3 s but cost radius, see below).
 - k values, by a quick experiment on the sigma0 = 0.25 model (every 6th test image, N = 5,000):
 
   * l2 family, k in {4, 8, 16, 32}: certified accuracies within one image of the Gaussian's up
@@ -53,6 +68,13 @@ Choices (full demo)
     certificate of the mixed family is the Gaussian's for small k and smaller for large k, and
     its Monte Carlo table (1M samples, DKW band at failure probability 0.001) costs ~15% of the
     radius at pA near 1: the l-inf gains of the paper need a high dimension (d = 3072 there).
+    The DKW margin grows as 1/sqrt(samples); measured radius at pA = 0.99 / 0.999 / 0.99931
+    (the largest pA_lower at N = 10,000): 0.0692 / 0.0832 / 0.0845 with 1M samples, 0.0673 /
+    0.0781 / 0.0788 with 300,000, 0.0667 / 0.0762 / 0.0769 with 200,000, 0.0642 / 0.0730 /
+    0.0730 with 100,000 (Gaussian, Theorem 3: 0.0727 / 0.0966 / 0.1000); the demo's certified
+    accuracy at r = 0.075 falls from 0.22 (1M) to 0.10 (200,000) (with the model trained on 2
+    threads: 0.23, 0.13 with 300,000, 0.08 with 200,000) and 100,000 certifies nothing at
+    0.075. The 1M table takes 4 s of CPU on one thread: it stays.
 """
 
 from __future__ import annotations
@@ -98,6 +120,10 @@ class DemoConfig:
     adaptive: bool = True
     cert_samples: int = 1_000_000
     cert_failure_prob: float = 0.001
+    #: torch CPU threads while the demo runs (restored afterwards): the trained weights depend
+    #: on the thread count (reductions in another order), one thread makes them the same on
+    #: every machine; see the module notes for the measured speed
+    threads: int = 1
     k_l2: float = 16.0
     k_linf: float = 2.0
     l2_radii: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
@@ -236,12 +262,27 @@ def _sigma_text(sigma0: float, noise: str, k: float) -> str:
 
 def run_demo(outdir="runs/demo", quick: bool = False, *, config: DemoConfig | None = None,
              device=None, progress: bool = True, out=None) -> DemoResult:
-    """Run the demo (see the module notes) into ``outdir``; print to ``out`` (stdout)."""
+    """Run the demo (see the module notes) into ``outdir``; print to ``out`` (stdout).
+
+    Torch runs with ``config.threads`` CPU threads meanwhile; the caller's setting is restored."""
+    import torch
+
+    cfg = config or (QUICK if quick else FULL)
+    if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1:
+        raise SmoothCertError(f"threads must be a positive integer, got {cfg.threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run_demo(outdir, quick, cfg, device, progress, out or sys.stdout)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
+              out) -> DemoResult:
     from .analysis import certified_accuracy, format_table, plot_certified_accuracy, read_results
     from .training import NoiseSpec, train
 
-    out = out or sys.stdout
-    cfg = config or (QUICK if quick else FULL)
     start = time.time()
     root = Path(outdir)
     try:
@@ -252,7 +293,7 @@ def run_demo(outdir="runs/demo", quick: bool = False, *, config: DemoConfig | No
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
 
     say(f"# smoothcert demo{' (quick)' if quick else ''}: {ARCH} on {DATASET} (d = {DIM}), "
-        f"outputs in {root}")
+        f"{cfg.threads} CPU thread{'s' if cfg.threads > 1 else ''}, outputs in {root}")
     # 1. models
     for sigma0 in cfg.sigma0s:
         mdir = root / "models" / DATASET / ARCH / f"noise_{sigma0:g}"
