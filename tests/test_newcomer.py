@@ -30,7 +30,7 @@ _NEEDS = [
 _SMALL = [
     (r"--N 10000\b", "--N 200 --cert-samples 20000"),
     (r"--epochs 30\b", "--epochs 1"),
-    (r"--skip 6\b", "--skip 6 --max 18"),
+    (r"--skip 6\b", "--skip 6 --max 18"),  # also the validation runs (--start 3)
     (r"--outdir docs/figures\b", "--outdir docs/figures --quick --only theorem4"),
 ]
 
