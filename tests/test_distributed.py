@@ -17,6 +17,7 @@ from conftest import JOB_ENV
 
 from smoothcert import distributed
 from smoothcert.cli.main import main
+from smoothcert.results import config_path
 
 FAST = ["--sigma", "0.25", "--device", "cpu", "--N0", "10", "--N", "100", "--skip", "40"]
 SELECTED = list(range(0, 360, 40))  # digits test split: 360 inputs
@@ -149,7 +150,7 @@ def test_rows_do_not_depend_on_the_number_of_processes(capsys, checkpoint, refer
         if rank:
             part = distributed.part_path(out, rank, world)
             assert [int(r.split("\t")[0]) for r in rows(part)[1:]] == SELECTED[rank::world]
-            cfg = json.loads(distributed.common.config_path(part).read_text())
+            cfg = json.loads(config_path(part).read_text())
             assert cfg["shard"]["rank"] == rank and cfg["shard"]["world_size"] == world
     assert f"merged 9 rows from {world} part files" in capsys.readouterr().err
     assert rows(out) == rows(reference)
@@ -252,7 +253,7 @@ def test_merge_reports_duplicates_and_other_configurations(capsys, checkpoint, t
     assert len(err.splitlines()) == 1
     assert f"duplicated indices: 40 in {p0.name} and {p1.name}" in err
 
-    cfg_path = distributed.common.config_path(p1)
+    cfg_path = config_path(p1)
     cfg = json.loads(cfg_path.read_text())
     cfg["sigma"] = 0.5
     cfg_path.write_text(json.dumps(cfg))

@@ -139,13 +139,13 @@ def test_analyze_refuses_to_mix_l2_and_linf_files(tmp_path, capsys):
 def test_certify_creates_the_folder_of_outfile(tmp_path):
     """certify/predict create the missing folder of OUTFILE (README's out/gauss.tsv on a fresh
     clone) instead of ending with 'directory ... of OUTFILE does not exist'."""
-    from smoothcert.cli import common
+    from smoothcert.results import check_outfile
 
-    common.check_outfile(tmp_path / "out" / "deeper" / "gauss.tsv")
+    check_outfile(tmp_path / "out" / "deeper" / "gauss.tsv")
     assert (tmp_path / "out" / "deeper").is_dir()
     (tmp_path / "file").write_text("")
     with pytest.raises(Exception, match="cannot create the directory"):
-        common.check_outfile(tmp_path / "file" / "gauss.tsv")
+        check_outfile(tmp_path / "file" / "gauss.tsv")
 
 
 # ----------------------------------------------------------------------------- 4: start-up
@@ -223,7 +223,7 @@ def test_cohen_style_call_gets_a_sigma_hint(capsys):
 def test_config_file_has_the_mode_of_the_results_file(tmp_path):
     """OUTFILE.config.json (written through a temporary file) gets the mode the umask gives the
     TSV next to it (0644 under umask 022), not mkstemp's 0600."""
-    from smoothcert.cli.common import write_text_atomic
+    from smoothcert.results import write_text_atomic
 
     old = os.umask(0o022)
     try:

@@ -121,7 +121,7 @@ def test_train_noise_is_the_checkpoints_training_noise(family_checkpoint, checkp
 def test_train_noise_ignores_malformed_entries():
     """A checkpoint's noise entry that is not plain, valid data gives null (a file's entries
     are checked, never trusted)."""
-    from smoothcert.cli.common import train_noise
+    from smoothcert.models import train_noise
 
     good = {"noise": "gaussian", "k": 0.0, "sigma": 0.5, "sigma0": None}
     assert train_noise({"config": good}) == good

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SmoothCertError
+from .results import config_path, read_config_file
 
 __all__ = [
     "REQUIRED_COLUMNS", "REFERENCE_RADII", "REFERENCE_RADII_IMAGENET", "TABLE_FORMATS",
@@ -58,7 +59,8 @@ __all__ = [
     "counted_radii",
     "certified_accuracy_curve", "format_radius", "format_table", "plot_certified_accuracy",
     "default_label", "default_labels", "EXACT_RADIUS_COLUMN", "format_radius_cell",
-    "nearest_radius_bounds", "SAMPLES_COLUMN", "forward_passes", "SAMPLES_HEADS",
+    "nearest_radius_bounds", "SAMPLES_COLUMN", "forward_passes", "SAMPLES_HEADS", "NORM_LABELS",
+    "results_setting",
 ]
 
 #: The columns every results file has (the reference's header, in its order).
@@ -77,6 +79,8 @@ SAMPLES_COLUMN = "samples"
 #: Heads of the two cost columns :func:`format_table` adds (csv: ``samples_per_input``,
 #: ``samples_total``).
 SAMPLES_HEADS = ("samples / input", "total samples")
+#: the axis label of each threat model
+NORM_LABELS = {"l2": "l2 radius", "linf": "l\u221e radius"}
 
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
 _TIME_RE = re.compile(
@@ -257,14 +261,14 @@ def read_results(path: str | Path) -> ResultsTable:
     low = high = resolve = None
     if EXACT_RADIUS_COLUMN in extra:  # the full-precision radius, printed toward zero
         radius = _exact_radii(path, raw, texts, pos[EXACT_RADIUS_COLUMN])
-    elif Path(str(path) + ".config.json").exists():  # an older smoothcert: rounded to nearest
+    elif config_path(path).exists():  # an older smoothcert: rounded to nearest
         try:
             bounds = [nearest_radius_bounds(t) for t in texts]
         except ValueError as exc:
             raise SmoothCertError(f"{path}: column radius: {exc}") from None
         low = np.array([b[0] for b in bounds], dtype=np.float64).reshape(-1)
         high = np.array([b[1] for b in bounds], dtype=np.float64).reshape(-1)
-        resolve = _legacy_resolver(Path(str(path) + ".config.json"), extra, ints["predict"],
+        resolve = _legacy_resolver(config_path(path), extra, ints["predict"],
                                    low, high)
     return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
                         radius=radius, correct=ints["correct"], time_seconds=seconds,
@@ -450,7 +454,7 @@ def forward_passes(results: ResultsTable) -> tuple[float, int] | None:
         return total / n, total
     if results.path is None:
         return None
-    cpath = Path(str(results.path) + ".config.json")
+    cpath = config_path(results.path)
     try:
         cfg = json.loads(cpath.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -461,6 +465,22 @@ def forward_passes(results: ResultsTable) -> tuple[float, int] | None:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (n0, big_n)):
         return None
     return float(n0 + big_n), n * (n0 + big_n)
+
+
+def results_setting(path: str) -> dict:
+    """``{"norm", "noise", "sigma", "config"}`` of a results file, from ``PATH.config.json``
+    (written by certify). A file without one (the reference's scripts) has l2 radii, as the
+    reference's; ``config`` is then False. An unreadable configuration, or one with an unknown
+    norm, is a one-line error."""
+    cpath = config_path(path)
+    if not cpath.is_file():
+        return {"norm": "l2", "noise": None, "sigma": None, "config": False}
+    config = read_config_file(cpath)
+    norm = config.get("norm", "l2")
+    if norm not in NORM_LABELS:
+        raise SmoothCertError(f"{cpath}: unknown norm {norm!r} (expected l2 or linf)")
+    return {"norm": norm, "noise": config.get("noise"), "sigma": config.get("sigma"),
+            "config": True}
 
 
 def _radii_array(radii) -> np.ndarray:

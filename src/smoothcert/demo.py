@@ -228,8 +228,8 @@ def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
     Nothing is sampled again; the configuration says where the file comes from."""
     from .analysis import EXACT_RADIUS_COLUMN, format_radius_cell
     from .certificates import get_certificate
-    from .cli.common import config_path, write_text_atomic
     from .noises import Gaussian
+    from .results import config_path, write_text_atomic
 
     cert = get_certificate(Gaussian(DIM, sigma=sigma0), "linf")
     lines = l2_file.read_text(encoding="utf-8").splitlines()
@@ -313,8 +313,7 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
 
     # 2. certification
     sets = settings(cfg)
-    from .cli.common import select_indices
-    from .data import load_dataset
+    from .data import load_dataset, select_indices
 
     n_images = len(select_indices(len(load_dataset(DATASET, "test")), cfg.skip, cfg.max))
     for sigma0, ckpt in res.checkpoints.items():

@@ -10,7 +10,7 @@ node; each one finds its place in the torchrun environment (``RANK``, ``WORLD_SI
   inputs, often of similar cost, go to different processes);
 - writes its rows to its own part file ``OUTFILE.part-RRRRR-of-WWWWW`` (with its configuration
   ``OUTFILE.part-RRRRR-of-WWWWW.config.json``: the run's configuration plus a ``shard`` entry)
-  through :func:`smoothcert.cli.common.open_results`, so that a restarted job (torchrun
+  through :func:`smoothcert.results.open_results`, so that a restarted job (torchrun
   ``--max-restarts``, or the same command again) resumes every part file: complete rows kept,
   a torn last line cut, only the missing indices computed;
 - at the end, waits for the others (a ``gloo`` barrier; without a process group rank 0 watches
@@ -38,8 +38,20 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import common
 from .errors import SmoothCertError
+from .results import (
+    RUN_ONLY_FIELDS,
+    check_outfile,
+    config_differences,
+    config_path,
+    lock_path,
+    open_results,
+    outfile_lock,
+    read_config,
+    read_rows,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 #: the ``shard`` entry of a part file's configuration; it may differ between the parts of a run
 SHARD_FIELD = "shard"
@@ -102,41 +114,9 @@ def _short(values, limit: int = _MAX_LISTED) -> str:
     return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-# ----------------------------------------------------------------------------- reading files
-def read_config(path, what: str = "results file") -> dict:
-    """The configuration ``PATH.config.json`` of a results or part file."""
-    cpath = common.config_path(path)
-    if not cpath.exists():
-        raise SmoothCertError(f"{path} exists without its configuration {cpath.name}; "
-                              f"it is not a {what} of smoothcert")
-    return common.read_config_file(cpath)
-
-
-def read_rows(path, expected: set[int] | None = None, header: list[str] | None = None,
-              check_row=None) -> tuple[list[str], dict[int, str]]:
-    """``(header, {idx: row})`` of the complete lines of a results file (a torn last line, still
-    being written or left by a crash, is ignored; the file is not modified). ``check_row(cells)``
-    validates each row (see :func:`smoothcert.cli.common.open_results`)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SmoothCertError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = data[:data.rfind(b"\n") + 1].decode("utf-8", errors="replace").split("\n")[:-1]
-    if not lines:
-        return (list(header) if header else []), {}
-    head = lines[0].split("\t")
-    if header is not None and head != list(header):
-        raise SmoothCertError(f"{path} does not start with the header "
-                              f"{' '.join(header)!r}")
-    if head[:1] != ["idx"]:
-        raise SmoothCertError(f"{path} does not start with a header 'idx ...'")
-    rows = common.check_rows(path, lines[1:], len(head), expected, check_row)
-    return head, rows
-
-
+# ----------------------------------------------------------------------------- part files
 def _differences(stored: dict, new: dict) -> list[str]:
-    return common.config_differences(stored, new,
-                                     ignore=common.RUN_ONLY_FIELDS | {SHARD_FIELD})
+    return config_differences(stored, new, ignore=RUN_ONLY_FIELDS | {SHARD_FIELD})
 
 
 def _part_shard(path, rank: int | None, world: int | None, config: dict) -> dict:
@@ -163,14 +143,14 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
     """Join part files into OUTFILE; returns ``(rows, part files)``.
 
     ``parts``: paths of part files (default: every ``OUTFILE.part-*``). They must share one
-    configuration (apart from :data:`~smoothcert.cli.common.RUN_ONLY_FIELDS` and their ``shard``
+    configuration (apart from :data:`~smoothcert.results.RUN_ONLY_FIELDS` and their ``shard``
     entry) and one header; together with the rows already in OUTFILE (kept when OUTFILE exists
     with the same configuration) they must hold every selected index exactly once (a row of a part
     equal to OUTFILE's, time aside, is one already merged). OUTFILE is written atomically, in
     index order, with ``OUTFILE.config.json`` (OUTFILE's own, else the first part's without
     ``shard``); ``remove_parts`` then deletes the part files and their configurations."""
     out = Path(outfile)
-    common.check_outfile(out)
+    check_outfile(out)
     if parts is None:
         found = [p for p, _, _ in find_parts(out)]
         if not found:
@@ -203,7 +183,7 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
     try:
         expected = spec_indices(shards[0]["indices"])
     except (KeyError, TypeError, ValueError):
-        raise SmoothCertError(f"{common.config_path(first)}: unreadable index selection") \
+        raise SmoothCertError(f"{config_path(first)}: unreadable index selection") \
             from None
     wanted = set(expected)
 
@@ -246,14 +226,14 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
     try:
         if out_config is None:
             out_config = {k: v for k, v in first_cfg.items() if k != SHARD_FIELD}
-            common._write_json_atomic(common.config_path(out), out_config)
-        common.write_text_atomic(out, text)
+            write_json_atomic(config_path(out), out_config)
+        write_text_atomic(out, text)
     except OSError as exc:
         raise SmoothCertError(f"cannot write {out}: {exc.strerror or exc}") from None
     if remove_parts:
         for p in paths:
             p.unlink(missing_ok=True)
-            common.config_path(p).unlink(missing_ok=True)
+            config_path(p).unlink(missing_ok=True)
     return len(expected), len(paths)
 
 
@@ -264,7 +244,9 @@ class LocalJob:
     rank, world_size, local_rank = 0, 1, 0
 
     def resolve_device(self, name):
-        return common.resolve_device(name)
+        from .device import resolve_device
+
+        return resolve_device(name)
 
     def shard(self, indices):
         return list(indices)
@@ -273,12 +255,12 @@ class LocalJob:
         return name
 
     def open_results(self, outfile, header, config, indices, check_row=None):
-        return common.open_results(outfile, header, config, indices, check_row)
+        return open_results(outfile, header, config, indices, check_row)
 
     def lock(self, outfile):
-        """The run's exclusive lock on OUTFILE (:func:`~smoothcert.cli.common.outfile_lock`),
+        """The run's exclusive lock on OUTFILE (:func:`~smoothcert.results.outfile_lock`),
         held from before OUTFILE is read until after :meth:`finish`."""
-        return common.outfile_lock(outfile)
+        return outfile_lock(outfile)
 
     def finish(self) -> int:
         return 0
@@ -341,7 +323,7 @@ class ShardJob(LocalJob):
             device = torch.device("cuda", self.local_rank % torch.cuda.device_count())
             torch.cuda.set_device(device)
             return device
-        return common.resolve_device(name)
+        return super().resolve_device(name)
 
     def shard(self, indices):
         return list(indices)[self.rank::self.world_size]
@@ -356,7 +338,7 @@ class ShardJob(LocalJob):
             error = None
             if self.rank == 0:
                 try:
-                    stack.enter_context(common.outfile_lock(outfile))
+                    stack.enter_context(outfile_lock(outfile))
                 except SmoothCertError as exc:
                     error = exc
             if self.group:
@@ -367,7 +349,7 @@ class ShardJob(LocalJob):
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 if flag.item() and error is None:
                     error = SmoothCertError(f"{outfile} is in use: another smoothcert run holds "
-                                            f"its lock {common.lock_path(outfile).name} (seen "
+                                            f"its lock {lock_path(outfile).name} (seen "
                                             "by rank 0 of this job)")
             if error is not None:
                 if self.group:
@@ -385,12 +367,12 @@ class ShardJob(LocalJob):
         shard already in OUTFILE or in part files of another world size (every row read back is
         validated by ``check_row``)."""
         out = Path(outfile)
-        common.check_outfile(out)
+        check_outfile(out)
         indices = list(indices)
         wanted, spec = set(indices), index_spec(indices)
         self.outfile, self.indices = out, indices
         done: set[int] = set()
-        cpath = common.config_path(out)
+        cpath = config_path(out)
         if out.exists() and (out.stat().st_size > 0 or cpath.exists()):
             diffs = _differences(read_config(out), config)
             if diffs:
@@ -418,7 +400,7 @@ class ShardJob(LocalJob):
         part_config = {**config, SHARD_FIELD: {
             "rank": self.rank, "world_size": self.world_size, "assignment": "round-robin",
             "indices": spec}}
-        results = common.open_results(mine, header, part_config, shard, check_row)
+        results = open_results(mine, header, part_config, shard, check_row)
         results.done |= done & set(shard)
         return results
 

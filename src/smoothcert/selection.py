@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import certified_accuracy, counted_radii, read_results
+from .analysis import certified_accuracy, counted_radii, read_results, results_setting
 from .errors import SmoothCertError
+from .results import config_path, read_config_file
 
 #: the configuration entries that define the smoothed classifier of a results file (and its
 #: certificate): a validation file and its test partner must agree on all of them
@@ -135,9 +136,6 @@ class Candidate:
 
 def read_candidate(path) -> Candidate:
     """A certify results file with its configuration (one-line error when it has none)."""
-    from .cli.analyze import results_setting
-    from .cli.common import config_path, read_config_file
-
     path = str(path)
     table = read_results(path)  # refuses a repeated idx, a damaged row, ...
     if not config_path(path).is_file():

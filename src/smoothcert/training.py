@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import resolve_device
 from .errors import SmoothCertError
 from .noises import FAMILIES, Noise, make_noise
-from .smooth import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pth.tar"
 LOG_NAME = "log"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..analysis import (
     ENVELOPE_LABEL,
+    NORM_LABELS,
     REFERENCE_RADII,
     SAMPLES_COLUMN,
     TABLE_FORMATS,
@@ -24,9 +25,9 @@ from ..analysis import (
     forward_passes,
     plot_certified_accuracy,
     read_results,
+    results_setting,
 )
 from ..errors import SmoothCertError
-from .common import config_path, read_config_file
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
                    "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -51,26 +52,6 @@ def split_file_argument(arg: str) -> tuple[str | None, str]:
         if Path(arg[i + 1:]).is_file():
             return arg[:i], arg[i + 1:]
     return arg[:cuts[0]], arg[cuts[0] + 1:]
-
-
-#: the axis label of each threat model
-NORM_LABELS = {"l2": "l2 radius", "linf": "l\u221e radius"}
-
-
-def results_setting(path: str) -> dict:
-    """``{"norm", "noise", "sigma", "config"}`` of a results file, from ``PATH.config.json``
-    (written by certify). A file without one (the reference's scripts) has l2 radii, as the
-    reference's; ``config`` is then False. An unreadable configuration, or one with an unknown
-    norm, is a one-line error."""
-    cpath = config_path(path)
-    if not cpath.is_file():
-        return {"norm": "l2", "noise": None, "sigma": None, "config": False}
-    config = read_config_file(cpath)
-    norm = config.get("norm", "l2")
-    if norm not in NORM_LABELS:
-        raise SmoothCertError(f"{cpath}: unknown norm {norm!r} (expected l2 or linf)")
-    return {"norm": norm, "noise": config.get("noise"), "sigma": config.get("sigma"),
-            "config": True}
 
 
 def _number(value) -> str:

@@ -7,7 +7,7 @@ above the certified radius; time as ``str(datetime.timedelta)``), followed by ``
 precision; ``pB_upper`` too with ``--bilateral``) and ``radius_exact`` (the certified radius at
 full precision, what ``analyze`` counts). The configuration is written to
 ``OUTFILE.config.json``; re-running the same command resumes the file. One run at a time per
-OUTFILE: a second one is refused (see :func:`common.outfile_lock`).
+OUTFILE: a second one is refused (see :func:`smoothcert.results.outfile_lock`).
 
 ``--adaptive`` (sequential certification, :meth:`smoothcert.Smooth.certify_adaptive`): ``--N`` is
 the per-input budget n_max; sampling stops as soon as the answer is decided, with a time-uniform
@@ -39,6 +39,7 @@ from .. import __version__, distributed, sequential
 from ..analysis import EXACT_RADIUS_COLUMN, SAMPLES_COLUMN, format_radius_cell
 from ..errors import SmoothCertError
 from ..models.pretrained import resize_data
+from ..results import format_time, row_fields_checker
 from ..smooth import Smooth, derive_seed
 from . import common
 
@@ -93,7 +94,7 @@ def header(bilateral: bool, adaptive: bool = False) -> list[str]:
 def format_row(idx: int, label: int, prediction: int, radius: float, seconds: float,
                p_a: float, p_b: float | None = None) -> str:
     correct = int(prediction == label)
-    elapsed = common.format_time(seconds)
+    elapsed = format_time(seconds)
     # the reference's "{}\t{}\t{}\t{:.3}\t{}\t{}", but the radius rounded toward zero (the
     # reference's round to nearest printed 0.2496 as 0.25), then our full-precision columns
     row = (f"{idx}\t{label}\t{prediction}\t{format_radius_cell(radius)}\t{correct}\t"
@@ -109,7 +110,7 @@ def format_adaptive_row(idx: int, label: int, result, seconds: float) -> str:
     correct = int(result.prediction == label)
     radius = float(result.radius)
     return (f"{idx}\t{label}\t{result.prediction}\t{format_radius_cell(radius)}\t{correct}\t"
-            f"{common.format_time(seconds)}\t{float(result.pA_lower)!r}\t"
+            f"{format_time(seconds)}\t{float(result.pA_lower)!r}\t"
             f"{float(result.pA_upper)!r}\t{int(result.samples)}\t{stop_cell(result.reason)}\t"
             f"{radius!r}")
 
@@ -139,9 +140,9 @@ def _check_radius_cells(cells, radius, p_a, how="the certificate's radius"):
 
 def row_checker(smooth: Smooth, dataset, bilateral: bool):
     """``check(cells)`` for a row read back when resuming: every column parses and agrees with
-    the others (see :func:`common.row_fields_checker`), and the radius is the certificate's at
+    the others (see :func:`row_fields_checker`), and the radius is the certificate's at
     the row's pA_lower (and pB_upper); raises ValueError naming the first problem."""
-    fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
+    fields = row_fields_checker(dataset, correct_col=4, time_col=5)
 
     def check(cells):
         _, prediction = fields(cells)
@@ -194,13 +195,13 @@ def check_samples_and_stop(cells, col: int, looks, what: str) -> None:
 
 def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
     """``check(cells)`` for a row of an ``--adaptive`` run read back (resume, part files): the
-    columns of :func:`common.row_fields_checker`; pA_lower <= pA_upper, both probabilities;
+    columns of :func:`row_fields_checker`; pA_lower <= pA_upper, both probabilities;
     ``samples`` is N0 plus a look of ``bound`` (:func:`adaptive_bound`: the only sample sizes at
     which it holds); ``stop`` a reason; the prediction abstains exactly when pA_lower < 1/2; and the
     radius is, with a grid, the largest grid radius whose threshold lies below pA_lower (0 if
     none), else the certificate's radius at pA_lower. Raises ValueError naming the first
     problem."""
-    fields = common.row_fields_checker(dataset, correct_col=4, time_col=5)
+    fields = row_fields_checker(dataset, correct_col=4, time_col=5)
     looks = {n0 + int(n) for n in bound.looks}
     n_max = int(bound.looks[-1])
     grid = None if radii is None else sequential.check_radii(radii)
@@ -341,17 +342,19 @@ def run(args) -> int:
 
 
 def _run(args, job) -> int:
+    from ..data import select_indices
+    from ..models import file_sha256, load_model, train_noise
+
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
-    model, meta = common.load_model(args.checkpoint, args.dataset, device,
-                                    trust=args.trust_checkpoint)
+    model, meta = load_model(args.checkpoint, args.dataset, device, trust=args.trust_checkpoint)
     # a model with a fixed input size: the data resized to it, before the noise
     dataset, resize = resize_data(dataset, model)
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
     noise.check_certifiable(args.norm)
-    indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
+    indices = select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         x0 = dataset[indices[0]][0]
         if x0.numel() != dim:
@@ -380,8 +383,8 @@ def _run(args, job) -> int:
             "--radii": args.radii, "--rtol": args.rtol}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
-        "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
-        "train_noise": common.train_noise(meta),
+        "checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
+        "train_noise": train_noise(meta),
         **noise.params(), "sigma0": args.sigma0, "norm": args.norm,
         "N0": args.N0, "N": args.N, "alpha": args.alpha, "bilateral": args.bilateral,
         "batch": args.batch, "skip": args.skip, "start": args.start, "max": args.max,

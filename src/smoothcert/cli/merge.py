@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from .. import distributed
-from . import common
+from ..results import check_outfile, outfile_lock
 
 
 def add_parser(sub) -> None:
@@ -30,8 +30,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    common.check_outfile(args.outfile)
-    with common.outfile_lock(args.outfile):  # not while a run writes OUTFILE or its parts
+    check_outfile(args.outfile)
+    with outfile_lock(args.outfile):  # not while a run writes OUTFILE or its parts
         rows, parts = distributed.merge(args.outfile, args.parts or None,
                                         remove_parts=args.remove_parts)
     print(f"merged {rows} rows from {parts} part file{'s' * (parts != 1)} into {args.outfile}",

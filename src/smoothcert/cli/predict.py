@@ -26,6 +26,7 @@ import time
 from .. import __version__, distributed, sequential
 from ..analysis import SAMPLES_COLUMN
 from ..models.pretrained import resize_data
+from ..results import format_time, row_fields_checker
 from ..smooth import Smooth, derive_seed
 from . import common
 from .certify import check_samples_and_stop, stop_cell
@@ -59,7 +60,7 @@ def add_parser(sub) -> None:
 def format_row(idx: int, label: int, prediction: int, seconds: float) -> str:
     # the reference's "{}\t{}\t{}\t{}\t{}"
     return f"{idx}\t{label}\t{prediction}\t{int(prediction == label)}\t" \
-           f"{common.format_time(seconds)}"
+           f"{format_time(seconds)}"
 
 
 def predict_indices(smooth: Smooth, dataset, indices, write, *, n: int, alpha: float,
@@ -93,9 +94,9 @@ def predict_adaptive_indices(smooth: Smooth, dataset, indices, write, *, n_max: 
 
 def adaptive_row_checker(dataset, n_max: int):
     """``check(cells)`` for a row of an ``--adaptive`` run read back: the columns of
-    :func:`common.row_fields_checker`, ``samples`` a look of the schedule up to ``n_max`` and
+    :func:`row_fields_checker`, ``samples`` a look of the schedule up to ``n_max`` and
     ``stop`` a reason (ValueError naming the first problem)."""
-    fields = common.row_fields_checker(dataset, correct_col=3, time_col=4)
+    fields = row_fields_checker(dataset, correct_col=3, time_col=4)
     looks = {int(n) for n in sequential.look_schedule(n_max)}
 
     def check(cells):
@@ -127,16 +128,18 @@ def run(args) -> int:
 
 
 def _run(args, job) -> int:
+    from ..data import select_indices
+    from ..models import file_sha256, load_model, train_noise
+
     device = job.resolve_device(args.device)
 
     dataset = common.load_data(args)
-    model, meta = common.load_model(args.checkpoint, args.dataset, device,
-                                    trust=args.trust_checkpoint)
+    model, meta = load_model(args.checkpoint, args.dataset, device, trust=args.trust_checkpoint)
     # a model with a fixed input size: the data resized to it, before the noise
     dataset, resize = resize_data(dataset, model)
     dim = math.prod(dataset.input_shape)
     noise = common.noise_from_args(args, dim)
-    indices = common.select_indices(len(dataset), args.skip, args.max, args.start)
+    indices = select_indices(len(dataset), args.skip, args.max, args.start)
     if indices:
         common.probe_model(model, dataset[indices[0]][0], dataset, device)
     smooth = Smooth(model, dataset.num_classes, noise, device=device)
@@ -150,8 +153,8 @@ def _run(args, job) -> int:
             "--trust-checkpoint": args.trust_checkpoint, "--adaptive": args.adaptive}),
         "smoothcert_version": __version__,
         "dataset": args.dataset, "split": args.split, "data_dir": args.data_dir,
-        "checkpoint": args.checkpoint, "checkpoint_sha256": common.file_sha256(args.checkpoint),
-        "train_noise": common.train_noise(meta),
+        "checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
+        "train_noise": train_noise(meta),
         **noise.params(), "sigma0": args.sigma0,
         "N": args.N, "alpha": args.alpha,
         "batch": args.batch, "skip": args.skip, "start": args.start, "max": args.max,
@@ -161,7 +164,7 @@ def _run(args, job) -> int:
     }
     if resize is not None:  # the noise is in the resized pixel space
         config["resize"] = resize
-    header, check = HEADER, common.row_fields_checker(dataset, correct_col=3, time_col=4)
+    header, check = HEADER, row_fields_checker(dataset, correct_col=3, time_col=4)
     if args.adaptive:  # fixed-N files keep their configuration as before (they resume)
         looks = sequential.look_schedule(args.N)
         config["adaptive"] = {

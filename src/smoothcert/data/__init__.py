@@ -14,6 +14,8 @@ from .datasets import (
     load_dataset,
     load_tensor_file,
 )
+from .indices import select_indices
 
 __all__ = ["DATASETS", "DIGITS_TEST_SIZE", "ImageFolderDataset", "TensorImageDataset",
-           "dataset_normalization", "is_dataset_path", "load_dataset", "load_tensor_file"]
+           "dataset_normalization", "is_dataset_path", "load_dataset", "load_tensor_file",
+           "select_indices"]

@@ -21,11 +21,19 @@ from .architectures import (
     build_net,
     normalization_layer,
 )
-from .checkpoint import adapt_state_dict, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    adapt_state_dict,
+    file_sha256,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    train_noise,
+)
 from .pretrained import PretrainedClassifier, get_architecture, is_pretrained_arch
 
 __all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "CifarResNet", "DataParallel", "Digits32CNN",
            "DigitsCNN",
            "InputCenterLayer", "NormalizeLayer", "PretrainedClassifier", "ResNet50",
-           "adapt_state_dict", "build_net", "get_architecture", "is_pretrained_arch",
-           "load_checkpoint", "normalization_layer", "save_checkpoint"]
+           "adapt_state_dict", "build_net", "file_sha256", "get_architecture",
+           "is_pretrained_arch", "load_checkpoint", "load_model", "normalization_layer",
+           "save_checkpoint", "train_noise"]

@@ -25,6 +25,8 @@ for a file from a source you trust. :func:`torch_load` is the one reader of ``to
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import os
 import pickle
 import re
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 from ..errors import SmoothCertError
+from ..noises import FAMILIES
 from .architectures import (
     ARCHITECTURES,
     DEFAULT_DATASET,
@@ -46,10 +49,10 @@ from .architectures import (
     build_net,
     get_architecture,
 )
-from .pretrained import is_hf_dir, is_pretrained_arch
+from .pretrained import dir_sha256, is_hf_dir, is_pretrained_arch
 
 __all__ = ["save_checkpoint", "load_checkpoint", "adapt_state_dict", "torch_load",
-           "TRUST_HINT"]
+           "TRUST_HINT", "load_model", "file_sha256", "train_noise"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -509,3 +512,62 @@ def _apply_consts(path: Path, first: nn.Module, consts: dict) -> None:
                 raise SmoothCertError(f"checkpoint {path}: 0.{name} has {value.numel()} values, "
                                       f"the data set has {current.numel()} channels")
             setattr(first, name, value.clone())
+
+
+# ----------------------------------------------------------------------------- loading for a run
+def load_model(path: str, dataset: str, device, trust: bool = False):
+    """``(model, meta)`` from a checkpoint file, in eval mode on ``device``; ``trust`` lets
+    it run code stored in the file (``--trust-checkpoint``, see ``load_checkpoint``)."""
+    p = Path(path)
+    if not p.exists():
+        raise SmoothCertError(f"checkpoint {path} not found")
+    if not p.is_file() and not p.is_dir():  # a folder: a Hugging Face model, or an error
+        raise SmoothCertError(f"checkpoint {path} is not a file")
+    try:
+        return load_checkpoint(str(p), dataset=dataset, device=device, trust=trust)
+    except SmoothCertError:
+        raise
+    except Exception as exc:  # unreadable pickle, wrong state dict, ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmoothCertError(f"cannot load checkpoint {path}: {msg}") from None
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a checkpoint file (of its files, for a Hugging Face model folder)."""
+    if Path(path).is_dir():  # a Hugging Face model folder
+        return dir_sha256(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _plain_number(value) -> float | None:
+    """``value`` as a finite float when it is a plain int or float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def train_noise(meta: dict) -> dict | None:
+    """``{"noise", "k", "sigma", "sigma0"}``: the noise the checkpoint of ``meta`` (from
+    :func:`load_model`) records it was trained with (``config`` of a ``smoothcert train``
+    checkpoint, else its ``noise`` entry); ``sigma`` 0 is clean training. None when the file
+    does not record it (reference checkpoints of Cohen et al., pretrained models) or records it
+    in another shape (a file's entries are data to check, not to trust)."""
+    for entry in (meta.get("config"), meta.get("noise")):
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("noise", entry.get("name"))
+        k, sigma = _plain_number(entry.get("k")), _plain_number(entry.get("sigma"))
+        sigma0 = entry.get("sigma0")
+        if sigma0 is not None:
+            sigma0 = _plain_number(sigma0)
+            if sigma0 is None:
+                continue
+        if name in tuple(FAMILIES) and k is not None and sigma is not None and k >= 0 \
+                and sigma >= 0:
+            return {"noise": name, "k": k, "sigma": sigma, "sigma0": sigma0}
+    return None
