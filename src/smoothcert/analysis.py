@@ -176,9 +176,23 @@ def read_results(path: str | Path) -> ResultsTable:
     one-line message naming the file and the line.
     """
     path = Path(path)
+    comments, header, raw = _read_cells(path, _read_lines(path))
+    pos = {name: header.index(name) for name in header}
+    ints, radius, seconds = _required_columns(path, raw, pos)
+    _check_unique_idx(path, ints["idx"], [lineno for lineno, _ in raw])
+    extra = _extra_columns(header, pos, raw)
+    radius, low, high, resolve = _radii_to_count(path, raw, pos, extra, ints["predict"], radius)
+    return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
+                        radius=radius, correct=ints["correct"], time_seconds=seconds,
+                        extra=extra, path=str(path), comments=tuple(comments),
+                        radius_low=low, radius_high=high, resolve=resolve)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a results file; a file that cannot be read is a one-line error."""
     try:
         with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+            return fh.read().splitlines()
     except FileNotFoundError:
         raise SmoothCertError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -188,6 +202,11 @@ def read_results(path: str | Path) -> ResultsTable:
     except OSError as exc:
         raise SmoothCertError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
+
+def _read_cells(path: Path, lines: list[str]
+                ) -> tuple[list[str], list[str], list[tuple[int, list[str]]]]:
+    """``(comments, header, [(lineno, cells)])``: the ``#`` lines, the header (checked: every
+    required column once, no empty name) and the rows, each as wide as the header."""
     comments: list[str] = []
     header: list[str] | None = None
     header_line = 0
@@ -210,6 +229,11 @@ def read_results(path: str | Path) -> ResultsTable:
     if header is None:
         raise SmoothCertError(f"{path}: empty file, expected the header "
                               f"'{' '.join(REQUIRED_COLUMNS)}'")
+    _check_header(path, header, header_line)
+    return comments, header, raw
+
+
+def _check_header(path: Path, header: list[str], header_line: int) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         hint = " (is it tab-separated?)" if len(header) == 1 and " " in header[0] else ""
@@ -221,7 +245,11 @@ def read_results(path: str | Path) -> ResultsTable:
     if any(not c for c in header):
         raise SmoothCertError(f"{path}:{header_line}: empty column name in the header")
 
-    pos = {name: header.index(name) for name in header}
+
+def _required_columns(path: Path, raw: list[tuple[int, list[str]]], pos: dict[str, int]
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """``(ints, radius, seconds)``: the integer columns by name, the printed radius and the
+    time in seconds, every value checked (``correct`` 0 or 1, radius >= 0)."""
     n = len(raw)
     ints = {name: np.empty(n, dtype=np.int64) for name in _INT_COLUMNS}
     radius = np.empty(n, dtype=np.float64)
@@ -246,8 +274,13 @@ def read_results(path: str | Path) -> ResultsTable:
         if not radius[row] >= 0:  # also NaN
             raise SmoothCertError(f"{path}:{lineno}: column radius must be >= 0, "
                                   f"got {cells[pos['radius']]}")
+    return ints, radius, seconds
 
-    _check_unique_idx(path, ints["idx"], [lineno for lineno, _ in raw])
+
+def _extra_columns(header: list[str], pos: dict[str, int], raw: list[tuple[int, list[str]]]
+                   ) -> dict[str, np.ndarray]:
+    """The columns after the reference's, in file order: float64 when every value is a
+    number, else str."""
     extra: dict[str, np.ndarray] = {}
     for name in header:
         if name in REQUIRED_COLUMNS:
@@ -257,6 +290,13 @@ def read_results(path: str | Path) -> ResultsTable:
             extra[name] = np.array([float(v) for v in values], dtype=np.float64)
         except ValueError:
             extra[name] = np.array(values, dtype=str)
+    return extra
+
+
+def _radii_to_count(path: Path, raw: list[tuple[int, list[str]]], pos: dict[str, int],
+                    extra: dict[str, np.ndarray], predict: np.ndarray, radius: np.ndarray):
+    """``(radius, radius_low, radius_high, resolve)`` of :class:`ResultsTable`: which radius
+    is counted (see the module's documentation)."""
     texts = [cells[pos["radius"]] for _, cells in raw]
     low = high = resolve = None
     if EXACT_RADIUS_COLUMN in extra:  # the full-precision radius, printed toward zero
@@ -268,12 +308,8 @@ def read_results(path: str | Path) -> ResultsTable:
             raise SmoothCertError(f"{path}: column radius: {exc}") from None
         low = np.array([b[0] for b in bounds], dtype=np.float64).reshape(-1)
         high = np.array([b[1] for b in bounds], dtype=np.float64).reshape(-1)
-        resolve = _legacy_resolver(config_path(path), extra, ints["predict"],
-                                   low, high)
-    return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
-                        radius=radius, correct=ints["correct"], time_seconds=seconds,
-                        extra=extra, path=str(path), comments=tuple(comments),
-                        radius_low=low, radius_high=high, resolve=resolve)
+        resolve = _legacy_resolver(config_path(path), extra, predict, low, high)
+    return radius, low, high, resolve
 
 
 def _check_unique_idx(path, idx: np.ndarray, linenos: list[int]) -> None:
@@ -603,6 +639,34 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     reference's); ``linf`` heads them ``r∞ = R`` (LaTeX ``$r_\\infty = R$``; csv: first cell
     ``label (linf radius)``).
     """
+    parts = _table_parts(rows, radii, fmt, envelope=envelope, envelope_label=envelope_label,
+                         best=best, decimals=decimals, samples=samples, norm=norm)
+    return _TABLE_WRITERS[fmt](parts)
+
+
+@dataclass(frozen=True)
+class _TableParts:
+    """What every format of :func:`format_table` writes, checked and computed once."""
+
+    labels: list[str]
+    acc: np.ndarray  #: (rows, radii) accuracies
+    env: np.ndarray | None  #: the envelope row's accuracies, or None
+    envelope_label: str
+    marked: np.ndarray  #: (rows, radii) bool: the rows marked best at each radius
+    heads: list[str]  #: the radii as printed
+    norm: str
+    rsym: str  #: the radius symbol of the heads (markdown, text)
+    rtex: str  #: the radius symbol in LaTeX
+    num: str  #: the format of an accuracy
+    samples: list | None  #: ``(mean, total)`` or None per row, or None: no cost columns
+    cost: list[tuple[str, str]] | None  #: the cost columns' texts per row
+    env_cost: list[str]  #: the envelope row's cost cells (none without cost columns)
+
+
+def _table_parts(rows, radii, fmt: str, *, envelope: bool, envelope_label: str, best: str,
+                 decimals: int, samples, norm: str) -> _TableParts:
+    """The arguments of :func:`format_table`, checked (one-line errors, in this order), and
+    the numbers and texts of the table."""
     if fmt not in TABLE_FORMATS:
         raise SmoothCertError(f"unknown table format {fmt!r}; choose one of "
                               f"{', '.join(TABLE_FORMATS)}")
@@ -626,7 +690,6 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
         raise SmoothCertError(f"norm must be 'l2' or 'linf', got {norm!r}")
     rsym, rtex = ("r", "r") if norm == "l2" else ("r∞", r"r_\infty")
     num = f"{{:.{int(decimals)}f}}"
-    out = io.StringIO()
     if samples is not None:
         samples = list(samples)
         if len(samples) != len(rows):
@@ -636,65 +699,86 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     cost = None if samples is None else [
         ("-", "-") if c is None else (f"{float(c[0]):.1f}", f"{int(c[1])}") for c in samples]
     env_cost = ["-", "-"] if cost is not None else []
+    return _TableParts(labels, acc, env, envelope_label, marked, heads, norm, rsym, rtex, num,
+                       samples, cost, env_cost)
 
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["label" if norm == "l2" else "label (linf radius)", *heads,
-                         *(["samples_per_input", "samples_total"] if cost is not None else [])])
-        for i, (label, values) in enumerate(zip(labels, acc, strict=True)):
-            extra = [] if samples is None else (
-                ["", ""] if samples[i] is None
-                else [repr(float(samples[i][0])), str(int(samples[i][1]))])
-            writer.writerow([label, *(repr(float(v)) for v in values), *extra])
-        if env is not None:
-            writer.writerow([envelope_label, *(repr(float(v)) for v in env),
-                             *(["", ""] if cost is not None else [])])
-    elif fmt == "markdown":
-        out.write("|  | " + "".join(f"{rsym} = {h} |" for h in heads)
-                  + ("".join(f"{h} |" for h in SAMPLES_HEADS) if cost is not None else "")
-                  + "\n")
-        out.write("| --- | " + " --- |" * (len(heads) + (2 if cost is not None else 0)) + "\n")
-        for i, (label, values, marks) in enumerate(zip(labels, acc, marked, strict=True)):
-            out.write(f"<b> {label} </b>| " + "".join(
-                num.format(v) + ("<b>*</b> |" if m else " |")
-                for v, m in zip(values, marks, strict=True))
-                + ("".join(f"{c} |" for c in cost[i]) if cost is not None else "") + "\n")
-        if env is not None:
-            out.write(f"<b> {envelope_label} </b>| "
-                      + "".join(num.format(v) + " |" for v in env)
-                      + "".join(f"{c} |" for c in env_cost) + "\n")
-    elif fmt == "text":  # aligned plain text for a terminal, the best marked with *
-        body = [[label, *(num.format(v) + ("*" if m else " ")
-                          for v, m in zip(values, marks, strict=True)),
-                 *(cost[i] if cost is not None else ())]
-                for i, (label, values, marks) in enumerate(zip(labels, acc, marked,
-                                                               strict=True))]
-        if env is not None:
-            body.append([envelope_label, *(num.format(v) + " " for v in env), *env_cost])
-        lines = [["", *(f"{rsym} = {h} " for h in heads),
-                  *(SAMPLES_HEADS if cost is not None else ())], *body]
-        widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
-        for i, line in enumerate(lines):
-            out.write("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(
-                line[1:], widths[1:], strict=True)]).rstrip() + "\n")
-            if i == 0:
-                out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
-    else:  # latex
-        out.write("".join(f"& ${rtex} = {h}$" for h in heads)
-                  + ("".join(f"& {h}" for h in SAMPLES_HEADS) if cost is not None else "")
-                  + "\\\\\n")
-        out.write("\\midrule\n")
-        for i, (label, values, marks) in enumerate(zip(labels, acc, marked, strict=True)):
-            out.write(label + "".join(
-                " & \\textbf{" + num.format(v) + "}" if m else " & " + num.format(v)
-                for v, m in zip(values, marks, strict=True))
-                + ("".join(f" & {c}" for c in cost[i]) if cost is not None else "")
-                + "\\\\\n")
-        if env is not None:
-            out.write("\\midrule\n" + envelope_label
-                      + "".join(" & " + num.format(v) for v in env)
-                      + "".join(f" & {c}" for c in env_cost) + "\\\\\n")
+
+def _csv_table(t: _TableParts) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["label" if t.norm == "l2" else "label (linf radius)", *t.heads,
+                     *(["samples_per_input", "samples_total"] if t.cost is not None else [])])
+    for i, (label, values) in enumerate(zip(t.labels, t.acc, strict=True)):
+        extra = [] if t.samples is None else (
+            ["", ""] if t.samples[i] is None
+            else [repr(float(t.samples[i][0])), str(int(t.samples[i][1]))])
+        writer.writerow([label, *(repr(float(v)) for v in values), *extra])
+    if t.env is not None:
+        writer.writerow([t.envelope_label, *(repr(float(v)) for v in t.env),
+                         *(["", ""] if t.cost is not None else [])])
     return out.getvalue()
+
+
+def _markdown_table(t: _TableParts) -> str:
+    out = io.StringIO()
+    out.write("|  | " + "".join(f"{t.rsym} = {h} |" for h in t.heads)
+              + ("".join(f"{h} |" for h in SAMPLES_HEADS) if t.cost is not None else "")
+              + "\n")
+    out.write("| --- | " + " --- |" * (len(t.heads) + (2 if t.cost is not None else 0)) + "\n")
+    for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked, strict=True)):
+        out.write(f"<b> {label} </b>| " + "".join(
+            t.num.format(v) + ("<b>*</b> |" if m else " |")
+            for v, m in zip(values, marks, strict=True))
+            + ("".join(f"{c} |" for c in t.cost[i]) if t.cost is not None else "") + "\n")
+    if t.env is not None:
+        out.write(f"<b> {t.envelope_label} </b>| "
+                  + "".join(t.num.format(v) + " |" for v in t.env)
+                  + "".join(f"{c} |" for c in t.env_cost) + "\n")
+    return out.getvalue()
+
+
+def _text_table(t: _TableParts) -> str:
+    """Aligned plain text for a terminal, the best marked with ``*``."""
+    out = io.StringIO()
+    body = [[label, *(t.num.format(v) + ("*" if m else " ")
+                      for v, m in zip(values, marks, strict=True)),
+             *(t.cost[i] if t.cost is not None else ())]
+            for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked,
+                                                           strict=True))]
+    if t.env is not None:
+        body.append([t.envelope_label, *(t.num.format(v) + " " for v in t.env), *t.env_cost])
+    lines = [["", *(f"{t.rsym} = {h} " for h in t.heads),
+              *(SAMPLES_HEADS if t.cost is not None else ())], *body]
+    widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
+    for i, line in enumerate(lines):
+        out.write("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(
+            line[1:], widths[1:], strict=True)]).rstrip() + "\n")
+        if i == 0:
+            out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
+    return out.getvalue()
+
+
+def _latex_table(t: _TableParts) -> str:
+    out = io.StringIO()
+    out.write("".join(f"& ${t.rtex} = {h}$" for h in t.heads)
+              + ("".join(f"& {h}" for h in SAMPLES_HEADS) if t.cost is not None else "")
+              + "\\\\\n")
+    out.write("\\midrule\n")
+    for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked, strict=True)):
+        out.write(label + "".join(
+            " & \\textbf{" + t.num.format(v) + "}" if m else " & " + t.num.format(v)
+            for v, m in zip(values, marks, strict=True))
+            + ("".join(f" & {c}" for c in t.cost[i]) if t.cost is not None else "")
+            + "\\\\\n")
+    if t.env is not None:
+        out.write("\\midrule\n" + t.envelope_label
+                  + "".join(" & " + t.num.format(v) for v in t.env)
+                  + "".join(f" & {c}" for c in t.env_cost) + "\\\\\n")
+    return out.getvalue()
+
+
+_TABLE_WRITERS = {"csv": _csv_table, "markdown": _markdown_table, "text": _text_table,
+                  "latex": _latex_table}
 
 
 def _default_max_radius(curves: Sequence[tuple[str, ResultsTable]]) -> float:

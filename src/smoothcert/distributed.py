@@ -151,72 +151,14 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
     ``shard``); ``remove_parts`` then deletes the part files and their configurations."""
     out = Path(outfile)
     check_outfile(out)
-    if parts is None:
-        found = [p for p, _, _ in find_parts(out)]
-        if not found:
-            raise SmoothCertError(f"no part files {out.name}.part-* next to {out}")
-        parts = found
-    paths, seen = [], set()
-    for p in map(Path, parts):
-        key = p.resolve()
-        if key == out.resolve():
-            raise SmoothCertError(f"OUTFILE {out} is also given as a part file")
-        if key in seen:
-            raise SmoothCertError(f"part file {p} is given twice")
-        if not p.is_file():
-            raise SmoothCertError(f"part file {p} not found")
-        seen.add(key)
-        paths.append(p)
-    if not paths:
-        raise SmoothCertError("no part files to merge")
-
-    configs = [read_config(p, "part file") for p in paths]
-    shards = [_part_shard(p, None, None, c) for p, c in zip(paths, configs, strict=True)]
-    first, first_cfg = paths[0], configs[0]
-    for p, c, s in zip(paths[1:], configs[1:], shards[1:], strict=True):
-        diffs = _differences(first_cfg, c)
-        if diffs:
-            raise SmoothCertError(f"{p} was made with another configuration than {first}: "
-                                  f"{', '.join(diffs)}")
-        if s["indices"] != shards[0]["indices"]:
-            raise SmoothCertError(f"{p} selects other indices than {first}")
-    try:
-        expected = spec_indices(shards[0]["indices"])
-    except (KeyError, TypeError, ValueError):
-        raise SmoothCertError(f"{config_path(first)}: unreadable index selection") \
-            from None
+    paths = _merge_paths(out, parts)
+    first_cfg, expected = _parts_config(paths)
     wanted = set(expected)
-
-    header = next((h for h in (read_rows(p, wanted)[0] for p in paths) if h), None)
-    if header is None:
-        raise SmoothCertError("the part files are empty (not even a header)")
-    rows: dict[int, str] = {}
-    where: dict[int, list[str]] = {}
-    for p in paths:
-        _, got = read_rows(p, wanted, header)
-        for idx, line in got.items():
-            where.setdefault(idx, []).append(p.name)
-            rows[idx] = line
-    dups = sorted(i for i, names in where.items() if len(names) > 1)
-    if dups:
-        listed = "; ".join(f"{i} in {' and '.join(where[i])}" for i in dups[:_MAX_LISTED])
-        more = f"; ... ({len(dups)} in all)" if len(dups) > _MAX_LISTED else ""
-        raise SmoothCertError(f"duplicated indices: {listed}{more}")
-
+    header, rows = _parts_rows(paths, wanted)
     out_config = None
     if out.exists() and out.stat().st_size > 0:
         out_config = read_config(out)
-        diffs = _differences(out_config, first_cfg)
-        if diffs:
-            raise SmoothCertError(f"{out} was made with another configuration than {first}: "
-                                  f"{', '.join(diffs)}; use a new OUTFILE")
-        _, have = read_rows(out, wanted, header)
-        clash = sorted(i for i, line in have.items() if i in rows and
-                       _without_time(line, header) != _without_time(rows[i], header))
-        if clash:
-            raise SmoothCertError(f"indices {_short(clash)} of {out} differ from those of "
-                                  f"the part files")
-        rows = {**have, **rows}
+        rows = _with_outfile_rows(out, out_config, paths[0], first_cfg, wanted, header, rows)
     missing = [i for i in expected if i not in rows]
     if missing:
         raise SmoothCertError(f"missing {len(missing)} of {len(expected)} indices: "
@@ -235,6 +177,89 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
             p.unlink(missing_ok=True)
             config_path(p).unlink(missing_ok=True)
     return len(expected), len(paths)
+
+
+def _merge_paths(out: Path, parts) -> list[Path]:
+    """The part files to merge: ``parts``, or every ``OUTFILE.part-*``; each an existing file,
+    given once, and not OUTFILE itself."""
+    if parts is None:
+        found = [p for p, _, _ in find_parts(out)]
+        if not found:
+            raise SmoothCertError(f"no part files {out.name}.part-* next to {out}")
+        parts = found
+    paths, seen = [], set()
+    for p in map(Path, parts):
+        key = p.resolve()
+        if key == out.resolve():
+            raise SmoothCertError(f"OUTFILE {out} is also given as a part file")
+        if key in seen:
+            raise SmoothCertError(f"part file {p} is given twice")
+        if not p.is_file():
+            raise SmoothCertError(f"part file {p} not found")
+        seen.add(key)
+        paths.append(p)
+    if not paths:
+        raise SmoothCertError("no part files to merge")
+    return paths
+
+
+def _parts_config(paths: list[Path]) -> tuple[dict, list[int]]:
+    """``(configuration, selected indices)`` of the first part file; every part must have its
+    configuration (``shard`` aside) and index selection."""
+    configs = [read_config(p, "part file") for p in paths]
+    shards = [_part_shard(p, None, None, c) for p, c in zip(paths, configs, strict=True)]
+    first, first_cfg = paths[0], configs[0]
+    for p, c, s in zip(paths[1:], configs[1:], shards[1:], strict=True):
+        diffs = _differences(first_cfg, c)
+        if diffs:
+            raise SmoothCertError(f"{p} was made with another configuration than {first}: "
+                                  f"{', '.join(diffs)}")
+        if s["indices"] != shards[0]["indices"]:
+            raise SmoothCertError(f"{p} selects other indices than {first}")
+    try:
+        expected = spec_indices(shards[0]["indices"])
+    except (KeyError, TypeError, ValueError):
+        raise SmoothCertError(f"{config_path(first)}: unreadable index selection") \
+            from None
+    return first_cfg, expected
+
+
+def _parts_rows(paths: list[Path], wanted: set[int]) -> tuple[list[str], dict[int, str]]:
+    """``(header, {idx: row})`` of the part files: one header, no index in two parts."""
+    header = next((h for h in (read_rows(p, wanted)[0] for p in paths) if h), None)
+    if header is None:
+        raise SmoothCertError("the part files are empty (not even a header)")
+    rows: dict[int, str] = {}
+    where: dict[int, list[str]] = {}
+    for p in paths:
+        _, got = read_rows(p, wanted, header)
+        for idx, line in got.items():
+            where.setdefault(idx, []).append(p.name)
+            rows[idx] = line
+    dups = sorted(i for i, names in where.items() if len(names) > 1)
+    if dups:
+        listed = "; ".join(f"{i} in {' and '.join(where[i])}" for i in dups[:_MAX_LISTED])
+        more = f"; ... ({len(dups)} in all)" if len(dups) > _MAX_LISTED else ""
+        raise SmoothCertError(f"duplicated indices: {listed}{more}")
+    return header, rows
+
+
+def _with_outfile_rows(out: Path, out_config: dict, first: Path, first_cfg: dict,
+                       wanted: set[int], header: list[str], rows: dict[int, str]
+                       ) -> dict[int, str]:
+    """The parts' rows joined with those already in OUTFILE: same configuration, and a row in
+    both the same (time aside)."""
+    diffs = _differences(out_config, first_cfg)
+    if diffs:
+        raise SmoothCertError(f"{out} was made with another configuration than {first}: "
+                              f"{', '.join(diffs)}; use a new OUTFILE")
+    _, have = read_rows(out, wanted, header)
+    clash = sorted(i for i, line in have.items() if i in rows and
+                   _without_time(line, header) != _without_time(rows[i], header))
+    if clash:
+        raise SmoothCertError(f"indices {_short(clash)} of {out} differ from those of "
+                              f"the part files")
+    return {**have, **rows}
 
 
 # ----------------------------------------------------------------------------- jobs
