@@ -9,8 +9,8 @@ from scipy import stats
 
 from smoothcert import distributed
 from smoothcert.analysis import format_radius_cell
-from smoothcert.cli.certify import adaptive_bound
 from smoothcert.cli.main import main
+from smoothcert.jobs.certify import adaptive_bound
 from smoothcert.noises import make_noise
 from smoothcert.sequential import look_schedule
 from smoothcert.smooth import Smooth

@@ -26,9 +26,9 @@ from smoothcert.analysis import (
     nearest_radius_bounds,
     read_results,
 )
-from smoothcert.cli import certify as certify_cli
 from smoothcert.cli.main import main
 from smoothcert.errors import SmoothCertError
+from smoothcert.jobs import certify as certify_job
 
 FAST = ["--N0", "20", "--N", "200", "--batch", "100", "--skip", "60", "--max", "200"]
 SIGMA = 0.25
@@ -117,10 +117,10 @@ def test_nearest_bounds_hold_every_value_printed_so(x):
 def test_format_row_prints_toward_zero_and_keeps_the_full_radius():
     """certify's row: the radius column is rounded toward zero and the full-precision radius is
     the last column (a certified 0.2496 is not written 0.25)."""
-    row = certify_cli.format_row(3, 1, 1, 0.2496, 1.5, 0.8414).split("\t")
+    row = certify_job.format_row(3, 1, 1, 0.2496, 1.5, 0.8414).split("\t")
     assert row[3] == "0.249" and row[-1] == "0.2496"
-    assert certify_cli.header(False)[-1] == "radius_exact"
-    assert certify_cli.header(True)[-2:] == ["pB_upper", "radius_exact"]
+    assert certify_job.header(False)[-1] == "radius_exact"
+    assert certify_job.header(True)[-2:] == ["pB_upper", "radius_exact"]
 
 
 # ----------------------------------------------------------------------------- analyze
@@ -135,10 +135,10 @@ def _write_results(path: Path, rows, header, config=None) -> Path:
 def test_analyze_counts_the_full_precision_radius(tmp_path):
     """A file certify writes is counted on its full-precision radius: a certified 0.2496 is not
     counted at r = 0.25 (it was: printed 0.25), a certified 0.25 is."""
-    head = certify_cli.header(False)
-    rows = [certify_cli.format_row(0, 1, 1, 0.2496, 1.0, _p_for_radius(0.2496)),
-            certify_cli.format_row(1, 2, 2, 0.25, 1.0, _p_for_radius(0.25)),
-            certify_cli.format_row(2, 3, 4, 0.9, 1.0, _p_for_radius(0.9))]  # wrong class
+    head = certify_job.header(False)
+    rows = [certify_job.format_row(0, 1, 1, 0.2496, 1.0, _p_for_radius(0.2496)),
+            certify_job.format_row(1, 2, 2, 0.25, 1.0, _p_for_radius(0.25)),
+            certify_job.format_row(2, 3, 4, 0.9, 1.0, _p_for_radius(0.9))]  # wrong class
     path = tmp_path / "new.tsv"
     path.write_text("\t".join(head) + "\n" + "\n".join(rows) + "\n")
     res = read_results(path)
@@ -150,8 +150,8 @@ def test_analyze_counts_the_full_precision_radius(tmp_path):
 
 def test_analyze_refuses_a_radius_exact_that_does_not_match(tmp_path, capsys):
     """A row whose radius_exact does not print as its radius column is refused (one line)."""
-    head = certify_cli.header(False)
-    row = certify_cli.format_row(0, 1, 1, 0.2496, 1.0, 0.8).replace("\t0.2496", "\t0.26")
+    head = certify_job.header(False)
+    row = certify_job.format_row(0, 1, 1, 0.2496, 1.0, 0.8).replace("\t0.2496", "\t0.26")
     path = tmp_path / "bad.tsv"
     path.write_text("\t".join(head) + "\n" + row + "\n")
     assert main(["analyze", str(path)]) == 2
@@ -318,7 +318,7 @@ def _smooth():
 
 
 def _checker(digits, bilateral=False):
-    return certify_cli.row_checker(_smooth(), digits, bilateral)
+    return certify_job.row_checker(_smooth(), digits, bilateral)
 
 
 def _row(digits, p_a, p_b=None, prediction=None, radius=None):
@@ -327,7 +327,7 @@ def _row(digits, p_a, p_b=None, prediction=None, radius=None):
     prediction = label if prediction is None else prediction
     if radius is None:
         radius = 0.0 if prediction == -1 else _smooth()._radius(p_a, p_b)
-    return certify_cli.format_row(0, label, prediction, radius, 1.0, p_a, p_b).split("\t")
+    return certify_job.format_row(0, label, prediction, radius, 1.0, p_a, p_b).split("\t")
 
 
 def test_row_checker_accepts_the_rows_certify_writes(digits):

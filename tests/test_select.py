@@ -149,7 +149,7 @@ def certify_config(sigma, *, start=6, norm="l2", sha="a" * 64, **extra):
 def write_results(path, radii, config, idx=None, correct=None):
     """A certify results file (certify's own header and row writer): row i is correct with
     radius radii[i] (None: a wrong prediction, radius 0)."""
-    from smoothcert.cli import certify
+    from smoothcert.jobs import certify
 
     idx = list(range(config["start"], config["start"] + 12 * len(radii), 12)) if idx is None \
         else idx

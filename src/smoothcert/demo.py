@@ -2,10 +2,10 @@
 
 1. Train (or reuse, configuration-checked, see :mod:`smoothcert.training`) a ``digits_cnn`` with
    Gaussian noise augmentation N(0, sigma0^2 I) for each sigma0 of the configuration.
-2. Certify a fixed subset of the test split through the ``smoothcert certify`` code path (the
-   parser and ``run`` of :mod:`smoothcert.cli.certify`), writing the reference's result files
-   (``certify --adaptive --radii`` over the table's radii: sequential certification, each input
-   stops as soon as its grid radius is decided; ``.tsv`` + ``.config.json``) with
+2. Certify a fixed subset of the test split with :func:`smoothcert.jobs.certify_file` (the job
+   of ``smoothcert certify``), writing the reference's result files (``certify --adaptive
+   --radii`` over the table's radii: sequential certification, each input stops as soon as its
+   grid radius is decided; ``.tsv`` + ``.config.json``) with
 
    (a) the Gaussian N(0, sigma0^2) against l2 attacks (Cohen et al.'s certificate);
    (b) the l2 family of eq. (8) with shape ``k_l2``, sigma matched by the paper's rule
@@ -201,24 +201,18 @@ def _drop_stale(outfile: Path, checkpoint: Path) -> bool:
 
 def _certify(checkpoint: Path, outfile: Path, sigma0: float, s: Setting, cfg: DemoConfig,
              device, progress: bool = True) -> None:
-    """``smoothcert certify`` with the demo's options, through its own parser and ``run``."""
-    from .cli.main import build_parser
+    """:func:`smoothcert.jobs.certify_file` (``smoothcert certify``) with the demo's options:
+    sequential with the table's radii as the grid when ``cfg.adaptive``."""
+    from .jobs import certify_file
 
-    argv = ["certify", DATASET, str(checkpoint), str(outfile), "--noise", s.noise,
-            "--k", repr(float(s.k)), "--sigma0", repr(float(sigma0)), "--norm", s.norm,
-            "--N0", str(cfg.n0), "--N", str(cfg.n), "--alpha", repr(cfg.alpha),
-            "--batch", str(cfg.cert_batch), "--skip", str(cfg.skip), "--max", str(cfg.max),
-            "--seed", str(cfg.seed), "--cert-samples", str(cfg.cert_samples),
-            "--cert-failure-prob", repr(cfg.cert_failure_prob)]
+    radii = None
     if cfg.adaptive:
-        radii = cfg.l2_radii if s.norm == "l2" else cfg.linf_radii
-        argv += ["--adaptive", "--radii", *(repr(float(r)) for r in radii)]
-    if not progress:
-        argv.append("--no-progress")
-    if device is not None:
-        argv += ["--device", str(device)]
-    args = build_parser().parse_args(argv)
-    args.func(args)
+        radii = [float(r) for r in (cfg.l2_radii if s.norm == "l2" else cfg.linf_radii)]
+    certify_file(DATASET, checkpoint, outfile, noise=s.noise, k=float(s.k),
+                 sigma0=float(sigma0), norm=s.norm, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+                 batch=cfg.cert_batch, skip=cfg.skip, max=cfg.max, seed=cfg.seed,
+                 cert_samples=cfg.cert_samples, cert_failure_prob=cfg.cert_failure_prob,
+                 adaptive=cfg.adaptive, radii=radii, device=device, progress=progress)
 
 
 def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:

@@ -495,19 +495,19 @@ def _env_int(name: str, env) -> int | None:
             from None
 
 
-def job_from_args(args, env=None) -> LocalJob:
-    """The job of this process: a shard of a torchrun job when ``RANK`` and ``WORLD_SIZE`` are set
-    (``args.distributed`` requires them), a job of one process continuing part files when OUTFILE
-    has some, else a plain :class:`LocalJob`."""
+def job_for(outfile, *, distributed: bool = False, env=None) -> LocalJob:
+    """The job of this process for a run into ``outfile``: a shard of a torchrun job when
+    ``RANK`` and ``WORLD_SIZE`` are set (``distributed`` requires them), a job of one process
+    continuing part files when OUTFILE has some, else a plain :class:`LocalJob`."""
     env = os.environ if env is None else env
     rank, world = _env_int("RANK", env), _env_int("WORLD_SIZE", env)
     if rank is None or world is None:
-        if getattr(args, "distributed", False):
+        if distributed:
             raise SmoothCertError("--distributed needs the environment of torchrun (RANK, "
                                   "WORLD_SIZE, LOCAL_RANK): launch with torchrun "
                                   "--nproc-per-node G -m smoothcert ...")
-        if find_parts(args.outfile):
-            print(f"# {args.outfile} has part files of a distributed run: continuing them in "
+        if find_parts(outfile):
+            print(f"# {outfile} has part files of a distributed run: continuing them in "
                   "this process", file=sys.stderr)
             return ShardJob(0, 1, 0, group=False)
         return LocalJob()

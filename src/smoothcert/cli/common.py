@@ -1,20 +1,13 @@
-"""Shared pieces of the commands that run a smoothed classifier over a dataset (certify, predict).
-
-One way to do each thing:
+"""Shared options of the commands that define a noise or run a smoothed classifier over a
+dataset (radius, certify, predict), and their checks.
 
 - :func:`add_noise_arguments`: the options that define a noise (and its certificate);
-  :func:`noise_from_args` builds it for a given input dimension.
 - :func:`add_run_arguments` / :func:`check_run_args`: DATASET CHECKPOINT OUTFILE and the options of
-  the reference scripts (``--batch --skip --max --split``) plus ``--data-dir --device --seed``.
-- :func:`load_data`, :func:`probe_model`: inputs, checked, every problem a one-line
-  :class:`SmoothCertError`.
-- :func:`run_with_progress`: runs a command's ``*_indices`` core under a tqdm bar on stderr.
+  the reference scripts (``--batch --skip --max --split``) plus ``--data-dir --device --seed``;
+- ``check_*``: one-line :class:`SmoothCertError` for a bad value, before anything is loaded.
 
-The library does the rest: the results file and its configuration (resume, locks, validation of
-rows read back) are :mod:`smoothcert.results`; the model, its fingerprint and training noise
-:func:`smoothcert.models.load_model`, :func:`~smoothcert.models.file_sha256` and
-:func:`~smoothcert.models.train_noise`; the inputs of a run
-:func:`smoothcert.data.select_indices`; the device :func:`smoothcert.device.resolve_device`.
+The library does the rest: the run itself (data, model, noise, the results file, resume,
+sharding) is :func:`smoothcert.jobs.certify_file` / :func:`~smoothcert.jobs.predict_file`.
 This module imports no torch at import time (``smoothcert radius`` builds its parser from it).
 """
 
@@ -22,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
-import sys
-from collections.abc import Callable, Iterable
 
 from ..errors import SmoothCertError
 from ..results import check_outfile
@@ -84,12 +74,6 @@ def add_noise_arguments(parser: argparse.ArgumentParser, *, dim: bool = False,
         g.add_argument("--cert-failure-prob", type=float, default=DEFAULT_FAILURE_PROB,
                        help="failure probability of a Monte Carlo certificate table "
                             f"(default: {DEFAULT_FAILURE_PROB:g})")
-
-
-def noise_from_args(args, dim: int):
-    from ..noises import make_noise
-
-    return make_noise(args.noise, dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,75 +155,6 @@ def check_run_args(args) -> None:
                               "the whole split)")
     check_seed(args.seed)
     check_outfile(args.outfile)
-
-
-def format_command(name: str, positionals: Iterable, options: dict) -> str:
-    """``smoothcert NAME POS... --opt value ...`` (None and False options left out; a list or
-    tuple gives its values after the flag: ``--radii 0.25 0.5``)."""
-    words = ["smoothcert", name, *map(str, positionals)]
-    for flag, value in options.items():
-        if value is None or value is False:
-            continue
-        words.append(flag)
-        if isinstance(value, (list, tuple)):
-            words.extend(map(str, value))
-        elif value is not True:
-            words.append(str(value))
-    return shlex.join(words)
-
-
-# ----------------------------------------------------------------------------- inputs
-def load_data(args):
-    """The dataset of ``args.dataset`` / ``args.split`` / ``args.data_dir``."""
-    from ..data import load_dataset
-
-    try:
-        return load_dataset(args.dataset, args.split, root=args.data_dir)
-    except SmoothCertError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmoothCertError(f"cannot load dataset {args.dataset!r} ({args.split}): {msg}") \
-            from None
-
-
-def probe_model(model, x, dataset, device) -> None:
-    """Run the model once on a clean input: a clear error when it does not fit the data.
-
-    The model's outputs must be the data set's classes. A data set that read its number of
-    classes off its labels (``num_classes_inferred``: a .npz / .pt file) may hold a subset of
-    the model's classes: it then takes the model's number of outputs."""
-    import torch
-
-    num_classes = int(dataset.num_classes)
-    try:
-        with torch.no_grad():
-            out = model(x.unsqueeze(0).to(device))
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmoothCertError(f"the model does not accept inputs of shape {tuple(x.shape)} "
-                              f"from this dataset: {msg}") from None
-    if (getattr(dataset, "num_classes_inferred", False) and isinstance(out, torch.Tensor)
-            and out.dim() == 2 and out.shape[0] == 1 and out.shape[1] >= num_classes):
-        dataset.num_classes = num_classes = int(out.shape[1])  # labels: some of its classes
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SmoothCertError(f"the model returns {shape} for one input; the dataset has "
-                              f"{num_classes} classes, expected (1, {num_classes})")
-
-
-# ----------------------------------------------------------------------------- progress
-def run_with_progress(indices: list[int], run: Callable[[list[int], Callable], None],
-                      desc: str, total: int | None = None, enabled: bool = True) -> None:
-    """``run(indices, progress)`` under a tqdm progress bar with ETA on stderr; ``run`` calls
-    ``progress(1)`` after each input. ``total`` counts the inputs already done too;
-    ``enabled=False`` (``--no-progress``) shows no bar."""
-    from tqdm.auto import tqdm
-
-    total = len(indices) if total is None else total
-    with tqdm(total=total, initial=total - len(indices), desc=desc, unit="input",
-              file=sys.stderr, dynamic_ncols=True, disable=not enabled) as bar:
-        run(indices, bar.update)
 
 
 def __getattr__(name: str):
