@@ -46,6 +46,11 @@ One command, resumable (rerunning skips finished work)::
    on validation by :func:`smoothcert.selection.select` (all candidates, and the Gaussian ones
    only) with the test result of the chosen one only. Results under ``results/digits32/``.
 
+6. ``--part select64``: the same choice of the noise at d = 64 (validation images from index
+   6, every 12th; ``results/digits/validation/`` and ``results/digits/selection.json``).
+7. ``--part rerun64``: the step-2 files, written before ``certify`` recorded ``train_noise``,
+   rerun and replaced when every row but the time is identical (deterministic).
+
 ``python scripts/results_report.py`` then writes ``docs/results.md`` from these files only.
 ``--jobs 2`` runs two trainings / certifications at a time (each process with one torch
 thread).
@@ -282,7 +287,7 @@ COUNTERFACTUAL_HEAD = [
     "predict_family", "pA_family", "radius_family", "radius_family_exact"]
 
 
-def linf_estimate_table(cfg: dict) -> None:
+def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
     """``equal_pA_linf_estimate.tsv``: for the Gaussian and the mixed l-inf family (sigma0 = 1,
     matched sigma), the l-inf radius r at which the sample estimate of the exact threshold
     p*(r) = P(ell <= -median(ell)) (ell the log-likelihood ratio at the worst-case shift of
@@ -298,7 +303,7 @@ def linf_estimate_table(cfg: dict) -> None:
     lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "samples", "seed", "p",
                         "radius_estimate"])]
     for name, k in (("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))):
-        noise = make_noise(name, DIM, k=k, sigma0=1.0)
+        noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
         unit = noise.with_sigma(1.0)
         gen = torch.Generator().manual_seed(e["seed"])
         stats = unit.sample_stats(e["samples"], generator=gen)
@@ -316,7 +321,7 @@ def linf_estimate_table(cfg: dict) -> None:
                 lo, hi = (mid, hi) if p_star(mid) < p else (lo, mid)
             lines.append("\t".join([name, f"{k:g}", _fmt(noise.sigma), str(e["samples"]),
                                     str(e["seed"]), _fmt(p), _fmt(lo * noise.sigma)]))
-    path = RESULTS / "equal_pA_linf_estimate.tsv"
+    path = results / "equal_pA_linf_estimate.tsv"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}", flush=True)
 
@@ -418,9 +423,10 @@ CONFIG32 = {
     # d = 64: sigma0 = 0.25 already saturates p_A on most images)
     "sigma0s": [0.25, 0.5, 1.0],
     "train": dict(CONFIG["train"]),
-    # N = 5,000 (d = 64: 10,000) to fit the whole d = 3072 experiment in about an hour of a
-    # shared 2-core CPU (measured: ~3 s per image at N = 10,000 under load)
-    "certify": {"skip": 12, "max": -1, "N0": 100, "N": 5_000, "alpha": 0.001, "batch": 1000,
+    # N = 10,000 as at d = 64 (measured on the 2-core CPU: ~0.5 s per image at N = 5,000 when
+    # the machine is not shared, ~3 s per image at N = 10,000 under load: 51 runs of 30 images
+    # fit in well under an hour either way)
+    "certify": {"skip": 12, "max": -1, "N0": 100, "N": 10_000, "alpha": 0.001, "batch": 1000,
                 "seed": 0, "cert_samples": 1_000_000, "cert_failure_prob": 0.001},
     "test_start": 0,
     "val_start": 6,
@@ -431,10 +437,11 @@ CONFIG32 = {
     "k_linf": PAPER_K_LINF,
     "l2_radii": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0],
     "linf_unit": 255,
-    # the largest Gaussian l-inf radius N = 5,000 allows at sigma0 = 1 is
-    # 2.99 / sqrt(3072) = 0.054 ~ 13.8/255
+    # the largest Gaussian l-inf radius N = 10,000 allows at sigma0 = 1 is
+    # 3.2 / sqrt(3072) = 0.058 ~ 14.7/255
     "linf_radii_255": [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16],
     "p_grid": [0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999],
+    "linf_estimate": dict(CONFIG["linf_estimate"]),
     # noise selection on the validation images: target radii and ranges (chosen before the
     # runs), for l2 and for l-inf (l-inf in units of 1/255)
     "select": {"l2_radii": [0.5, 1.0, 2.0, 3.0], "l2_ranges": [[0.0, 3.0]],
@@ -785,19 +792,56 @@ def selection32(cfg: dict) -> dict:
     """The noise chosen on the validation images for each target (radius, or range) and norm,
     among all matched candidates and among the Gaussian ones only; the test result of the
     chosen configuration only (:func:`smoothcert.selection.select`)."""
-    from smoothcert.selection import select
-
-    s = cfg["select"]
-    unit = cfg["linf_unit"]
     runs_ = digits32_runs(cfg)
     matched = [r for r in runs_ if r["train_noise"] == r["noise"]]
+    return selection(cfg["select"], cfg["linf_unit"],
+                     [r for r in matched if r["start"] == cfg["val_start"]],
+                     [r for r in matched if r["start"] == cfg["test_start"]])
+
+
+#: d = 64 noise selection (validation: every 12th test image from index 6), targets chosen
+#: before the runs: the radii where the d = 64 tables differ
+SELECT64 = {"val_start": 6, "l2_radii": [0.25, 0.5, 0.75], "l2_ranges": [[0.0, 1.0]],
+            "linf_radii_255": [4, 8, 16, 24], "linf_ranges_255": [[0, 24]], "confidence": 0.95}
+
+
+def validation64_runs(cfg: dict = CONFIG) -> list[dict]:
+    """d = 64 validation runs of every matched candidate (the Gaussian l-inf rows derived)."""
+    v0 = SELECT64["val_start"]
+    out = []
+    for sigma0 in cfg["sigma0s"]:
+        out.append(_run(cfg, RESULTS, sigma0, "gaussian", 0, "l2", ("gaussian", 0), v0,
+                        prefix="validation/"))
+        out.append(_run(cfg, RESULTS, sigma0, "gaussian", 0, "linf", ("gaussian", 0), v0,
+                        derived_from="gaussian_l2", prefix="validation/"))
+        for k in cfg["k_l2"]:
+            out.append(_run(cfg, RESULTS, sigma0, "l2-family", k, "l2", ("l2-family", k), v0,
+                            prefix="validation/"))
+        out.append(_run(cfg, RESULTS, sigma0, "linf-mixed", cfg["k_linf"], "linf",
+                        ("linf-mixed", cfg["k_linf"]), v0, prefix="validation/"))
+    return out
+
+
+def selection64(cfg: dict = CONFIG) -> dict:
+    """:func:`selection32` at d = 64: test partners are the Gaussian-trained Gaussian runs and
+    the matched runs."""
+    test = [dict(r, train_noise="gaussian", train_k=0.0, start=0) for r in runs(cfg)
+            if r["noise"] == "gaussian"] + matched64_runs(cfg)
+    return selection(SELECT64, cfg["linf_unit"], validation64_runs(cfg), test)
+
+
+def selection(s: dict, unit: float, val_runs: list[dict], test_runs: list[dict]) -> dict:
+    """For each target of ``s`` and norm: the candidate chosen on ``val_runs`` (all, and the
+    Gaussian ones only) and the test result of its partner in ``test_runs`` only."""
+    from smoothcert.selection import select
+
     out = {"confidence": s["confidence"], "targets": []}
     for norm in ("l2", "linf"):
         # candidate order = tie order: the Gaussian first (the default), then smaller k, then
         # smaller sigma0
-        val = sorted((r for r in matched if r["start"] == cfg["val_start"] and r["norm"] == norm),
+        val = sorted((r for r in val_runs if r["norm"] == norm),
                      key=lambda r: (r["noise"] != "gaussian", r["k"], r["sigma0"]))
-        test = [r for r in matched if r["start"] == cfg["test_start"] and r["norm"] == norm]
+        test = [r for r in test_runs if r["norm"] == norm]
         targets = ([("radius", r, r) for r in s["l2_radii"]]
                    + [("range", tuple(x), tuple(x)) for x in s["l2_ranges"]]
                    if norm == "l2" else
@@ -859,9 +903,12 @@ def rerun64(args) -> None:
     row but the time column is identical (deterministic), the rerun's file and configuration
     replace the stored ones and its wall time replaces the recorded call (the first call kept
     under ``first_calls``); otherwise the stored file stays and the difference is recorded."""
+    import multiprocessing as mp
+
     cfg = CONFIG
     times_path = RESULTS / "runtimes.json"
     scratch = Path("runs/digits_experiments/rerun")
+    todo = []
     for run in runs(cfg):
         if args.only and args.only not in run["key"]:
             continue
@@ -872,7 +919,14 @@ def rerun64(args) -> None:
                    outfile=str(scratch / f"{run['key']}.tsv"))
         for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
             f.unlink(missing_ok=True)
-        res = certify_run2(tmp, cfg, args.device)
+        todo.append((run, tmp))
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        futures = [pool.submit(certify_run2, tmp, cfg, args.device) for _, tmp in todo]
+        results = [(run, tmp, fut.result()) for (run, tmp), fut in zip(todo, futures,
+                                                                        strict=True)]
+    for run, tmp, res in results:
+        cpath = Path(run["outfile"] + ".config.json")
         old = Path(run["outfile"]).read_text().splitlines()
         new = Path(tmp["outfile"]).read_text().splitlines()
 
@@ -911,6 +965,18 @@ def main32(args) -> bool:
                 manifest["matched_runs"] = matched64_runs()
                 path.write_text(json.dumps(manifest, indent=2) + "\n")
                 print(f"wrote {path}", flush=True)
+    if args.part in ("all", "select64"):
+        done = run_part("select64", CONFIG, RESULTS, validation64_runs(), args)
+        ok &= done
+        if done:
+            (RESULTS / "selection.json").write_text(json.dumps(selection64(), indent=2) + "\n")
+            path = RESULTS / "experiment.json"
+            manifest = json.loads(path.read_text())
+            if manifest.get("validation_runs") != validation64_runs():
+                manifest["validation_runs"] = validation64_runs()
+                manifest["select"] = SELECT64
+                path.write_text(json.dumps(manifest, indent=2) + "\n")
+            print(f"wrote {RESULTS}/selection.json", flush=True)
     if args.part in ("all", "digits32"):
         os.environ["SMOOTHCERT_CACHE"] = str(ROOT / CACHE)
         cfg = CONFIG32
@@ -933,6 +999,7 @@ def main32(args) -> bool:
                 t0 = time.time()
                 equal_pa_tables32(cfg)
                 counterfactual_tables32(cfg)
+                linf_estimate_table(cfg, RESULTS32)
                 times["tables"] = {"wall_s": round(time.time() - t0, 2),
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
@@ -951,9 +1018,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None,
                     help="run only the runs whose key contains this text (for partial reruns)")
     ap.add_argument("--part", default="all",
-                    choices=["all", "digits64", "matched64", "digits32", "rerun64"],
+                    choices=["all", "digits64", "matched64", "select64", "digits32",
+                             "rerun64"],
                     help="digits64: the Gaussian-trained d = 64 runs (steps 1-3); matched64: "
-                         "the d = 64 own-noise runs; digits32: the d = 3072 experiment "
+                         "the d = 64 own-noise runs; select64: d = 64 validation runs and "
+                         "noise selection; digits32: the d = 3072 experiment "
                          "(default: all, in this order); rerun64: rerun the d = 64 files "
                          "without train_noise and replace them when the rows are identical")
     ap.add_argument("--redo-tables", action="store_true",
@@ -969,7 +1038,7 @@ def main(argv=None) -> int:
     if args.part == "rerun64":
         rerun64(args)
         return 0
-    if args.part in ("matched64", "digits32"):
+    if args.part in ("matched64", "digits32", "select64"):
         return 0 if main32(args) else 1
     cfg = CONFIG
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -1027,10 +1096,11 @@ def main(argv=None) -> int:
                     "command": "python scripts/digits_experiments.py",
                     "report_command": "python scripts/results_report.py"}
         old = RESULTS / "experiment.json"
-        keep = ("environment", "matched_runs")  # matched_runs: written by main32
+        keep = ("environment", "matched_runs", "validation_runs", "select")  # by main32
         stored = json.loads(old.read_text()) if old.exists() else {}
-        if "matched_runs" in stored:
-            manifest["matched_runs"] = stored["matched_runs"]
+        for key in keep[1:]:
+            if key in stored:
+                manifest[key] = stored[key]
         stale = (not old.exists()
                  or {k: v for k, v in stored.items() if k not in keep}
                  != {k: v for k, v in manifest.items() if k not in keep})
