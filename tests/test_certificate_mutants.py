@@ -144,7 +144,7 @@ def test_d1_certificate_radius_against_brute_force():
 
 # ============================================================ exact refinement and its margin
 def _k0_table(d):
-    radii, thr, info = certs._quadrature_table(d, 0.0, n_radii=64)
+    radii, thr, info = certs.quadrature.quadrature_table(d, 0.0, n_radii=64)
     return TableCertificate(Gaussian(d, sigma=1.0), "l2", radii, thr, "quadrature", 0.0,
                             engine=L2FamilyQuadrature(d, 0.0), info=info)
 
@@ -191,15 +191,15 @@ def test_monte_carlo_table_uses_the_union_bound_over_the_grid(monkeypatch):
     j = ceil(n (1/2 - eps)), written out here, at beta = failure_prob / n_radii."""
     samples, failure_prob, n_radii = 4_000, 0.05, 8
     seen = []
-    real = certs.dkw_threshold
+    real = certs.montecarlo.dkw_thresholds
 
-    def spy(ell, beta):
-        seen.append(np.array(ell, copy=True))
-        return real(ell, beta)
+    def spy(rows, beta):  # one row of log ratios per grid radius
+        seen.extend(np.array(rows, copy=True))
+        return real(rows, beta)
 
-    monkeypatch.setattr(certs, "dkw_threshold", spy)
-    radii, thr, _ = certs._monte_carlo_table(LinfPure(4, sigma=1.0, k=1.0), "linf", samples,
-                                             failure_prob, 0, n_radii)
+    monkeypatch.setattr(certs.montecarlo, "dkw_thresholds", spy)
+    radii, thr, _ = certs.montecarlo.monte_carlo_table(LinfPure(4, sigma=1.0, k=1.0), "linf",
+                                                       samples, failure_prob, 0, n_radii)
     assert len(seen) == n_radii == radii.size - 1
     beta = 0.05 / 8
     eps = math.sqrt(math.log(2 / beta) / (2 * samples))

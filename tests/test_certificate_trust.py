@@ -165,7 +165,7 @@ def _rewrite(path, *, resign=True, **changes):
     np.savez(path, **content)
 
 
-_BUILD_QUADRATURE = certs._quadrature_table  # the real builder (tests monkeypatch the module)
+_BUILD_QUADRATURE = certs.quadrature.quadrature_table  # the real builder (tests patch it)
 
 
 @functools.cache
@@ -184,7 +184,7 @@ def quadrature(monkeypatch):
         radii, thr, info = _real_quadrature_table(d, k)
         return radii.copy(), thr.copy(), dict(info)
 
-    monkeypatch.setattr(certs, "_quadrature_table", build)
+    monkeypatch.setattr(certs.quadrature, "quadrature_table", build)
     noise = L2Family(10, sigma=0.5, k=5.0)
     fresh = get_certificate(noise, "l2", cache=False)
     builds.clear()
@@ -320,14 +320,15 @@ def test_fresh_tables_pass_their_own_checks():
         radii, thr, info = _real_quadrature_table(d, k)
         thr = cache.monotone_envelope(thr)
         cache.check_plausible(radii, thr, info)
-        check = cache.check_quadrature_table(certs._l2_engine(d, k))
+        check = cache.check_quadrature_table(certs.quadrature.l2_engine(d, k))
         for _ in range(20 if d == 10 else 3):
             check(radii, thr, info)
     for noise, norm in [(LinfPure(4, sigma=1.0, k=1.0), "linf"),
                         (LinfMixed(8, sigma=1.0, k=2.0), "linf")]:
         for seed in range(3):
             params = {"samples": 20_000, "failure_prob": 1e-3, "seed": seed, "n_radii": 64}
-            radii, thr, info = certs._monte_carlo_table(noise, norm, 20_000, 1e-3, seed, 64)
+            radii, thr, info = certs.montecarlo.monte_carlo_table(noise, norm, 20_000, 1e-3,
+                                                                  seed, 64)
             thr = cache.monotone_envelope(thr)
             cache.check_plausible(radii, thr, info)
             cache.check_monte_carlo_table(noise, norm, params)(radii, thr, info)
@@ -359,8 +360,8 @@ def test_doctored_monte_carlo_table_is_rebuilt(tmp_path, monkeypatch, edit):
         _rewrite(path, thresholds=np.minimum(0.5 + (thr - 0.5) / 2, 1.0))
         match = "pilot lower bound"
     builds = []
-    real = certs._monte_carlo_table
-    monkeypatch.setattr(certs, "_monte_carlo_table",
+    real = certs.montecarlo.monte_carlo_table
+    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table",
                         lambda *a, **kw: builds.append(1) or real(*a, **kw))
     cert, messages = _load(noise, "linf", **MC)
     ps = np.linspace(0.501, 0.999, 200)
@@ -375,7 +376,7 @@ import smoothcert.certificates as certs
 from smoothcert.noises import LinfPure
 
 marker, folder, me = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
-real = certs._monte_carlo_table
+real = certs.montecarlo.monte_carlo_table
 
 def counting(*args, **kwargs):
     with open(marker, "a") as f:
@@ -383,7 +384,7 @@ def counting(*args, **kwargs):
     time.sleep(1.0)  # a slow build: the other process arrives while it runs
     return real(*args, **kwargs)
 
-certs._monte_carlo_table = counting
+certs.montecarlo.monte_carlo_table = counting
 (folder / ("ready-" + me)).touch()
 deadline = time.time() + 120
 while len(list(folder.glob("ready-*"))) < 2 and time.time() < deadline:

@@ -18,6 +18,7 @@ with probability about 1e-4 or less:
 import json
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -35,18 +36,70 @@ from smoothcert.certificates import (
 )
 from smoothcert.certificates.exact_l2 import L2FamilyQuadrature
 from smoothcert.certificates.montecarlo import (
-    algorithm1,
-    algorithm2,
     distance_estimate,
+    dkw_epsilon,
     dkw_threshold,
-    dkw_value,
-    hoeffding_value,
     log_ratio_samples,
 )
 from smoothcert.errors import SmoothCertError
 from smoothcert.noises import Gaussian, L2Family, LinfMixed, LinfPure
 
 FALSE_ALARM = 1e-4
+
+
+# ------------------------------------------------------------ the paper's Algorithms 1 and 2
+# Not used by the library (its Monte Carlo tables use the DKW band, tighter and uniform in p);
+# kept here as the paper's bounds (Theorem 7), whose coverage the tests below check.
+def dkw_value(ell: np.ndarray, p: float, beta: float) -> float:
+    """Lower bound of V(p, r) valid (with probability >= 1 - beta) simultaneously for all p."""
+    n = ell.size
+    eps = dkw_epsilon(n, beta)
+    i = math.ceil(n * (p - eps))
+    if i < 1:
+        return 0.0
+    c = np.partition(ell, i - 1)[i - 1]
+    return max(0.0, 1.0 - eps - np.count_nonzero(ell <= -c) / n)
+
+
+def hoeffding_value(ell: np.ndarray, p: float, lam: float, beta: float) -> float:
+    """Theorem 7: lambda p - D_hat(lambda) - lambda sqrt(log(1/beta)/(2N)), a lower bound of
+    V(p, r) with probability >= 1 - beta (one-sided)."""
+    eps = lam * math.sqrt(math.log(1.0 / beta) / (2.0 * ell.size))
+    return lam * p - distance_estimate(ell, lam) - eps
+
+
+@dataclass
+class AlgorithmResult:
+    certified: bool
+    bound: float  #: the rigorous lower bound b of the smoothed score at the radius
+    lam: float  #: the lambda used for the bound
+    failure_prob: float  #: probability that ``bound`` is not a lower bound (distance term only)
+
+
+def algorithm1(ell: np.ndarray, p: float, lambdas, beta: float) -> AlgorithmResult:
+    """Algorithm 1: the best Hoeffding bound over a grid of lambdas, each at level beta/|grid|
+    (union bound), on the same samples."""
+    lambdas = np.asarray(lambdas, dtype=float)
+    b = [hoeffding_value(ell, p, lam, beta / lambdas.size) for lam in lambdas]
+    i = int(np.argmax(b))
+    return AlgorithmResult(b[i] > 0.5, float(b[i]), float(lambdas[i]), beta)
+
+
+def algorithm2(pilot: np.ndarray, fresh: np.ndarray, p: float, beta: float,
+               lambdas=None, lambda_rule: str = "grid") -> AlgorithmResult:
+    """Algorithm 2: choose lambda on ``pilot`` samples (grid search of the estimated bound, or
+    the optimal quantile rule lambda = exp(c_p)), then bound with the independent ``fresh``
+    samples at level beta."""
+    if lambda_rule == "quantile":
+        cp = np.quantile(pilot, min(max(p, 0.0), 1.0))
+        lam = float(math.exp(min(cp, 700.0)))
+    else:
+        if lambdas is None:
+            lambdas = np.exp(np.linspace(-8, 8, 321))
+        est = [lam * p - distance_estimate(pilot, lam) for lam in lambdas]
+        lam = float(np.asarray(lambdas)[int(np.argmax(est))])
+    b = hoeffding_value(fresh, p, lam, beta)
+    return AlgorithmResult(b > 0.5, float(b), lam, beta)
 
 
 
@@ -169,7 +222,7 @@ def test_quadrature_k0_low_dimension_accuracy_and_margin(d, achieved):
     np.testing.assert_allclose(q.threshold(R_GRID), stats.norm.cdf(R_GRID), rtol=0, atol=achieved)
     if d != 2:
         return
-    radii, thresholds, info = certs._quadrature_table(d, 0.0, n_radii=32)
+    radii, thresholds, info = certs.quadrature.quadrature_table(d, 0.0, n_radii=32)
     assert info["numerical_margin"] > 0
     assert np.all(thresholds >= stats.norm.cdf(radii))
     assert np.all(thresholds - stats.norm.cdf(radii) <= 10 * info["numerical_margin"])
@@ -305,7 +358,7 @@ def test_low_dimension_quadrature_table_is_sound():
     integration. p*(r) = G(-q) with G(q) = 1/2 is taken at the engine's median m and corrected
     to first order: G(-q) ~ G(-m) - g(-m)/g(m) (G(m) - 1/2)."""
     d, k, n = 3, 1.0, 80_001
-    radii, thresholds, info = certs._quadrature_table(d, k, n_radii=16)
+    radii, thresholds, info = certs.quadrature.quadrature_table(d, k, n_radii=16)
     q = L2FamilyQuadrature(d, k)
     idx = np.array([1, 3, 6, 10])
     for r, m, t in zip(radii[idx], q.median(radii[idx]), thresholds[idx], strict=True):
@@ -443,7 +496,8 @@ def test_monte_carlo_table_coverage(family):
     eps = dkw_eps(samples, beta / n_radii)
     unsound = radius_above = unsound_without_eps = 0
     for seed in range(seeds):
-        radii, thr, info = certs._monte_carlo_table(noise, "l2", samples, beta, seed, n_radii)
+        radii, thr, info = certs.montecarlo.monte_carlo_table(noise, "l2", samples, beta, seed,
+                                                              n_radii)
         assert info["samples"] == samples and radii[0] == 0 and thr[0] == 0.5
         truth = exact_threshold(radii[1:])
         unsound += bool(np.any(thr[1:] < truth))
@@ -561,7 +615,7 @@ def test_monte_carlo_radius_is_not_too_loose():
     n, beta, n_radii = 200_000, 1e-3, 256
     noise = L2Family(10, sigma=0.5, k=5.0)
     q = L2FamilyQuadrature(10, 5.0)
-    radii, thr, _ = certs._monte_carlo_table(noise, "l2", n, beta, 0, n_radii)
+    radii, thr, _ = certs.montecarlo.monte_carlo_table(noise, "l2", n, beta, 0, n_radii)
     cert = TableCertificate(noise, "l2", radii, thr, "monte-carlo", beta)
     eps = dkw_eps(n, beta / n_radii)
     spacing = radii[2] - radii[1]
@@ -658,7 +712,7 @@ def test_second_call_is_served_from_disk(tmp_path, monkeypatch):
     path = _only_file(cache_dir)
     with np.load(path) as f:
         assert json.loads(str(f["params"]))["noise"] == "linf-pure"
-    monkeypatch.setattr(certs, "_monte_carlo_table", _explode)
+    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table", _explode)
     cache._MEMORY.clear()
     second = get_certificate(noise, "linf", **_cheap())  # from disk
     np.testing.assert_array_equal(first.radii, second.radii)
@@ -681,11 +735,11 @@ def test_quadrature_table_served_from_disk(tmp_path, monkeypatch):
         # thresholds above the exact p*(0.5) = 0.77, p*(1) = 0.92: the load spot-checks them
         return np.array([0.0, 0.5, 1.0]), np.array([0.5, 0.9, 0.99]), {"numerical_margin": 0.0}
 
-    monkeypatch.setattr(certs, "_quadrature_table", fake_table)
+    monkeypatch.setattr(certs.quadrature, "quadrature_table", fake_table)
     noise = L2Family(6, sigma=1.0, k=2.5)
     first = get_certificate(noise, "l2")
     path = _only_file(tmp_path / "c")
-    monkeypatch.setattr(certs, "_quadrature_table", _explode)
+    monkeypatch.setattr(certs.quadrature, "quadrature_table", _explode)
     cache._MEMORY.clear()
     second = get_certificate(noise, "l2")
     np.testing.assert_array_equal(first.thresholds, second.thresholds)
@@ -720,8 +774,8 @@ def test_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, monkeypatch, cor
         np.savez(path, **content)
     cache._MEMORY.clear()
     builds = []
-    real = certs._monte_carlo_table
-    monkeypatch.setattr(certs, "_monte_carlo_table",
+    real = certs.montecarlo.monte_carlo_table
+    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table",
                         lambda *a, **kw: builds.append(1) or real(*a, **kw))
     with pytest.warns(UserWarning, match="ignoring certificate cache file"):
         again = get_certificate(noise, "linf", **_cheap())
@@ -730,7 +784,7 @@ def test_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, monkeypatch, cor
     with np.load(_only_file(cache_dir)) as f:  # and the file is repaired
         np.testing.assert_array_equal(f["thresholds"], first.thresholds)
     cache._MEMORY.clear()
-    monkeypatch.setattr(certs, "_monte_carlo_table", _explode)
+    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table", _explode)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_certificate(noise, "linf", **_cheap())

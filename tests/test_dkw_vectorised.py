@@ -55,10 +55,10 @@ def test_blocked_table_is_bit_identical_to_the_per_radius_loop(name, dim, k, blo
     """The thresholds of a Monte Carlo table built a block of radii and a chunk of samples at a
     time equal those of the per-radius loop exactly (blocks of 7 radii and chunks of 1000
     samples, each with a partial last one; and one block, one chunk)."""
-    monkeypatch.setattr(certs, "_DKW_BLOCK_FLOATS", block_floats)
-    monkeypatch.setattr(certs, "_DKW_CHUNK", chunk)
+    monkeypatch.setattr(certs.montecarlo, "_DKW_BLOCK_FLOATS", block_floats)
+    monkeypatch.setattr(certs.montecarlo, "_DKW_CHUNK", chunk)
     noise = make_noise(name, dim, k=k, sigma=0.5)
-    radii, thr, _ = certs._monte_carlo_table(noise, "linf", 3001, 1e-3, 5, 40)
+    radii, thr, _ = certs.montecarlo.monte_carlo_table(noise, "linf", 3001, 1e-3, 5, 40)
     old_radii, old_thr = _old_table(noise, "linf", 3001, 1e-3, 5, 40)
     assert np.array_equal(radii, old_radii)
     assert np.array_equal(thr, old_thr), np.flatnonzero(thr != old_thr)

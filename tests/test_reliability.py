@@ -859,7 +859,8 @@ def l2_k0_quadrature_vs_closed_form(dims=(784,), ps=P_GRID, refine_from=REFINE_B
                                     n_radii=64) -> ExtremesReport:
     """The quadrature engine at k = 0 (where get_certificate uses the closed form instead): its
     table and exact=True radii must stay <= sigma Phi^-1(p) and close to it."""
-    from smoothcert.certificates import _l2_engine, _quadrature_table
+    from smoothcert.certificates.quadrature import l2_engine as _l2_engine
+    from smoothcert.certificates.quadrature import quadrature_table as _quadrature_table
 
     rep = ExtremesReport("l2 family k=0 quadrature vs closed form")
     gauss = np.array([gaussian_radius_exact(p) for p in ps])
@@ -1077,7 +1078,7 @@ def table_coverage(case: str, seeds: int = 50, *, d: int = 10, k: float = 5.0,
     builder), Phi(sqrt(d) r) for linf-mixed with k = 0 (the Gaussian, public API), the quadrature
     engine for the l2 family (forced), and a brute-force lower bound (200k samples) for
     linf-mixed / linf-pure with k > 0."""
-    from smoothcert.certificates import _monte_carlo_table
+    from smoothcert.certificates.montecarlo import monte_carlo_table as _monte_carlo_table
 
     family, norm = {"gaussian-l2": ("gaussian", "l2"), "l2-family-l2": ("l2-family", "l2"),
                     "linf-mixed-k0": ("linf-mixed", "linf"), "linf-mixed": ("linf-mixed", "linf"),

@@ -35,10 +35,7 @@ def run(args) -> int:
     noise = make_noise(args.noise, args.dim, k=args.k, sigma=args.sigma, sigma0=args.sigma0)
     cert = get_certificate(noise, args.norm, samples=samples,
                            failure_prob=args.cert_failure_prob, seed=args.seed, progress=True)
-    if cert.method == "quadrature":
-        radius = cert.radius(args.p, exact=True)
-    else:
-        radius = cert.radius(args.p)
+    radius = cert.radius(args.p, exact=True)
     failure = cert.failure_prob + (args.alpha or 0.0)
     if args.json:
         out = {"radius": radius, "p": args.p, **cert.describe(),

@@ -83,6 +83,10 @@ class Noise(ABC):
     name: str = "noise"
     #: threat models whose worst-case perturbation is known for this family
     norms: tuple[str, ...] = NORMS
+    #: the certificate engine of this family, a key of ``smoothcert.certificates.ENGINES`` (a
+    #: name, so that noises never import the certificates): the Monte Carlo table works for any
+    #: family with ``sample_stats`` and ``log_ratio_from_stats``
+    certificate_engine: str = "monte-carlo"
 
     def __init__(self, dim: int, sigma: float, k: float = 0.0):
         self.dim = _check_dim(dim)

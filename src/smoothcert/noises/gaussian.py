@@ -10,6 +10,7 @@ from .base import Noise, check_norm
 
 class Gaussian(Noise):
     name = "gaussian"
+    certificate_engine = "closed-form"
 
     def __init__(self, dim: int, sigma: float, k: float = 0.0):
         super().__init__(dim, sigma, k)

@@ -15,6 +15,11 @@ from .base import Noise, check_norm
 class L2Family(Noise):
     name = "l2-family"
 
+    @property
+    def certificate_engine(self) -> str:
+        """Exact quadrature; at k = 0 the family is the Gaussian: Cohen's closed form."""
+        return "closed-form" if self.k == 0 else "quadrature"
+
     def _radius(self, n, generator, device):
         import torch
 
