@@ -180,7 +180,6 @@ class Smooth:
         self._certificate = certificate
         self._certificate_kwargs = certificate_kwargs
         self._radius_memo: dict = {}
-        self._exact = None
 
     # ------------------------------------------------------------------ certificate
     @property
@@ -214,21 +213,16 @@ class Smooth:
         return note
 
     def _radius(self, p_a: float, p_b: float | None = None) -> float:
+        """The certified radius at the lower bound ``p_a`` of p_A (the certificate's most
+        precise one, ``exact=True``), or the bilateral radius with the runner-up's upper bound
+        ``p_b``; memoised (one table refinement per distinct bound)."""
         key = (p_a, p_b)
         r = self._radius_memo.get(key)
         if r is None:
-            cert = self.certificate
-            if p_b is not None:
-                r = float(cert.bilateral_radius(p_a, p_b))
+            if p_b is None:
+                r = float(self.certificate.radius(p_a, exact=True))
             else:
-                if self._exact is None:
-                    import inspect
-
-                    try:
-                        self._exact = "exact" in inspect.signature(cert.radius).parameters
-                    except (TypeError, ValueError):
-                        self._exact = False
-                r = float(cert.radius(p_a, exact=True) if self._exact else cert.radius(p_a))
+                r = float(self.certificate.bilateral_radius(p_a, p_b))
             if len(self._radius_memo) >= _RADIUS_MEMO_SIZE:
                 self._radius_memo.clear()
             self._radius_memo[key] = r
@@ -338,27 +332,25 @@ class Smooth:
         return int(order[0])
 
     # ------------------------------------------------------------------ CERTIFY
-    def _estimate(self, x, n0, n, alpha, batch_size, generator, bilateral):
+    def _check_certify(self, x, n0, n, alpha, batch_size, bilateral: bool):
+        """The arguments of :meth:`certify`, checked (and the certificate built, so that an
+        uncertifiable norm fails before any sampling): ``(x, n0, n, alpha, batch_size)``."""
         x = self._check_input(x)
-        n0 = _check_int("n0", n0)
-        n = _check_int("n", n)
+        n0, n = _check_int("n0", n0), _check_int("n", n)
         alpha = _check_alpha(alpha)
         batch_size = _check_int("batch_size", batch_size)
-        self.certificate  # noqa: B018  (fail on an uncertifiable norm before sampling)
-        if bilateral and self.certificate.method == "monte-carlo":
+        if self.certificate.method == "monte-carlo" and bilateral:
             raise SmoothCertError("the bilateral certificate needs bound values V(p, r), which "
                                   "a Monte Carlo certificate table does not give; drop bilateral")
-        base = self._base_seed(generator)
-        selection = self._counts(x, n0, batch_size, derive_seed(base, 1))
-        c_a = int(np.argmax(selection))
-        counts = self._counts(x, n, batch_size, derive_seed(base, 2))
-        n_a = int(counts[c_a])
-        if not bilateral:
-            return c_a, lower_confidence_bound(n_a, n, alpha), None
-        others = np.delete(counts, c_a)
-        n_b = int(others.max()) if others.size else 0
-        return (c_a, lower_confidence_bound(n_a, n, alpha / 2),
-                upper_confidence_bound(n_b, n, alpha / 2))
+        return x, n0, n, alpha, batch_size
+
+    def _select(self, x: torch.Tensor, n0: int, batch_size: int, seed: int) -> int:
+        """SELECT: the top class c_A of ``n0`` noisy copies of x (seed phase 1)."""
+        return int(np.argmax(self._counts(x, n0, batch_size, derive_seed(seed, 1))))
+
+    def _estimate(self, x: torch.Tensor, n: int, batch_size: int, seed: int) -> np.ndarray:
+        """ESTIMATE: class counts of ``n`` fresh noisy copies of x (seed phase 2)."""
+        return self._counts(x, n, batch_size, derive_seed(seed, 2))
 
     def certify(self, x, n0: int, n: int, alpha: float, batch_size: int, generator=None,
                 bilateral: bool = False) -> tuple[int, float, float]:
@@ -376,22 +368,34 @@ class Smooth:
         the same pA_lower; the class is returned when pA_lower >= 1/2 or pA_lower > pB_upper.
         The total failure probability is unchanged (alpha + failure_prob). Not available with
         Monte Carlo certificate tables (they give radii, not bound values)."""
-        result = self.certify_detailed(x, n0, n, alpha, batch_size, generator, bilateral)
-        return result[0], result[1], result[2]
+        c_a, radius, p_a, _ = self.certify_detailed(x, n0, n, alpha, batch_size, generator,
+                                                    bilateral)
+        return c_a, radius, p_a
 
     def certify_detailed(self, x, n0: int, n: int, alpha: float, batch_size: int,
                          generator=None, bilateral: bool = False
                          ) -> tuple[int, float, float, float | None]:
         """:meth:`certify` plus the upper bound pB_upper of the runner-up (None unless
-        ``bilateral``): ``(class, radius, pA_lower, pB_upper)``."""
-        c_a, p_a, p_b = self._estimate(x, n0, n, alpha, batch_size, generator, bilateral)
-        if p_b is None:
-            if p_a < 0.5:
-                return Smooth.ABSTAIN, 0.0, p_a, None
-            return c_a, self._radius(p_a), p_a, None
-        if p_a < 0.5 and p_a <= p_b:
-            return Smooth.ABSTAIN, 0.0, p_a, p_b
-        return c_a, self._radius(p_a, p_b), p_a, p_b
+        ``bilateral``): ``(class, radius, pA_lower, pB_upper)``. The algorithm CERTIFY of Cohen
+        et al.: select c_A with n0 samples, estimate with n fresh ones, bound p_A from below,
+        then the radius or abstain."""
+        x, n0, n, alpha, batch_size = self._check_certify(x, n0, n, alpha, batch_size, bilateral)
+        seed = self._base_seed(generator)
+        c_a = self._select(x, n0, batch_size, seed)
+        counts = self._estimate(x, n, batch_size, seed)
+        n_a = int(counts[c_a])
+        if bilateral:  # appendix D: alpha/2 for p_A, alpha/2 for the runner-up
+            others = np.delete(counts, c_a)
+            n_b = int(others.max()) if others.size else 0
+            p_a = lower_confidence_bound(n_a, n, alpha / 2)
+            p_b = upper_confidence_bound(n_b, n, alpha / 2)
+            if p_a < 0.5 and p_a <= p_b:
+                return Smooth.ABSTAIN, 0.0, p_a, p_b
+            return c_a, self._radius(p_a, p_b), p_a, p_b
+        p_a = lower_confidence_bound(n_a, n, alpha)
+        if p_a < 0.5:
+            return Smooth.ABSTAIN, 0.0, p_a, None
+        return c_a, self._radius(p_a), p_a, None
 
     def certify_at(self, x, radius: float, n0: int, n: int, alpha: float, batch_size: int,
                    generator=None) -> tuple[int, bool, float]:
@@ -405,7 +409,10 @@ class Smooth:
             raise SmoothCertError(f"radius must be a number >= 0, got {radius!r}") from None
         if not (math.isfinite(r) and r >= 0):
             raise SmoothCertError(f"radius must be a finite number >= 0, got {radius}")
-        c_a, p_a, _ = self._estimate(x, n0, n, alpha, batch_size, generator, False)
+        x, n0, n, alpha, batch_size = self._check_certify(x, n0, n, alpha, batch_size, False)
+        seed = self._base_seed(generator)
+        c_a = self._select(x, n0, batch_size, seed)
+        p_a = lower_confidence_bound(int(self._estimate(x, n, batch_size, seed)[c_a]), n, alpha)
         if p_a < 0.5:
             return Smooth.ABSTAIN, False, p_a
         certified = bool(self.certificate.certifies(p_a, r)) or self._radius(p_a) >= r
@@ -468,8 +475,7 @@ class Smooth:
         cert = self.certificate  # fail on an uncertifiable norm before sampling
         thresholds = None if grid is None else grid_thresholds(cert, grid)
         base = self._base_seed(generator)
-        selection = self._counts(x, n0, batch_size, derive_seed(base, 1))
-        c_a = int(np.argmax(selection))
+        c_a = self._select(x, n0, batch_size, base)
         cs = grid_bound(alpha, n_max, thresholds)
         stream = _SampleStream(self, x, n_max, batch_size, derive_seed(base, 2))
         stop = run_certification(cs, cs.looks, lambda m: int(stream.counts(m)[c_a]),
