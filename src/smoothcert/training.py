@@ -246,6 +246,97 @@ def _run_epoch(model, loader, criterion, device, noise, generator, optimizer=Non
     return total_loss / count, 100.0 * correct / count
 
 
+def _initial_model(arch: str, dataset: str, train_set, seed: int, weights):
+    """The architecture with its initial weights, which depend on ``seed`` only."""
+    from .models import get_architecture
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_epoch_seed(seed, 0, _INIT))
+        return get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
+                                in_channels=int(train_set.input_shape[0]),
+                                **({} if weights is None else {"weights": weights}))
+
+
+def _train_config(dataset, arch, spec: NoiseSpec, noise_params: dict, batch, lr, lr_step_size,
+                  gamma, momentum, weight_decay, seed, epochs, weights, resize) -> dict:
+    """The configuration stored in the checkpoint (a resumed run must match it)."""
+    config = {"dataset": str(dataset), "arch": str(arch), "noise": spec.name,
+              "k": float(spec.k), "sigma": float(noise_params["sigma"]),
+              "sigma0": noise_params["sigma0"], "batch": int(batch), "lr": float(lr),
+              "lr_step_size": int(lr_step_size), "gamma": float(gamma),
+              "momentum": float(momentum), "weight_decay": float(weight_decay),
+              "seed": int(seed), "epochs": int(epochs)}
+    if weights is not None:
+        config["weights"] = str(weights)
+    if resize is not None:  # the noise and the images are in the resized pixel space
+        config["resize"] = resize
+    return config
+
+
+def _resume(ckpt_path: Path, config: dict, model, optimizer, scheduler, epochs: int,
+            verbose: bool) -> int:
+    """Load the checkpoint of a run with the same ``config`` into the model, optimizer and
+    scheduler; the number of epochs it has done."""
+    ckpt = _read_checkpoint(ckpt_path)
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict):
+        raise SmoothCertError(f"{ckpt_path} has no training configuration; use a new outdir")
+    diff = config_mismatch(stored, config)
+    if diff:
+        raise SmoothCertError(f"{ckpt_path} was trained with a different configuration "
+                              f"({'; '.join(diff)}); use the same options or another outdir")
+    model.load_state_dict(ckpt["state_dict"])
+    if "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if "scheduler" in ckpt:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    start = int(ckpt["epoch"])
+    if verbose:
+        if start >= epochs:
+            print(f"{ckpt_path}: already trained for {start} epoch(s) "
+                  f"(>= {epochs}); nothing to do")
+        else:
+            print(f"resuming {ckpt_path} after epoch {start}")
+    return start
+
+
+def _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch: int, epochs: int,
+           batch: int, workers: int, seed: int, progress: bool) -> dict:
+    """One epoch of training and the test pass, each with its own seeded streams; the history
+    entry (the scheduler is stepped by the caller)."""
+    from torch.utils.data import DataLoader
+
+    pin = dev.type == "cuda"
+    criterion = nn.CrossEntropyLoss()
+    shuffle = torch.Generator().manual_seed(_epoch_seed(seed, epoch, _SHUFFLE))
+    train_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TRAIN_NOISE))
+    test_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TEST_NOISE))
+    train_loader = DataLoader(train_set, batch_size=batch, shuffle=True, generator=shuffle,
+                              num_workers=workers, pin_memory=pin)
+    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False,
+                             num_workers=workers, pin_memory=pin)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(_epoch_seed(seed, epoch, _GLOBAL))
+        lr_now = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = _run_epoch(
+            model, train_loader, criterion, dev, train_noise, train_gen, optimizer,
+            desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
+        test_loss, test_acc = _run_epoch(
+            model, test_loader, criterion, dev, train_noise, test_gen,
+            desc=f"test {epoch + 1}/{epochs}", progress=progress)
+    return {"epoch": epoch, "lr": lr_now, "train_loss": train_loss, "train_acc": train_acc,
+            "test_loss": test_loss, "test_acc": test_acc}
+
+
+def _append_log(log_path: Path, row: str) -> None:
+    try:
+        with open(log_path, "a") as f:
+            f.write(row + "\n")
+    except OSError as exc:
+        raise SmoothCertError(f"cannot write {log_path}: {exc.strerror or exc}") from None
+
+
 def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batch: int = 256,
           lr: float = 0.1, lr_step_size: int = 30, gamma: float = 0.1, momentum: float = 0.9,
           weight_decay: float = 1e-4, workers: int = 0, device=None, seed: int = 0,
@@ -263,10 +354,8 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     (None: clean training). ``progress`` shows a tqdm bar per epoch, ``verbose`` prints one line
     per epoch (the log row) and the resume notes. Returns a :class:`TrainResult`; the model is in
     eval mode on ``device``."""
-    from torch.utils.data import DataLoader
-
     from .data import load_dataset
-    from .models import get_architecture, save_checkpoint
+    from .models import save_checkpoint
     from .models.pretrained import checkpoint_extra, resize_data
 
     spec = NoiseSpec.coerce(noise)
@@ -278,56 +367,24 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
         raise SmoothCertError(f"OUTDIR {outdir} exists and is not a folder")
     train_set = load_dataset(dataset, "train", root=data_dir)
     test_set = load_dataset(dataset, "test", root=data_dir)
-    with torch.random.fork_rng(devices=[]):  # the initial weights depend on seed only
-        torch.manual_seed(_epoch_seed(seed, 0, _INIT))
-        model = get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
-                                 in_channels=int(train_set.input_shape[0]),
-                                 **({} if weights is None else {"weights": weights}))
+    model = _initial_model(arch, dataset, train_set, seed, weights)
     # a model with a fixed input size: the data resized to it, before the noise
     train_set, resize = resize_data(train_set, model, note=verbose)
     test_set, _ = resize_data(test_set, model, note=False)
     dim = int(np.prod(train_set.input_shape))
     noise_params = spec.params(dim)
     train_noise = spec.build(dim)
-    config = {"dataset": str(dataset), "arch": str(arch), "noise": spec.name,
-              "k": float(spec.k), "sigma": float(noise_params["sigma"]),
-              "sigma0": noise_params["sigma0"], "batch": int(batch), "lr": float(lr),
-              "lr_step_size": int(lr_step_size), "gamma": float(gamma),
-              "momentum": float(momentum), "weight_decay": float(weight_decay),
-              "seed": int(seed), "epochs": int(epochs)}
-    if weights is not None:
-        config["weights"] = str(weights)
-    if resize is not None:  # the noise and the images are in the resized pixel space
-        config["resize"] = resize
+    config = _train_config(dataset, arch, spec, noise_params, batch, lr, lr_step_size, gamma,
+                           momentum, weight_decay, seed, epochs, weights, resize)
 
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
     model = model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_size, gamma=gamma)
-
     start = 0
     if ckpt_path.exists():
-        ckpt = _read_checkpoint(ckpt_path)
-        stored = ckpt.get("config")
-        if not isinstance(stored, dict):
-            raise SmoothCertError(f"{ckpt_path} has no training configuration; use a new outdir")
-        diff = config_mismatch(stored, config)
-        if diff:
-            raise SmoothCertError(f"{ckpt_path} was trained with a different configuration "
-                                  f"({'; '.join(diff)}); use the same options or another outdir")
-        model.load_state_dict(ckpt["state_dict"])
-        if "optimizer" in ckpt:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        if "scheduler" in ckpt:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        start = int(ckpt["epoch"])
-        if verbose:
-            if start >= epochs:
-                print(f"{ckpt_path}: already trained for {start} epoch(s) "
-                      f"(>= {epochs}); nothing to do")
-            else:
-                print(f"resuming {ckpt_path} after epoch {start}")
+        start = _resume(ckpt_path, config, model, optimizer, scheduler, epochs, verbose)
     else:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -337,47 +394,26 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     if start < epochs:
         _prepare_log(log_path, start)
 
-    pin = dev.type == "cuda"
-    criterion = nn.CrossEntropyLoss()
     history = []
     for epoch in range(start, epochs):
-        shuffle = torch.Generator().manual_seed(_epoch_seed(seed, epoch, _SHUFFLE))
-        train_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TRAIN_NOISE))
-        test_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TEST_NOISE))
-        train_loader = DataLoader(train_set, batch_size=batch, shuffle=True, generator=shuffle,
-                                  num_workers=workers, pin_memory=pin)
-        test_loader = DataLoader(test_set, batch_size=batch, shuffle=False,
-                                 num_workers=workers, pin_memory=pin)
-        devices = [dev.index or 0] if dev.type == "cuda" else []
         before = time.time()
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_epoch_seed(seed, epoch, _GLOBAL))
-            lr_now = optimizer.param_groups[0]["lr"]
-            train_loss, train_acc = _run_epoch(
-                model, train_loader, criterion, dev, train_noise, train_gen, optimizer,
-                desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
-            test_loss, test_acc = _run_epoch(
-                model, test_loader, criterion, dev, train_noise, test_gen,
-                desc=f"test {epoch + 1}/{epochs}", progress=progress)
+        h = _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch, epochs,
+                   batch, workers, seed, progress)
         scheduler.step()
         seconds = time.time() - before
-        row = format_log_row(epoch, seconds, lr_now, train_loss, train_acc, test_loss, test_acc)
-        try:
-            with open(log_path, "a") as f:
-                f.write(row + "\n")
-        except OSError as exc:
-            raise SmoothCertError(f"cannot write {log_path}: {exc.strerror or exc}") from None
+        _append_log(log_path, format_log_row(epoch, seconds, h["lr"], h["train_loss"],
+                                             h["train_acc"], h["test_loss"], h["test_acc"]))
         save_checkpoint(ckpt_path, model, arch, epoch=epoch + 1, optimizer=optimizer,
                         dataset=str(dataset), noise=noise_params,
                         scheduler=scheduler.state_dict(), config=config,
                         **checkpoint_extra(model))
-        history.append({"epoch": epoch, "time": seconds, "lr": lr_now,
-                        "train_loss": train_loss, "train_acc": train_acc,
-                        "test_loss": test_loss, "test_acc": test_acc})
+        history.append({"epoch": epoch, "time": seconds, **{k: v for k, v in h.items()
+                                                            if k != "epoch"}})
         if verbose:
-            print(f"epoch {epoch + 1}/{epochs}  lr {lr_now:.3g}  train loss {train_loss:.4f}  "
-                  f"train acc {train_acc:.2f}%  test loss {test_loss:.4f}  "
-                  f"test acc {test_acc:.2f}%  ({seconds:.1f} s)", flush=True)
+            print(f"epoch {epoch + 1}/{epochs}  lr {h['lr']:.3g}  train loss "
+                  f"{h['train_loss']:.4f}  train acc {h['train_acc']:.2f}%  test loss "
+                  f"{h['test_loss']:.4f}  test acc {h['test_acc']:.2f}%  ({seconds:.1f} s)",
+                  flush=True)
     model.eval()
     return TrainResult(model=model, outdir=out, checkpoint=ckpt_path, log=log_path,
                        epoch=max(start, epochs), start_epoch=start, history=history)

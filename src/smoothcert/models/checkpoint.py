@@ -361,30 +361,12 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
         raise SmoothCertError(f"checkpoint {path} not found")
     if is_hf_dir(path):  # a Hugging Face model folder (config.json + weights)
         return _load_hf_dir(path, dataset, device, trust)
-    if not path.is_file():
-        raise SmoothCertError(f"checkpoint {path} is not a file (nor a Hugging Face model "
-                              "folder with a config.json)")
-    if path.stat().st_size == 0:
-        raise SmoothCertError(f"checkpoint {path} is empty")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise SmoothCertError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
-
+    device = _check_file(path, device)
     _check_zip_crc(path)
     kind = _archive_kind(path)
     if kind is not None:
         return _load_archive(path, kind, device, dataset, trust)
-
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if not zipfile.is_zipfile(path):
-        if magic == b"PK\x03\x04":
-            raise SmoothCertError(f"checkpoint {path} is truncated or corrupt (a zip archive "
-                                  "without its central directory)")
-        if not magic.startswith(b"\x80"):
-            raise SmoothCertError(f"checkpoint {path} is not a PyTorch file (neither a "
-                                  "torch.save zip archive nor a pickle)")
+    _check_torch_file(path)
     obj = torch_load(path, trust=trust)
     if isinstance(obj, nn.Module):
         return _finish(path, obj, {"format": "module", "dataset": dataset}, device)
@@ -394,31 +376,9 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
         meta.update(format="module", dataset=dataset if dataset is not None else
                     meta.get("dataset"))
         return _finish(path, obj["model"], meta, device)
-
-    if _is_state_dict(obj):
-        state_dict, meta = obj, {}
-    elif isinstance(obj, dict):
-        sd_key = next((k for k in ("state_dict", "model_state_dict") if k in obj), None)
-        if sd_key is None:
-            keys = _short([str(k) for k in obj], 6)
-            raise SmoothCertError(f"checkpoint {path} has no 'state_dict' entry (found: {keys})")
-        state_dict = obj[sd_key]
-        meta = {k: v for k, v in obj.items() if k not in (sd_key, "optimizer")}
-        if not _is_state_dict(state_dict):
-            raise SmoothCertError(f"checkpoint {path}: '{sd_key}' is not a dict of tensors")
-    else:
-        raise SmoothCertError(f"checkpoint {path} holds a {type(obj).__name__}, not a model, a "
-                              "state dict or a checkpoint dict")
-
-    arch = meta.get("arch")
+    state_dict, meta = _split_checkpoint(path, obj)
     notes: list[str] = []
-    if arch is None:
-        fits = _matching_archs(state_dict)
-        if not fits:
-            raise SmoothCertError(f"checkpoint {path} names no 'arch' and its keys fit no known "
-                                  f"architecture ({', '.join(ARCHITECTURES)})")
-        arch = fits[0]
-        notes.append(f"arch {arch} inferred from the keys")
+    arch = _checkpoint_arch(path, meta, state_dict, notes)
     if is_pretrained_arch(arch):  # hf: / timm: / torchvision:, rebuilt from 'pretrained'
         from .pretrained import load_pretrained_checkpoint
 
@@ -430,8 +390,76 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
     if not isinstance(arch, str) or arch.lower() not in ARCHITECTURES:
         raise SmoothCertError(f"checkpoint {path} has unknown arch {arch!r}; known: "
                               f"{', '.join(ARCHITECTURES)}")
-    arch = arch.lower()
+    model, ds, input_center = _reference_model(path, arch.lower(), state_dict, meta, dataset,
+                                               input_center, notes)
+    meta.update(arch=arch.lower(), dataset=ds, format="state_dict",
+                input_center=bool(input_center), notes=notes)
+    return _finish(path, model, meta, device)
 
+
+def _check_file(path: Path, device) -> torch.device:
+    """A non-empty regular file, and the device as a ``torch.device``."""
+    if not path.is_file():
+        raise SmoothCertError(f"checkpoint {path} is not a file (nor a Hugging Face model "
+                              "folder with a config.json)")
+    if path.stat().st_size == 0:
+        raise SmoothCertError(f"checkpoint {path} is empty")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SmoothCertError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
+
+
+def _check_torch_file(path: Path) -> None:
+    """A torch.save zip archive (with its central directory) or a pickle, by its first bytes."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not zipfile.is_zipfile(path):
+        if magic == b"PK\x03\x04":
+            raise SmoothCertError(f"checkpoint {path} is truncated or corrupt (a zip archive "
+                                  "without its central directory)")
+        if not magic.startswith(b"\x80"):
+            raise SmoothCertError(f"checkpoint {path} is not a PyTorch file (neither a "
+                                  "torch.save zip archive nor a pickle)")
+
+
+def _split_checkpoint(path: Path, obj) -> tuple[dict, dict]:
+    """``(state_dict, meta)`` of a bare state dict or a checkpoint dict (meta without the
+    optimizer)."""
+    if _is_state_dict(obj):
+        return obj, {}
+    if not isinstance(obj, dict):
+        raise SmoothCertError(f"checkpoint {path} holds a {type(obj).__name__}, not a model, a "
+                              "state dict or a checkpoint dict")
+    sd_key = next((k for k in ("state_dict", "model_state_dict") if k in obj), None)
+    if sd_key is None:
+        keys = _short([str(k) for k in obj], 6)
+        raise SmoothCertError(f"checkpoint {path} has no 'state_dict' entry (found: {keys})")
+    state_dict = obj[sd_key]
+    meta = {k: v for k, v in obj.items() if k not in (sd_key, "optimizer")}
+    if not _is_state_dict(state_dict):
+        raise SmoothCertError(f"checkpoint {path}: '{sd_key}' is not a dict of tensors")
+    return state_dict, meta
+
+
+def _checkpoint_arch(path: Path, meta: dict, state_dict, notes: list[str]):
+    """``meta['arch']``, else the first known architecture whose keys the weights fit (noted)."""
+    arch = meta.get("arch")
+    if arch is None:
+        fits = _matching_archs(state_dict)
+        if not fits:
+            raise SmoothCertError(f"checkpoint {path} names no 'arch' and its keys fit no known "
+                                  f"architecture ({', '.join(ARCHITECTURES)})")
+        arch = fits[0]
+        notes.append(f"arch {arch} inferred from the keys")
+    return arch
+
+
+def _reference_model(path: Path, arch: str, state_dict, meta: dict, dataset, input_center,
+                     notes: list[str]):
+    """``(model, dataset, input_center)``: a reference architecture built with the shape read
+    from the weights, the state dict loaded strictly after the known key fixes (``notes``) and
+    the normalization constants stored in it applied."""
     _check_keys(path, arch, state_dict)
     ds = _resolve_dataset(dataset, meta, arch)
     consts = _first_layer_consts(state_dict)
@@ -452,10 +480,7 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
         raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: "
                               f"{_one_line(exc)}") from None
     _apply_consts(path, model[0], consts)
-
-    meta.update(arch=arch, dataset=ds, format="state_dict", input_center=bool(input_center),
-                notes=notes)
-    return _finish(path, model, meta, device)
+    return model, ds, input_center
 
 
 def _count(n: int, what: str) -> str:
