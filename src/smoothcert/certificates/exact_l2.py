@@ -88,25 +88,26 @@ class L2FamilyQuadrature:
         self._x01, self._w01 = (x + 1) / 2, wx / 2
 
     # -- the threshold u*(rho, c) of {ell <= c} -------------------------------------------
-    def _delta_star(self, c: np.ndarray, rho2: np.ndarray) -> np.ndarray:
-        """Solve (k/2) log(1 + D/rho^2) + D/2 = -c for D = ||z-delta||^2 - ||z||^2, per node."""
+    def _sq_norm_change(self, c: np.ndarray, rho2: np.ndarray) -> np.ndarray:
+        """Solve (k/2) log(1 + D/rho^2) + D/2 = -c for D = ||z-delta||^2 - ||z||^2, per node
+        (the change of the squared norm at the edge of {ell <= c})."""
         k = self.k
         if k == 0:
             return -2.0 * c + 0.0 * rho2
         y = rho2 / k + np.log(rho2 / k) - 2.0 * c / k
         w = special.wrightomega(y)
-        d = k * w - rho2
-        d = np.maximum(d, -rho2 * (1 - 1e-15))
+        sq_change = k * w - rho2
+        sq_change = np.maximum(sq_change, -rho2 * (1 - 1e-15))
         for _ in range(2):  # Newton polish in the well-conditioned form
-            h = 0.5 * k * np.log1p(d / rho2) + 0.5 * d + c
-            dh = 0.5 * k / (rho2 + d) + 0.5
-            d = np.maximum(d - h / dh, -rho2 * (1 - 1e-15))
-        return d
+            h = 0.5 * k * np.log1p(sq_change / rho2) + 0.5 * sq_change + c
+            dh = 0.5 * k / (rho2 + sq_change) + 0.5
+            sq_change = np.maximum(sq_change - h / dh, -rho2 * (1 - 1e-15))
+        return sq_change
 
     def _integrand(self, c, r, rho2, rho):
         """P(U <= u*(rho, c)) with U^2 ~ Beta(1/2, (d-1)/2), sign symmetric (4x faster than
         I_x(a, a)); arguments broadcast together."""
-        u = (r * r - self._delta_star(c, rho2)) / (2.0 * rho * r)
+        u = (r * r - self._sq_norm_change(c, rho2)) / (2.0 * rho * r)
         u = np.clip(u, -1.0, 1.0)
         return 0.5 + 0.5 * np.sign(u) * special.betainc(0.5, self.a, u * u)
 
