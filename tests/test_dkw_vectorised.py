@@ -17,7 +17,7 @@ import torch
 
 import smoothcert.certificates as certs
 from smoothcert.certificates.montecarlo import dkw_threshold, dkw_thresholds
-from smoothcert.noises import make_noise
+from smoothcert.noises import NoiseStats, make_noise
 
 
 def _old_table(noise, norm, samples, failure_prob, seed, n_radii):
@@ -40,7 +40,7 @@ def _old_table(noise, norm, samples, failure_prob, seed, n_radii):
         m = min(chunk, samples - done)
         parts.append(unit.sample_stats(m, generator=gen))
         done += m
-    st = torch.cat(parts)
+    st = NoiseStats.cat(parts)
     beta = failure_prob / radii.size
     thresholds = np.array([dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(),
                                          beta) for r in radii])

@@ -9,13 +9,14 @@ probability about ``ALPHA`` = 1e-4 per comparison.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
 import torch
 from scipy import special, stats
 
-from smoothcert.noises import LinfMixed
+from smoothcert.noises import LinfMixed, NoiseStats, base
 from smoothcert.noises.linf_mixed import _log_density_t, _MaxNormSampler
 
 ALPHA = 1e-4
@@ -216,10 +217,16 @@ def test_sample_stats_default_chunks_and_empty_sample(name, k):
     noise = make_noise(name, 70_000, k=k, sigma=0.5)  # 2^24 // d = 239 draws per chunk
     gen = torch.Generator().manual_seed(5)
     stats_ = noise.sample_stats(300, generator=gen)
-    assert stats_.shape == (300, 6) and stats_.dtype == torch.float64
-    assert torch.unique(stats_[:, 3]).numel() == 300  # sum z_i: every row a distinct draw
+    present = [v for v in (getattr(stats_, f.name) for f in fields(NoiseStats)) if v is not None]
+    assert len(stats_) == 300 and present
+    assert all(v.shape == (300,) and v.dtype == torch.float64 for v in present)
+    # ||z||_2 (l2 families) or the sum (l-inf families): every row a distinct draw
+    assert torch.unique(stats_.l2_norm if stats_.coord_sum is None
+                        else stats_.coord_sum).numel() == 300
     empty = noise.sample_stats(0, generator=gen)
-    assert empty.shape == (0, 6) and empty.dtype == torch.float64
+    assert len(empty) == 0
+    assert all(getattr(empty, f.name) is None or (getattr(empty, f.name).shape == (0,) and
+               getattr(empty, f.name).dtype == torch.float64) for f in fields(NoiseStats))
 
 
 @pytest.mark.parametrize("name,k", FAMILY_ARGS)
@@ -235,21 +242,31 @@ def test_log_prob_of_a_batch_of_batches(name, k):
     assert torch.equal(noise.log_prob(z[0, 0]), flat[0, 0])
 
 
+def _as_tensor(x):
+    """A sample, or the statistics of one as a tensor (the fields present, stacked)."""
+    if isinstance(x, NoiseStats):
+        return torch.stack([getattr(x, f.name) for f in fields(NoiseStats)
+                            if getattr(x, f.name) is not None])
+    return x
+
+
 @pytest.mark.parametrize("name,k", FAMILY_ARGS)
-def test_samplers_follow_the_generator(name, k):
+def test_samplers_follow_the_generator(name, k, monkeypatch):
     """Every sampler draws from the generator it is given (seeded runs reproduce, which resume
     and the coverage tests rely on): same seed, same draws; another seed, other draws; for
     sample, sample_stats and (for the mixed family) the max-norm sampler."""
     from smoothcert.noises import make_noise
 
     noise = make_noise(name, 6, k=k, sigma=0.7)
+    small_chunks = lambda g: (monkeypatch.setattr(base, "STATS_CHUNK_VALUES", 60)  # noqa: E731
+                              or noise.sample_stats(64, generator=g))  # 10 draws at a time
     for fn in (lambda g: noise.sample(64, generator=g),
                lambda g: noise.sample(64, generator=g, dtype=torch.float64),
                lambda g: noise.sample_stats(64, generator=g),
-               lambda g: noise.sample_stats(64, generator=g, chunk=10)):
-        a, b, c = (fn(torch.Generator().manual_seed(s)) for s in (1, 1, 2))
-        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
-        assert not torch.equal(a.nan_to_num(7.0), c.nan_to_num(7.0))
+               small_chunks):
+        a, b, c = (_as_tensor(fn(torch.Generator().manual_seed(s))) for s in (1, 1, 2))
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
 
 
 def test_make_noise_defaults_to_k_zero():
@@ -269,10 +286,10 @@ def test_gaussian_sample_stats_norm_law_in_low_dimension(d):
     from smoothcert.noises import Gaussian
 
     s = Gaussian(d, sigma=0.6).sample_stats(20_000, generator=torch.Generator().manual_seed(d))
-    s = s.numpy()
-    assert stats.kstest((s[:, 4] / 0.6) ** 2, stats.chi2(d).cdf).pvalue > ALPHA
-    assert stats.kstest(s[:, 5] / 0.6, stats.norm.cdf).pvalue > ALPHA
-    assert np.allclose(s[:, 3], s[:, 5]) == (d == 1)
+    l2, z1, total = s.l2_norm.numpy(), s.first_coord.numpy(), s.coord_sum.numpy()
+    assert stats.kstest((l2 / 0.6) ** 2, stats.chi2(d).cdf).pvalue > ALPHA
+    assert stats.kstest(z1 / 0.6, stats.norm.cdf).pvalue > ALPHA
+    assert np.allclose(total, z1) == (d == 1)
 
 
 # ================================================================ survivors of the mutation run
@@ -280,7 +297,7 @@ def test_gaussian_sample_stats_norm_law_in_low_dimension(d):
 @pytest.mark.parametrize("name,k", FAMILY_ARGS)
 def test_reduce_of_a_batch_of_batches(name, k):
     """reduce computes its statistics over the last axis only: a (2, 3, d) batch gives the
-    (2, 3, 6) float64 statistics of its rows (an axis +1 in place of -1 is caught here, where
+    (2, 3)-shaped float64 statistics of its rows (an axis +1 in place of -1 is caught here, where
     the two axes differ)."""
     from smoothcert.noises import make_noise
 
@@ -288,9 +305,12 @@ def test_reduce_of_a_batch_of_batches(name, k):
     z = noise.sample(6, generator=torch.Generator().manual_seed(4)).reshape(2, 3, 5)
     flat = noise.reduce(z.reshape(6, 5))
     batched = noise.reduce(z)
-    assert flat.shape == (6, 6) and flat.dtype == torch.float64
-    assert batched.shape == (2, 3, 6)
-    assert torch.equal(batched.reshape(6, 6).nan_to_num(7.0), flat.nan_to_num(7.0))
+    for f in fields(NoiseStats):
+        a, b = getattr(flat, f.name), getattr(batched, f.name)
+        assert (a is None) == (b is None), f.name
+        if a is not None:
+            assert a.shape == (6,) and a.dtype == torch.float64 and b.shape == (2, 3)
+            assert torch.equal(b.reshape(6), a), f.name
 
 
 def test_reduce_accumulates_the_l2_norm_in_float64_at_large_d():
@@ -300,7 +320,7 @@ def test_reduce_accumulates_the_l2_norm_in_float64_at_large_d():
 
     z = Gaussian(150528, sigma=1.0).sample(4, generator=torch.Generator().manual_seed(0))
     ref = z.double().square().sum(-1).sqrt()
-    got = Gaussian(150528, sigma=1.0).reduce(z)[:, 4]
+    got = Gaussian(150528, sigma=1.0).reduce(z).l2_norm
     assert torch.max((got - ref).abs() / ref) < 1e-9
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import SmoothCertError
-from ..noises import Noise
+from ..noises import Noise, NoiseStats
 from .base import ENGINE_VERSION, _as_float_array
 from .cache import cached_table, check_monte_carlo_table
 from .table import TableCertificate
@@ -122,10 +122,8 @@ def _radius_grid(unit: Noise, norm: str, samples: int, n_radii: int, generator,
     return np.linspace(0.0, 1.25 * hi, n_radii + 1)[1:]
 
 
-def _draw_stats(unit: Noise, samples: int, generator, device, bar):
+def _draw_stats(unit: Noise, samples: int, generator, device, bar) -> NoiseStats:
     """The statistics of ``samples`` draws, in chunks of about 2^24 coordinates."""
-    import torch
-
     chunk = max(1, min(samples, (1 << 24) // unit.dim))
     parts, done = [], 0
     while done < samples:
@@ -134,10 +132,10 @@ def _draw_stats(unit: Noise, samples: int, generator, device, bar):
         done += m
         if bar is not None:
             bar.update(m)
-    return torch.cat(parts)
+    return NoiseStats.cat(parts)
 
 
-def _dkw_grid_thresholds(unit: Noise, norm: str, st, samples: int, radii: np.ndarray,
+def _dkw_grid_thresholds(unit: Noise, norm: str, st: NoiseStats, samples: int, radii: np.ndarray,
                          beta: float, bar) -> np.ndarray:
     """dkw_threshold at level ``beta`` of the log ratios at each radius, a block of radii at a
     time (on the CPU a cache-sized chunk of samples at a time: elementwise, so the same numbers),

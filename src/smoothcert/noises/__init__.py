@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import SmoothCertError
-from .base import NORMS, Noise, matched_sigma
+from .base import NORMS, Noise, NoiseStats, matched_sigma
 from .gaussian import Gaussian
 from .l2_family import L2Family
 from .linf_mixed import LinfMixed
@@ -27,5 +27,5 @@ def make_noise(name: str, dim: int, *, k: float = 0.0, sigma: float | None = Non
     return FAMILIES[name](dim, sigma=sigma, k=k)
 
 
-__all__ = ["NORMS", "FAMILIES", "Noise", "Gaussian", "L2Family", "LinfMixed", "LinfPure",
-           "make_noise", "matched_sigma"]
+__all__ = ["NORMS", "FAMILIES", "Noise", "NoiseStats", "Gaussian", "L2Family", "LinfMixed",
+           "LinfPure", "make_noise", "matched_sigma"]

@@ -9,7 +9,8 @@ exponent ``k``. It offers
   log(pi_delta / pi_0)(z) that enters the certificate;
 - ``worst_case_delta(radius, norm)``: the perturbation delta* of Theorems 2, 3 and 5 at which the
   distance term max_delta D(lambda pi_0 || pi_delta) is attained;
-- ``sample_stats`` / ``log_ratio_from_stats``: the few scalars of a sample z on which
+- ``sample_stats`` / ``log_ratio_from_stats``: the few scalars of a sample z (a
+  :class:`NoiseStats`) on which
   log_ratio(z, delta*(r)) depends, so that certificates for many radii are computed without
   keeping (n, d) arrays. ``log_ratio_from_stats(reduce(z), r, norm)`` equals
   ``log_ratio(z, worst_case_delta(r, norm))``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import SmoothCertError
@@ -37,6 +39,9 @@ def check_norm(norm: str) -> str:
         raise SmoothCertError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     return norm
 
+
+#: coordinates drawn at once by the default :meth:`Noise.sample_stats`
+STATS_CHUNK_VALUES = 1 << 24
 
 #: admissible noise scales (sigma, sigma0)
 SCALE_RANGE = (1e-30, 1e30)
@@ -67,14 +72,54 @@ def _check_dim(dim) -> int:
     return dim
 
 
-def _linf_stats(z: torch.Tensor) -> torch.Tensor:
-    """(max z_i, min z_i, ||z||_inf, sum z_i, nan, z_1) in float64, one pass per statistic."""
+_STAT_FIELDS = ("max_coord", "min_coord", "linf_norm", "coord_sum", "l2_norm", "first_coord")
+
+
+@dataclass(frozen=True)
+class NoiseStats:
+    """The statistics of samples z on which the worst-case log ratio depends: float64 tensors
+    of the batch shape (``(n,)`` for n samples), None where a family neither needs nor draws
+    them. ``stats[i:j]`` selects samples, :meth:`cat` joins chunks."""
+
+    max_coord: torch.Tensor | None = None  #: max_i z_i
+    min_coord: torch.Tensor | None = None  #: min_i z_i
+    linf_norm: torch.Tensor | None = None  #: ||z||_inf
+    coord_sum: torch.Tensor | None = None  #: sum_i z_i
+    l2_norm: torch.Tensor | None = None  #: ||z||_2
+    first_coord: torch.Tensor | None = None  #: z_1
+
+    def _present(self) -> list[torch.Tensor]:
+        return [v for v in (getattr(self, f) for f in _STAT_FIELDS) if v is not None]
+
+    def __len__(self) -> int:
+        present = self._present()
+        return int(present[0].shape[0]) if present else 0
+
+    def __getitem__(self, idx) -> NoiseStats:
+        return NoiseStats(**{f: None if getattr(self, f) is None else getattr(self, f)[idx]
+                             for f in _STAT_FIELDS})
+
+    @property
+    def device(self) -> torch.device:
+        return self._present()[0].device
+
+    @staticmethod
+    def cat(parts: list[NoiseStats]) -> NoiseStats:
+        """The statistics of the samples of ``parts``, in order (the fields of the first)."""
+        import torch
+
+        return NoiseStats(**{f: None if getattr(parts[0], f) is None else
+                             torch.cat([getattr(p, f) for p in parts]) for f in _STAT_FIELDS})
+
+
+def _linf_stats(z: torch.Tensor) -> NoiseStats:
+    """max z_i, min z_i, ||z||_inf, sum z_i and z_1 in float64, one pass per statistic."""
     import torch
 
     zmax, zmin = z.amax(-1).to(torch.float64), z.amin(-1).to(torch.float64)
-    nan = torch.full_like(zmax, math.nan)
-    return torch.stack([zmax, zmin, torch.maximum(zmax, -zmin), z.sum(-1, dtype=torch.float64),
-                        nan, z[..., 0].to(torch.float64)], dim=-1)
+    return NoiseStats(max_coord=zmax, min_coord=zmin, linf_norm=torch.maximum(zmax, -zmin),
+                      coord_sum=z.sum(-1, dtype=torch.float64),
+                      first_coord=z[..., 0].to(torch.float64))
 
 
 class Noise(ABC):
@@ -170,26 +215,26 @@ class Noise(ABC):
             delta[:] = radius
         return delta
 
-    def reduce(self, z: torch.Tensor) -> torch.Tensor:
-        """The statistics of ``z`` on which the worst-case log ratio depends, as float64 columns
-        (max z_i, min z_i, ||z||_inf, sum z_i, ||z||_2, z_1); families fill what they use."""
+    def reduce(self, z: torch.Tensor) -> NoiseStats:
+        """The statistics of ``z`` on which the worst-case log ratio depends (every field;
+        families whose log ratio needs fewer may fill fewer)."""
         import torch
 
-        return torch.cat([_linf_stats(z)[..., :4], z.square().sum(-1, dtype=torch.float64)
-                          .sqrt().unsqueeze(-1), z[..., :1].to(torch.float64)], dim=-1)
+        return replace(_linf_stats(z),
+                       l2_norm=z.square().sum(-1, dtype=torch.float64).sqrt())
 
-    def sample_stats(self, n: int, generator: torch.Generator | None = None, device=None,
-                     chunk: int | None = None) -> torch.Tensor:
-        """``reduce(sample(n))`` in chunks that bound memory (float64, on ``device``)."""
-        import torch
-
-        chunk = chunk or max(1, min(n, (1 << 24) // self.dim))
+    def sample_stats(self, n: int, generator: torch.Generator | None = None,
+                     device=None) -> NoiseStats:
+        """``reduce(sample(n))`` in chunks of about :data:`STATS_CHUNK_VALUES` coordinates
+        (bounded memory; float64, on ``device``). Families with an exact law of the statistics
+        draw them directly."""
+        chunk = max(1, min(n, STATS_CHUNK_VALUES // self.dim))
         parts = [self.reduce(self.sample(min(chunk, n - i), generator, device))
                  for i in range(0, n, chunk)]
-        return torch.cat(parts) if parts else torch.zeros(0, 6, dtype=torch.float64)
+        return NoiseStats.cat(parts) if parts else self.reduce(self.sample(0, generator, device))
 
     @abstractmethod
-    def log_ratio_from_stats(self, stats: torch.Tensor, radius: float, norm: str) -> torch.Tensor:
+    def log_ratio_from_stats(self, stats: NoiseStats, radius: float, norm: str) -> torch.Tensor:
         """log(pi_delta*/pi_0) for each row of ``stats`` at the worst-case delta of ``radius``."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import SmoothCertError
-from .base import Noise, check_norm
+from .base import Noise, NoiseStats, check_norm
 
 
 class Gaussian(Noise):
@@ -26,7 +26,7 @@ class Gaussian(Noise):
     def log_prob(self, z):
         return -z.pow(2).sum(-1) / (2 * self.sigma**2)
 
-    def sample_stats(self, n, generator=None, device=None, chunk=None):
+    def sample_stats(self, n, generator=None, device=None):
         """Exact joint law of (z_1, sum z_i, ||z||_2) without drawing (n, d) arrays."""
         import torch
 
@@ -41,15 +41,14 @@ class Gaussian(Noise):
         if self.dim > 2:
             rest_sq = rest_sq + 2 * torch._standard_gamma(
                 torch.full((n,), (self.dim - 2) / 2, dtype=f64, device=device), generator=generator)
-        nan = torch.full((n,), math.nan, dtype=f64, device=device)
         s = self.sigma
-        return torch.stack([nan, nan, nan, s * (z1 + rest_sum), s * torch.sqrt(z1**2 + rest_sq),
-                            s * z1], dim=-1)
+        return NoiseStats(coord_sum=s * (z1 + rest_sum), l2_norm=s * torch.sqrt(z1**2 + rest_sq),
+                          first_coord=s * z1)
 
     def log_ratio_from_stats(self, stats, radius, norm):
         check_norm(norm)
         r = float(radius)
         if norm == "l2":  # delta* = (r, 0, ..., 0)
-            return (2 * r * stats[:, 5] - r * r) / (2 * self.sigma**2)
+            return (2 * r * stats.first_coord - r * r) / (2 * self.sigma**2)
         # delta* = (r, ..., r) (Theorem 3: same law as the l2 case at sqrt(d) r)
-        return (2 * r * stats[:, 3] - self.dim * r * r) / (2 * self.sigma**2)
+        return (2 * r * stats.coord_sum - self.dim * r * r) / (2 * self.sigma**2)

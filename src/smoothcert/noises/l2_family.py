@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Noise, check_norm
+from .base import Noise, NoiseStats, check_norm
 
 
 class L2Family(Noise):
@@ -41,7 +41,7 @@ class L2Family(Noise):
         r = z.norm(dim=-1)
         return -self.k * torch.log(r) - r.pow(2) / (2 * self.sigma**2)
 
-    def sample_stats(self, n, generator=None, device=None, chunk=None):
+    def sample_stats(self, n, generator=None, device=None):
         """Exact joint law of (||z||_2, z_1): the radius is a scaled chi_{d-k} and, independently,
         the cosine u = z_1/||z|| satisfies (1+u)/2 ~ Beta((d-1)/2, (d-1)/2) (u = +-1 for d = 1)."""
         import torch
@@ -58,13 +58,12 @@ class L2Family(Noise):
             x = torch._standard_gamma(a, generator=generator)
             y = torch._standard_gamma(a, generator=generator)
             u = (x - y) / (x + y)
-        nan = torch.full((n,), math.nan, dtype=f64, device=device)
-        return torch.stack([nan, nan, nan, nan, rho, rho * u], dim=-1)
+        return NoiseStats(l2_norm=rho, first_coord=rho * u)
 
     def log_ratio_from_stats(self, stats, radius, norm):
         check_norm(norm)
         r = float(radius) * (1.0 if norm == "l2" else math.sqrt(self.dim))
-        rho, z1 = stats[:, 4], stats[:, 5]
+        rho, z1 = stats.l2_norm, stats.first_coord
         # ||z - delta||^2 - ||z||^2 with delta = (r, 0, ..., 0)
         diff = r * r - 2 * r * z1
         out = -diff / (2 * self.sigma**2)

@@ -26,15 +26,25 @@ from .base import Noise, _linf_stats, check_norm
 _SQRT2 = math.sqrt(2.0)
 
 
+_LOG_2_OVER_SQRT_PI, _LOG_2 = math.log(2 / math.sqrt(math.pi)), math.log(2)
+
+
 def _log_density_t(t, d, k):
-    """Unnormalised log density of t = log(m/sigma), float64 numpy."""
-    x = np.exp(t) / _SQRT2
+    """Unnormalised log density of t = log(m/sigma), float64: a numpy array (the envelope) or a
+    torch tensor (the sampler's acceptance test), with the same formula."""
+    if isinstance(t, np.ndarray):
+        exp, log, erf, where = np.exp, np.log, special.erf, np.where
+    else:
+        import torch
+
+        exp, log, erf, where = torch.exp, torch.log, torch.special.erf, torch.where
+    x = exp(t) / _SQRT2
     # log erf(x), accurate for tiny x (erf(x) ~ 2x/sqrt(pi))
     small = x < 1e-8
     with np.errstate(divide="ignore"):
-        log_erf = np.where(small, np.log(2 / math.sqrt(math.pi)) + t - 0.5 * math.log(2),
-                           np.log(special.erf(np.where(small, 1.0, x))))
-    return (1 - k) * t - np.exp(2 * t) / 2 + (d - 1) * log_erf
+        log_erf = where(small, _LOG_2_OVER_SQRT_PI + t - 0.5 * _LOG_2,
+                        log(erf(where(small, 1.0, x))))
+    return (1 - k) * t - exp(2 * t) / 2 + (d - 1) * log_erf
 
 
 def _dlog_density_t(t, d, k):
@@ -102,13 +112,7 @@ class _MaxNormSampler:
         return self._dev[key]
 
     def _logf(self, t):
-        import torch
-
-        x = torch.exp(t) / _SQRT2
-        small = x < 1e-8
-        log_erf = torch.where(small, math.log(2 / math.sqrt(math.pi)) + t - 0.5 * math.log(2),
-                              torch.log(torch.special.erf(torch.where(small, 1.0, x))))
-        return (1 - self.k) * t - torch.exp(2 * t) / 2 + (self.d - 1) * log_erf - self.fmax
+        return _log_density_t(t, self.d, self.k) - self.fmax
 
     def sample(self, n, generator, device):
         import torch
@@ -192,7 +196,7 @@ class LinfMixed(Noise):
         check_norm(norm)
         self.check_certifiable(norm)
         r = float(radius)
-        zmax, zmin, m, s = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+        zmax, zmin, m, s = stats.max_coord, stats.min_coord, stats.linf_norm, stats.coord_sum
         out = -(self.dim * r * r - 2 * r * s) / (2 * self.sigma**2)
         if self.k:
             import torch

@@ -39,7 +39,7 @@ class LinfPure(Noise):
         import torch
 
         r = float(radius)
-        zmax, zmin, m = stats[:, 0], stats[:, 1], stats[:, 2]
+        zmax, zmin, m = stats.max_coord, stats.min_coord, stats.linf_norm
         shifted = torch.maximum((zmax - r).abs(), (zmin - r).abs())  # ||z - (r,...,r)||_inf
         out = -(shifted.pow(2) - m.pow(2)) / (2 * self.sigma**2)
         if self.k:
