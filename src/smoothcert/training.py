@@ -329,6 +329,31 @@ def _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch: int, 
             "test_loss": test_loss, "test_acc": test_acc}
 
 
+def _open_run(out: Path, outdir, config: dict, model, optimizer, scheduler, epochs: int,
+              verbose: bool) -> int:
+    """The first epoch to train: resume the checkpoint in ``out`` (same configuration), or
+    create the folder; the log keeps the rows of the epochs done."""
+    ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
+    start = 0
+    if ckpt_path.exists():
+        start = _resume(ckpt_path, config, model, optimizer, scheduler, epochs, verbose)
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SmoothCertError(f"cannot create OUTDIR {outdir}: {exc.strerror or exc}") \
+                from None
+    if start < epochs:
+        _prepare_log(log_path, start)
+    return start
+
+
+def _print_epoch(h: dict, epochs: int, seconds: float) -> None:
+    print(f"epoch {h['epoch'] + 1}/{epochs}  lr {h['lr']:.3g}  train loss "
+          f"{h['train_loss']:.4f}  train acc {h['train_acc']:.2f}%  test loss "
+          f"{h['test_loss']:.4f}  test acc {h['test_acc']:.2f}%  ({seconds:.1f} s)", flush=True)
+
+
 def _append_log(log_path: Path, row: str) -> None:
     try:
         with open(log_path, "a") as f:
@@ -382,17 +407,7 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_size, gamma=gamma)
-    start = 0
-    if ckpt_path.exists():
-        start = _resume(ckpt_path, config, model, optimizer, scheduler, epochs, verbose)
-    else:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SmoothCertError(f"cannot create OUTDIR {outdir}: {exc.strerror or exc}") \
-                from None
-    if start < epochs:
-        _prepare_log(log_path, start)
+    start = _open_run(out, outdir, config, model, optimizer, scheduler, epochs, verbose)
 
     history = []
     for epoch in range(start, epochs):
@@ -410,10 +425,7 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
         history.append({"epoch": epoch, "time": seconds, **{k: v for k, v in h.items()
                                                             if k != "epoch"}})
         if verbose:
-            print(f"epoch {epoch + 1}/{epochs}  lr {h['lr']:.3g}  train loss "
-                  f"{h['train_loss']:.4f}  train acc {h['train_acc']:.2f}%  test loss "
-                  f"{h['test_loss']:.4f}  test acc {h['test_acc']:.2f}%  ({seconds:.1f} s)",
-                  flush=True)
+            _print_epoch(h, epochs, seconds)
     model.eval()
     return TrainResult(model=model, outdir=out, checkpoint=ckpt_path, log=log_path,
                        epoch=max(start, epochs), start_epoch=start, history=history)
