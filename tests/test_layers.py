@@ -46,6 +46,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
     ],
     [("noises",)],  # the noise families: sample, log_prob, their parameters
     [(ROOT,)],  # __version__; the public names (smoothcert.Smooth, ...) by importlib
+    [("checks",)],  # plain argument values (counts, seeds, probabilities): no torch, no scipy
     [("errors",), ("palette",)],
 ]
 

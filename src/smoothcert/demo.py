@@ -199,20 +199,43 @@ def _drop_stale(outfile: Path, checkpoint: Path) -> bool:
     return True
 
 
-def _certify(checkpoint: Path, outfile: Path, sigma0: float, s: Setting, cfg: DemoConfig,
-             device, progress: bool = True) -> None:
-    """:func:`smoothcert.jobs.certify_file` (``smoothcert certify``) with the demo's options:
-    sequential with the table's radii as the grid when ``cfg.adaptive``."""
-    from .jobs import certify_file
-
+def _run_options(s: Setting, cfg: DemoConfig) -> dict:
+    """The options of :func:`smoothcert.jobs.certify_file` that ``cfg`` sets for the run
+    ``s`` (those its checks look at): sequential with the table's radii as the grid when
+    ``cfg.adaptive``."""
     radii = None
     if cfg.adaptive:
         radii = [float(r) for r in (cfg.l2_radii if s.norm == "l2" else cfg.linf_radii)]
+    return dict(n0=cfg.n0, n=cfg.n, alpha=cfg.alpha, batch=cfg.cert_batch, skip=cfg.skip,
+                max=cfg.max, seed=cfg.seed, cert_samples=cfg.cert_samples,
+                cert_failure_prob=cfg.cert_failure_prob, adaptive=cfg.adaptive, radii=radii)
+
+
+def _check_runs(root: Path, cfg: DemoConfig) -> None:
+    """The checks of :func:`smoothcert.jobs.certify_file` on every certification run of
+    ``cfg``, before anything is trained (a bad value: one line, not after the training)."""
+    from .jobs.checks import check_certify_args
+
+    for sigma0 in cfg.sigma0s:
+        for s in settings(cfg):
+            if s.derived_from is None:
+                check_certify_args(_results_dir(root, cfg, sigma0) / f"{s.key}.tsv",
+                                   **_run_options(s, cfg))
+
+
+def _results_dir(root: Path, cfg: DemoConfig, sigma0: float) -> Path:
+    return root / cfg.results_dir / f"noise_{sigma0:g}"
+
+
+def _certify(checkpoint: Path, outfile: Path, sigma0: float, s: Setting, cfg: DemoConfig,
+             device, progress: bool = True) -> None:
+    """:func:`smoothcert.jobs.certify_file` (``smoothcert certify``) with the demo's options
+    (:func:`_run_options`)."""
+    from .jobs import certify_file
+
     certify_file(DATASET, checkpoint, outfile, noise=s.noise, k=float(s.k),
-                 sigma0=float(sigma0), norm=s.norm, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
-                 batch=cfg.cert_batch, skip=cfg.skip, max=cfg.max, seed=cfg.seed,
-                 cert_samples=cfg.cert_samples, cert_failure_prob=cfg.cert_failure_prob,
-                 adaptive=cfg.adaptive, radii=radii, device=device, progress=progress)
+                 sigma0=float(sigma0), norm=s.norm, device=device, progress=progress,
+                 **_run_options(s, cfg))
 
 
 def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
@@ -283,6 +306,7 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SmoothCertError(f"cannot create output folder {root}: {exc.strerror}") from None
+    _check_runs(root, cfg)
     res = DemoResult(outdir=root)
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
 
@@ -311,7 +335,7 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
 
     n_images = len(select_indices(len(load_dataset(DATASET, "test")), cfg.skip, cfg.max))
     for sigma0, ckpt in res.checkpoints.items():
-        rdir = root / cfg.results_dir / f"noise_{sigma0:g}"
+        rdir = _results_dir(root, cfg, sigma0)
         rdir.mkdir(parents=True, exist_ok=True)
         for s in sets:
             outfile = rdir / f"{s.key}.tsv"

@@ -1,6 +1,6 @@
 """``smoothcert certify``: certify the smoothed classifier on a dataset (the reference's
-``code/certify.py``, any noise, l2 or l-infinity): the options, their checks, and the library
-job :func:`smoothcert.jobs.certify_file`, which writes the results file (its rows and
+``code/certify.py``, any noise, l2 or l-infinity): the options and the library job
+:func:`smoothcert.jobs.certify_file`, which checks them, writes the results file (its rows and
 ``OUTFILE.config.json``: see :mod:`smoothcert.jobs.certify`), resumes it and shards a torchrun
 job. ``--adaptive`` is sequential certification (``--N`` the per-input budget, ``--radii`` a
 grid or ``--rtol`` a tolerance).
@@ -9,7 +9,6 @@ grid or ``--rtol`` a tolerance).
 from __future__ import annotations
 
 from .. import sequential
-from ..errors import SmoothCertError
 from . import common
 
 
@@ -48,48 +47,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def check_args(args) -> None:
-    """Every check of the options, before anything is loaded, locked or written."""
-    common.check_run_args(args)
-    common.check_samples("--N0", args.N0)
-    common.check_samples("--N", args.N)
-    common.check_alpha(args.alpha)
-    common.check_samples("--cert-samples", args.cert_samples, 100)
-    common.check_alpha(args.cert_failure_prob, "--cert-failure-prob")
-    check_adaptive_args(args)
-
-
-def check_adaptive_args(args) -> None:
-    """The options of sequential certification: --radii and --rtol only with --adaptive, not
-    together (a grid decides its radii; rtol is the stopping rule without one), a valid grid,
-    rtol > 0; no --bilateral."""
-    if not args.adaptive:
-        for flag, value in (("--radii", args.radii), ("--rtol", args.rtol)):
-            if value is not None:
-                raise SmoothCertError(f"{flag} needs --adaptive (it sets the stopping rule of "
-                                      "sequential certification)")
-        return
-    if args.bilateral:
-        raise SmoothCertError("--bilateral is not available with --adaptive (the sequential "
-                              "certificate bounds p_A only)")
-    if args.radii is not None:
-        if args.rtol is not None:
-            raise SmoothCertError("--rtol applies without --radii: with a grid, sampling stops "
-                                  "when the largest certified grid radius is decided")
-        try:
-            sequential.check_radii(args.radii)
-        except SmoothCertError as exc:
-            raise SmoothCertError(f"--radii: {exc}") from None
-    if args.rtol is not None:
-        try:
-            sequential.check_rtol(args.rtol)
-        except SmoothCertError as exc:
-            raise SmoothCertError(f"--rtol: {exc}") from None
-
-
 def run(args) -> int:
-    check_args(args)
-    from ..jobs import certify_file
+    from ..jobs import certify_file  # checks every option first (smoothcert.jobs.checks)
 
     return certify_file(
         args.dataset, args.checkpoint, args.outfile, noise=args.noise, k=args.k,

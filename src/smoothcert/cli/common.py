@@ -1,23 +1,19 @@
 """Shared options of the commands that define a noise or run a smoothed classifier over a
-dataset (radius, certify, predict), and their checks.
+dataset (radius, certify, predict).
 
 - :func:`add_noise_arguments`: the options that define a noise (and its certificate);
-- :func:`add_run_arguments` / :func:`check_run_args`: DATASET CHECKPOINT OUTFILE and the options of
-  the reference scripts (``--batch --skip --max --split``) plus ``--data-dir --device --seed``;
-- ``check_*``: one-line :class:`SmoothCertError` for a bad value, before anything is loaded.
+- :func:`add_run_arguments`: DATASET CHECKPOINT OUTFILE and the options of the reference scripts
+  (``--batch --skip --max --split``) plus ``--data-dir --device --seed``.
 
-The library does the rest: the run itself (data, model, noise, the results file, resume,
-sharding) is :func:`smoothcert.jobs.certify_file` / :func:`~smoothcert.jobs.predict_file`.
+The library does the rest: the checks of the values (:mod:`smoothcert.jobs.checks`, on
+:mod:`smoothcert.checks`) and the run itself (data, model, noise, the results file, resume,
+sharding) are :func:`smoothcert.jobs.certify_file` / :func:`~smoothcert.jobs.predict_file`.
 This module imports no torch at import time (``smoothcert radius`` builds its parser from it).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-
-from ..errors import SmoothCertError
-from ..results import check_outfile
 
 # isort: split
 # TODO(lead): drop after scripts/ moves (scripts/digits_experiments.py imports config_path,
@@ -39,12 +35,6 @@ class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 or action.default == argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
-
-#: the most samples a command accepts (--N, --N0, --cert-samples): 2^40 = 1.1e12 samples take
-#: days per input at any speed, and counts stay exact in float64 (a larger N never ends)
-MAX_SAMPLES = 2**40
-#: seeds are integers in [0, MAX_SEED) (numpy and torch generators take 64 bits)
-MAX_SEED = 2**63
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -115,46 +105,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one shard per process of a torchrun job (automatic when RANK and "
                              "WORLD_SIZE are set; this flag makes them required): rows go to "
                              "OUTFILE.part-R-of-W, merged into OUTFILE at the end")
-
-
-def check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if value is None or value < minimum:
-        raise SmoothCertError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
-
-
-def check_samples(name: str, value: int, minimum: int = 1) -> int:
-    """A number of samples: ``minimum <= value <= MAX_SAMPLES`` (2^40)."""
-    check_positive_int(name, value, minimum)
-    if value > MAX_SAMPLES:
-        raise SmoothCertError(f"{name} must be at most 2^40 = {MAX_SAMPLES} (a run with more "
-                              f"samples would not end), got {value}")
-    return value
-
-
-def check_seed(value: int, name: str = "--seed") -> int:
-    if value is None or not 0 <= value < MAX_SEED:
-        raise SmoothCertError(f"{name} must be an integer in [0, 2^63), got {value}")
-    return value
-
-
-def check_alpha(value: float, name: str = "--alpha") -> float:
-    if not (math.isfinite(value) and 0 < value < 1):
-        raise SmoothCertError(f"{name} must lie strictly between 0 and 1, got {value}")
-    return value
-
-
-def check_run_args(args) -> None:
-    """Checks of the shared options, before anything is loaded or written."""
-    check_positive_int("--batch", args.batch)
-    check_positive_int("--skip", args.skip)
-    check_positive_int("--start", args.start, 0)
-    check_positive_int("--max", args.max, -1)
-    if args.max == 0:
-        raise SmoothCertError("--max 0 selects no input (--max is the index to stop at; -1: "
-                              "the whole split)")
-    check_seed(args.seed)
-    check_outfile(args.outfile)
 
 
 def __getattr__(name: str):

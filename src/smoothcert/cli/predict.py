@@ -1,6 +1,6 @@
 """``smoothcert predict``: the smoothed classifier's predictions on a dataset (the reference's
-``code/predict.py``, any noise): the options, their checks, and the library job
-:func:`smoothcert.jobs.predict_file`, which writes the results file (its rows and
+``code/predict.py``, any noise): the options and the library job
+:func:`smoothcert.jobs.predict_file`, which checks them, writes the results file (its rows and
 ``OUTFILE.config.json``: see :mod:`smoothcert.jobs.predict`), resumes it and shards a torchrun
 job. ``--adaptive`` is sequential PREDICT (``--N`` the per-input budget).
 """
@@ -31,16 +31,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def check_args(args) -> None:
-    """Every check of the options, before anything is loaded, locked or written."""
-    common.check_run_args(args)
-    common.check_samples("--N", args.N)
-    common.check_alpha(args.alpha)
-
-
 def run(args) -> int:
-    check_args(args)
-    from ..jobs import predict_file
+    from ..jobs import predict_file  # checks every option first (smoothcert.jobs.checks)
 
     return predict_file(
         args.dataset, args.checkpoint, args.outfile, noise=args.noise, k=args.k,

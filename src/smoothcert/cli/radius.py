@@ -6,9 +6,9 @@ import json
 import math
 
 from ..certificates import get_certificate
-from ..errors import SmoothCertError
+from ..checks import check_alpha, check_samples, check_seed
 from ..noises import make_noise
-from .common import add_noise_arguments, check_samples, check_seed
+from .common import add_noise_arguments
 
 
 def add_parser(sub) -> None:
@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    if args.alpha is not None and not 0 < args.alpha < 1:
-        raise SmoothCertError(f"alpha must lie in (0, 1), got {args.alpha}")
+    if args.alpha is not None:
+        check_alpha(args.alpha)
     check_seed(args.seed)
     samples = check_samples("--samples" if args.samples is not None else "--cert-samples",
                             args.cert_samples if args.samples is None else args.samples, 100)

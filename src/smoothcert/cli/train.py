@@ -57,8 +57,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checks import check_positive_int, check_seed
     from ..training import NoiseSpec, train
-    from .common import check_positive_int, check_seed
 
     check_positive_int("--epochs", args.epochs)  # 0 epochs would write nothing
     check_seed(args.seed)

@@ -1,5 +1,5 @@
 """Runs over a data set into a results file: the jobs behind ``smoothcert certify`` and
-``smoothcert predict``, called by the CLI (which parses and checks the options) and the demo.
+``smoothcert predict``, called by the CLI (which parses the options) and the demo.
 
 - :func:`certify_file` (:mod:`.certify`): CERTIFY on every selected input, one row each;
 - :func:`predict_file` (:mod:`.predict`): PREDICT on every selected input, one row each.
@@ -8,7 +8,9 @@ Each one loads the data and the model, builds the noise and the :class:`~smoothc
 writes OUTFILE and ``OUTFILE.config.json`` (its configuration, with the equivalent command line)
 through :mod:`smoothcert.results`, resumes a file already there (rows read back are checked),
 and, in a torchrun job, computes this process's shard into a part file that rank 0 merges
-(:mod:`smoothcert.distributed`). The shared steps are in :mod:`.common`.
+(:mod:`smoothcert.distributed`). Each checks its arguments first (:mod:`.checks`: one-line
+errors naming the option, before anything is loaded or written). The shared steps are in
+:mod:`.common`.
 """
 
 from __future__ import annotations

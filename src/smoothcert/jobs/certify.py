@@ -38,6 +38,7 @@ from ..certificates import DEFAULT_FAILURE_PROB, DEFAULT_SAMPLES
 from ..errors import SmoothCertError
 from ..results import format_time, row_fields_checker
 from ..smooth import Smooth, derive_seed
+from .checks import check_certify_args
 from .common import (
     RunSummary,
     check_samples_and_stop,
@@ -72,7 +73,13 @@ def certify_file(dataset: str, checkpoint, outfile, *, sigma: float | None = Non
 
     A torchrun process (``RANK``/``WORLD_SIZE`` set) certifies its shard into a part file and
     rank 0 merges them (:mod:`smoothcert.distributed`). Returns a
-    :class:`~smoothcert.jobs.common.RunSummary`."""
+    :class:`~smoothcert.jobs.common.RunSummary`. A bad argument is a one-line
+    :class:`SmoothCertError` naming its option, before anything is loaded or written
+    (:func:`~smoothcert.jobs.checks.check_certify_args`)."""
+    check_certify_args(outfile, n0=n0, n=n, alpha=alpha, batch=batch, skip=skip, start=start,
+                       max=max, seed=seed, bilateral=bilateral, cert_samples=cert_samples,
+                       cert_failure_prob=cert_failure_prob, adaptive=adaptive, radii=radii,
+                       rtol=rtol)
     k, alpha, cert_failure_prob = float(k), float(alpha), float(cert_failure_prob)
     sigma = None if sigma is None else float(sigma)
     sigma0 = None if sigma0 is None else float(sigma0)

@@ -25,6 +25,7 @@ from .. import distributed, sequential
 from ..analysis import SAMPLES_COLUMN
 from ..results import format_time, row_fields_checker
 from ..smooth import Smooth, derive_seed
+from .checks import check_predict_args
 from .common import (
     RunSummary,
     check_samples_and_stop,
@@ -54,7 +55,11 @@ def predict_file(dataset: str, checkpoint, outfile, *, sigma: float | None = Non
     ``--distributed``; ``progress=False``: ``--no-progress``), whose command line the
     configuration records. Sharded over a torchrun job like
     :func:`~smoothcert.jobs.certify_file`; returns a :class:`~smoothcert.jobs.common.RunSummary`.
+    A bad argument is a one-line :class:`SmoothCertError` naming its option, before anything is
+    loaded or written (:func:`~smoothcert.jobs.checks.check_predict_args`).
     """
+    check_predict_args(outfile, n=n, alpha=alpha, batch=batch, skip=skip, start=start, max=max,
+                       seed=seed)
     k, alpha = float(k), float(alpha)
     sigma = None if sigma is None else float(sigma)
     sigma0 = None if sigma0 is None else float(sigma0)
