@@ -322,12 +322,12 @@ def _time_attribute(obj, name: str, timer: PhaseTimer, phase: str) -> None:
 
 class SmoothCertifier:
     """One ``Smooth`` per noise (certificate built once, as in a real run), instrumented:
-    ``noise.sample`` -> sampling, the model -> forward, ``Smooth._radius`` -> certificate
+    ``noise.sample`` -> sampling, the model -> forward, ``Smooth.radius`` -> certificate
     lookup; counting and everything else (noise blocks, x + z, Clopper-Pearson) is the rest of
     the wall time."""
 
     how = ("`smoothcert.smooth.Smooth.certify` (one `Smooth` per noise), instrumented by "
-           "shadowing `noise.sample`, the model and `Smooth._radius` (the certificate lookup) "
+           "shadowing `noise.sample`, the model and `Smooth.radius` (the certificate lookup) "
            "with timed wrappers; 'counting & other' = wall time minus those (bincount, "
            "generators and `torch.cat` of the noise blocks, x + z, Clopper-Pearson bound); the "
            "radius memo of `Smooth` is cleared before each input, as distinct inputs have "
@@ -340,7 +340,7 @@ class SmoothCertifier:
                              norm=norm, **cert_kw)
         self.smooth.certificate  # noqa: B018  (build or load the table outside the timings)
         _time_attribute(noise, "sample", self.timer, "sampling")
-        _time_attribute(self.smooth, "_radius", self.timer, "certificate")
+        _time_attribute(self.smooth, "radius", self.timer, "certificate")
 
     def certify(self, x, n0, n, batch, seed) -> dict:
         memo = getattr(self.smooth, "_radius_memo", None)

@@ -326,7 +326,7 @@ def _row(digits, p_a, p_b=None, prediction=None, radius=None):
     label = int(digits.targets[0])
     prediction = label if prediction is None else prediction
     if radius is None:
-        radius = 0.0 if prediction == -1 else _smooth()._radius(p_a, p_b)
+        radius = 0.0 if prediction == -1 else _smooth().radius(p_a, p_b)
     return certify_job.format_row(0, label, prediction, radius, 1.0, p_a, p_b).split("\t")
 
 
@@ -346,7 +346,7 @@ def test_row_checker_accepts_the_rows_certify_writes(digits):
     (lambda d: _row(d, 0.9)[:6] + ["x"] + _row(d, 0.9)[7:], "pA_lower 'x' is not a number"),
     (lambda d: _row(d, 0.9, radius=_gauss(0.95)), "is not the certificate's"),
     (lambda d: _row(d, 0.9)[:3] + ["0.321"] + _row(d, 0.9)[4:], "is not the certificate's"),
-    (lambda d: _row(d, 0.9)[:-1] + [repr(float(np.nextafter(_smooth()._radius(0.9), 1)))],
+    (lambda d: _row(d, 0.9)[:-1] + [repr(float(np.nextafter(_smooth().radius(0.9), 1)))],
      "is not the certificate's"),
     (lambda d: _row(d, 0.4, radius=0.0), "does not match pA_lower"),
     (lambda d: _row(d, 0.9, prediction=-1), "does not match pA_lower"),

@@ -212,7 +212,7 @@ class Smooth:
             note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
         return note
 
-    def _radius(self, p_a: float, p_b: float | None = None) -> float:
+    def radius(self, p_a: float, p_b: float | None = None) -> float:
         """The certified radius at the lower bound ``p_a`` of p_A (the certificate's most
         precise one, ``exact=True``), or the bilateral radius with the runner-up's upper bound
         ``p_b``; memoised (one table refinement per distinct bound)."""
@@ -391,11 +391,11 @@ class Smooth:
             p_b = upper_confidence_bound(n_b, n, alpha / 2)
             if p_a < 0.5 and p_a <= p_b:
                 return Smooth.ABSTAIN, 0.0, p_a, p_b
-            return c_a, self._radius(p_a, p_b), p_a, p_b
+            return c_a, self.radius(p_a, p_b), p_a, p_b
         p_a = lower_confidence_bound(n_a, n, alpha)
         if p_a < 0.5:
             return Smooth.ABSTAIN, 0.0, p_a, None
-        return c_a, self._radius(p_a), p_a, None
+        return c_a, self.radius(p_a), p_a, None
 
     def certify_at(self, x, radius: float, n0: int, n: int, alpha: float, batch_size: int,
                    generator=None) -> tuple[int, bool, float]:
@@ -415,7 +415,7 @@ class Smooth:
         p_a = lower_confidence_bound(int(self._estimate(x, n, batch_size, seed)[c_a]), n, alpha)
         if p_a < 0.5:
             return Smooth.ABSTAIN, False, p_a
-        certified = bool(self.certificate.certifies(p_a, r)) or self._radius(p_a) >= r
+        certified = bool(self.certificate.certifies(p_a, r)) or self.radius(p_a) >= r
         return c_a, certified, p_a
 
     # ------------------------------------------------------------------ sequential
@@ -479,14 +479,14 @@ class Smooth:
         cs = grid_bound(alpha, n_max, thresholds)
         stream = _SampleStream(self, x, n_max, batch_size, derive_seed(base, 2))
         stop = run_certification(cs, cs.looks, lambda m: int(stream.counts(m)[c_a]),
-                                 thresholds, self._radius, rtol,
+                                 thresholds, self.radius, rtol,
                                  None if thresholds is None else DEFAULT_FORECAST_LEVEL)
         samples = n0 + stream.used
         lo, up = stop.lower, stop.upper
         if lo < 0.5:
             return AdaptiveCertificate(Smooth.ABSTAIN, 0.0, lo, up, samples, stop.reason)
         if grid is None:
-            radius = self._radius(lo)
+            radius = self.radius(lo)
         else:
             j = grid_index(thresholds, lo)
             radius = float(grid[j]) if j >= 0 else 0.0

@@ -243,7 +243,7 @@ def row_checker(smooth: Smooth, dataset, bilateral: bool):
         abstain = p_a < 0.5 and (p_b is None or p_a <= p_b)
         if abstain != (prediction == Smooth.ABSTAIN):
             raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
-        _check_radius_cells(cells, 0.0 if abstain else smooth._radius(p_a, p_b), p_a)
+        _check_radius_cells(cells, 0.0 if abstain else smooth.radius(p_a, p_b), p_a)
 
     return check
 
@@ -276,7 +276,7 @@ def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
         if abstain:
             radius, how = 0.0, "the abstention's radius"
         elif grid is None:
-            radius, how = smooth._radius(p_a), "the certificate's radius"
+            radius, how = smooth.radius(p_a), "the certificate's radius"
         else:
             j = sequential.grid_index(thresholds, p_a)
             radius = float(grid[j]) if j >= 0 else 0.0
