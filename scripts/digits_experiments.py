@@ -331,7 +331,7 @@ def counterfactual_tables(cfg: dict) -> None:
     run's pA_lower on the same image (the certificate effect alone), next to the noise's own
     run (pA_lower and radius). Radii at full precision (``*_exact``, recomputed from pA_lower
     with the certificate ``certify`` uses) and as ``certify`` writes them (3 digits)."""
-    from smoothcert.analysis import read_results
+    from smoothcert.analysis import format_radius_cell, read_results
     from smoothcert.certificates import get_certificate
     from smoothcert.noises import make_noise
 
@@ -367,7 +367,7 @@ def counterfactual_tables(cfg: dict) -> None:
                     lines.append("\t".join([
                         f"{sigma0:g}", name, f"{k:g}", str(int(idx)), str(int(gauss.label[j])),
                         str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]),
-                        _fmt(radius(g_cert, p)), f"{r_cf:.3}", _fmt(r_cf),
+                        _fmt(radius(g_cert, p)), format_radius_cell(r_cf), _fmt(r_cf),
                         str(int(fam.predict[f])), _fmt(pf), _fmt(fam.radius[f]),
                         _fmt(radius(cert, pf))]))
         path = RESULTS / f"counterfactual_{norm}.tsv"
@@ -756,7 +756,7 @@ COUNTERFACTUAL32_HEAD = [
 def counterfactual_tables32(cfg: dict) -> None:
     """Per image: each non-Gaussian certificate applied to the Gaussian-trained Gaussian run's
     pA_lower (the certificate effect alone), d = 3072 test images."""
-    from smoothcert.analysis import read_results
+    from smoothcert.analysis import format_radius_cell, read_results
     from smoothcert.certificates import get_certificate
     from smoothcert.noises import make_noise
 
@@ -781,7 +781,8 @@ def counterfactual_tables32(cfg: dict) -> None:
                         r = float(cert.radius(p))
                     lines.append("\t".join([
                         f"{sigma0:g}", name, f"{k:g}", str(int(idx)), str(int(gauss.label[j])),
-                        str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]), f"{r:.3}",
+                        str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]),
+                        format_radius_cell(r),
                         _fmt(r)]))
         path = RESULTS32 / f"counterfactual_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
@@ -905,6 +906,10 @@ def rerun64(args) -> None:
     under ``first_calls``); otherwise the stored file stays and the difference is recorded."""
     import multiprocessing as mp
 
+    import numpy as np
+
+    from smoothcert.analysis import read_results
+
     cfg = CONFIG
     times_path = RESULTS / "runtimes.json"
     scratch = Path("runs/digits_experiments/rerun")
@@ -917,14 +922,22 @@ def rerun64(args) -> None:
             continue
         tmp = dict(run, train_noise="gaussian", train_k=0.0, start=0, derived_from=None,
                    outfile=str(scratch / f"{run['key']}.tsv"))
-        for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
-            f.unlink(missing_ok=True)
         todo.append((run, tmp))
-    with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init) as pool:
-        futures = [pool.submit(certify_run2, tmp, cfg, args.device) for _, tmp in todo]
-        results = [(run, tmp, fut.result()) for (run, tmp), fut in zip(todo, futures,
-                                                                        strict=True)]
+    # the calls of an earlier rerun whose comparison did not finish are reused (their files
+    # and wall times are kept in the scratch folder)
+    calls_path = scratch / "calls.json"
+    done = {c["key"]: c for c in json.loads(calls_path.read_text())} if calls_path.exists() else {}
+    if not all(run["key"] in done for run, _ in todo):
+        for _, tmp in todo:
+            for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
+                f.unlink(missing_ok=True)
+        with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            futures = [pool.submit(certify_run2, tmp, cfg, args.device) for _, tmp in todo]
+            done = {run["key"]: fut.result() for (run, _), fut in zip(todo, futures,
+                                                                      strict=True)}
+        calls_path.write_text(json.dumps(list(done.values()), indent=2))
+    results = [(run, tmp, done[run["key"]]) for run, tmp in todo]
     for run, tmp, res in results:
         cpath = Path(run["outfile"] + ".config.json")
         old = Path(run["outfile"]).read_text().splitlines()
@@ -937,17 +950,47 @@ def rerun64(args) -> None:
 
         times = json.loads(times_path.read_text())
         entry = times["certify"][run["key"]]
-        if strip(old) == strip(new) and len(old) == len(new):
+        same = strip(old) == strip(new) and len(old) == len(new)
+        # the same samples (pA_lower, predictions) but the radius text rounded toward zero
+        # (current certify) where the stored file rounded to nearest: never larger, within one
+        # unit of the third significant digit
+        a, b = read_results(run["outfile"]), read_results(tmp["outfile"])
+        same_samples = bool(len(a) == len(b) and (a.idx == b.idx).all()
+                            and (a.predict == b.predict).all()
+                            and (a.correct == b.correct).all()
+                            and (a["pA_lower"] == b["pA_lower"]).all())
+
+        def cells(lines):  # the radius column as written (not the exact radius)
+            col = lines[0].split("\t").index("radius")
+            return np.array([float(ln.split("\t")[col]) for ln in lines[1:]])
+
+        ra, rb = cells(old), cells(new)
+        exact = np.asarray(b["radius_exact"], dtype=float)
+        radii_down = int((rb < ra).sum())
+        # the new cell never above the old one, and never more than one unit of the third
+        # significant digit below it
+        pos = ra > 0
+        unit = 10.0 ** (np.floor(np.log10(ra[pos])) - 2)  # one unit of the third digit
+        safe = same_samples and bool((rb <= ra).all()
+                                     and (ra[pos] - rb[pos] <= unit * (1 + 1e-9)).all())
+        if same or safe:
             Path(run["outfile"]).write_text("\n".join(new) + "\n")
             cpath.write_text(Path(tmp["outfile"] + ".config.json").read_text())
             entry.setdefault("first_calls", entry["calls"])
             entry["calls"] = [{k: res[k] for k in ("wall_s", "rows_computed", "finished")}]
             entry["wall_s"] = res["wall_s"]
-            times.setdefault("rerun", {})[run["key"]] = "identical rows; replaced"
-            print(f"[rerun64] {run['key']}: identical rows, replaced ({res['wall_s']} s)",
-                  flush=True)
+            how = ("identical rows" if same else
+                   f"same pA_lower and predictions; {radii_down} radii rounded toward zero "
+                   "instead of to nearest")
+            times.setdefault("rerun", {})[run["key"]] = {
+                "replaced": True, "identical_rows": same, "same_samples": same_samples,
+                "radii_lowered": radii_down,
+                "max_above_exact": float(np.max(ra - exact, initial=0.0)),
+                "old_radius_above_exact": int((ra > exact).sum())}
+            print(f"[rerun64] {run['key']}: {how}, replaced ({res['wall_s']} s)", flush=True)
         else:
-            times.setdefault("rerun", {})[run["key"]] = "rows differ; stored file kept"
+            times.setdefault("rerun", {})[run["key"]] = {"replaced": False,
+                                                         "same_samples": same_samples}
             print(f"[rerun64] {run['key']}: ROWS DIFFER, stored file kept", flush=True)
         times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
 
