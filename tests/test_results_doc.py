@@ -68,7 +68,7 @@ _REFERENCE = re.compile(
     r"Tables? [1-4]|Figure 5|Theorems? [35]( and 5)?|section 5|eq\. \([589]\)|CIFAR-10|"
     r"1/2|1/N|\(d-1\)/\(d-1-k\)|σ0²|\bN0\b|\bl2\b|σ0|sigma0|k_l2\w*|[CFG]_l2|l2[-_]\w+|"
     r"fig5_\w+|\w+_255|>= 0\.5|\d-core|N\(0, |`1/|× 1/|1 − p_max|exit 1|radius 0|"
-    r"(below|above) 1 ")
+    r"(below|above) 1 |digits32|\bdigits32_\w+|\w+_l2\.tsv|sha256|--part \w+")
 
 
 def _literal_strings(path: Path):
@@ -197,3 +197,143 @@ def test_paper_summary_tables_from_results_files(paper, tmp_path):
     text = paper.summary_tables(args, certs)
     assert "## Table 1: CIFAR-10, l2" in text and "## Table 3: CIFAR-10, l-inf" in text
     assert "r = 2/255 |" in text and "l2-family k = 500 (best over 4 classifiers)" in text
+
+
+# ----------------------------------------------------------------------------- issue 14
+RESULTS = ROOT / "results"
+
+
+def _manifest(name: str) -> dict:
+    import json
+
+    path = RESULTS / name / "experiment.json"
+    if not path.exists():
+        pytest.skip(f"{path} not stored")
+    return json.loads(path.read_text())
+
+
+def _config(outfile: str) -> dict:
+    import json
+
+    return json.loads((ROOT / (outfile + ".config.json")).read_text())
+
+
+def _existing(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if (ROOT / r["outfile"]).exists()]
+
+
+def test_matched_and_crossed_runs_are_told_apart_by_their_files():
+    """Every issue-14 results file records the noise its checkpoint was trained with
+    (``train_noise``), and it is the training noise the experiment planned (matched: the
+    certification noise; crossed: the Gaussian), so the report never mixes the two."""
+    m = _manifest("digits")
+    runs = _existing(m.get("matched_runs", []) + m.get("validation_runs", []))
+    runs += _existing(_manifest("digits32")["runs"]) if (RESULTS / "digits32").exists() else []
+    assert runs
+    for r in runs:
+        tn = _config(r["outfile"])["train_noise"]
+        assert (tn["noise"], float(tn["k"])) == (r["train_noise"], r["train_k"]), r["key"]
+        assert ("trained_" in r["key"]) == (r["train_noise"] != "gaussian"), r["key"]
+        assert (r["train_noise"] == r["noise"]) or r["train_noise"] == "gaussian"
+
+
+def _all_runs(name: str) -> list[dict]:
+    m = _manifest(name)
+    return _existing(m["runs"] + m.get("matched_runs", []) + m.get("validation_runs", []))
+
+
+@pytest.mark.parametrize("name", ["digits", "digits32"])
+def test_validation_images_are_disjoint_from_the_test_images(name):
+    """The noise is chosen on images the reported test numbers never use."""
+    from smoothcert.analysis import read_results
+
+    runs = _all_runs(name)
+    if not any(r["key"].startswith("validation/") for r in runs):
+        pytest.skip("no validation runs stored")
+    val = {int(i) for r in runs if r["key"].startswith("validation/")
+           for i in read_results(ROOT / r["outfile"]).idx}
+    test = {int(i) for r in runs if not r["key"].startswith("validation/")
+            for i in read_results(ROOT / r["outfile"]).idx}
+    assert val and test and not (val & test)
+
+
+@pytest.mark.parametrize("name", ["digits", "digits32"])
+def test_derived_gaussian_linf_radii_never_exceed_theorem_3(name):
+    """The Gaussian l-inf rows derived from the l2 rows keep pA_lower and predictions and
+    never claim more than sigma Phi^-1(pA_lower) / sqrt(d) (rounded toward zero)."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from smoothcert.analysis import read_results
+
+    m = _manifest(name)
+    derived = [r for r in _all_runs(name) if r.get("derived_from")]
+    if not derived:
+        pytest.skip("no derived runs stored")
+    dim = m["config"]["dim"]
+    for r in derived:
+        li = read_results(ROOT / r["outfile"])
+        l2 = read_results(ROOT / Path(r["outfile"]).with_name(r["derived_from"] + ".tsv"))
+        assert (li["pA_lower"] == l2["pA_lower"]).all() and (li.predict == l2.predict).all()
+        bound = r["sigma0"] * norm.ppf(np.asarray(li["pA_lower"], float)) / np.sqrt(dim)
+        ok = li.predict == -1
+        assert (li.radius[~ok] <= bound[~ok]).all()
+        assert (li.radius[~ok] >= bound[~ok] * (1 - 1e-2)).all()  # 3 significant digits
+        assert _config(r["outfile"])["derived_from"]["file"] == r["derived_from"] + ".tsv"
+
+
+@pytest.mark.parametrize("name", ["digits", "digits32"])
+def test_stored_selection_is_what_select_chooses_from_the_files(name):
+    """selection.json is reproduced by smoothcert.selection.select on the stored validation
+    files, and the test number it reports is that of the chosen configuration's partner."""
+    import json
+
+    from smoothcert.selection import select
+
+    path = RESULTS / name / "selection.json"
+    if not path.exists():
+        pytest.skip("selection not stored")
+    stored = json.loads(path.read_text())
+    runs = {r["key"]: r for r in _all_runs(name)}
+    assert stored["targets"]
+    for t in stored["targets"]:
+        for which in ("all", "gaussian"):
+            e = t[which]
+            files = e["selection"]["validation"]["scores"]
+            cands = [f["file"] for f in files]
+            test_files = [f.replace("validation/", "", 1) for f in cands]
+            kw = ({"radius": t["value"]} if t["kind"] == "radius"
+                  else {"radii": tuple(t["value"])})
+            sel = select([ROOT / f for f in cands], test_files=[ROOT / f for f in test_files],
+                         confidence=stored["confidence"], **kw)
+            chosen = ROOT / runs[e["chosen"]]["outfile"]
+            assert Path(sel.chosen.path).resolve() == chosen.resolve()
+            assert sel.test_score == e["test_score"]
+            assert e["test_file"] == runs[e["chosen"].removeprefix("validation/")]["outfile"]
+            if which == "gaussian":
+                assert all("gaussian" in Path(f).name for f in cands)
+
+
+@pytest.mark.parametrize("name", ["digits", "digits32"])
+def test_no_stored_radius_exceeds_its_exact_value(name):
+    """No radius cell of a stored results file is above the exact radius recorded next to it
+    (three significant digits rounded toward zero), so no table of the report counts an image
+    at a radius it does not reach."""
+    import numpy as np
+
+    runs = _all_runs(name)
+    checked = 0
+    for r in runs:
+        lines = (ROOT / r["outfile"]).read_text().splitlines()
+        head = lines[0].split("\t")
+        if "radius_exact" not in head:
+            continue
+        i, j = head.index("radius"), head.index("radius_exact")
+        cells = np.array([[float(ln.split("\t")[i]), float(ln.split("\t")[j])]
+                          for ln in lines[1:]])
+        assert (cells[:, 0] <= cells[:, 1]).all(), r["outfile"]
+        pos = cells[:, 1] > 0
+        unit = 10.0 ** (np.floor(np.log10(cells[pos, 1])) - 2)  # third significant digit
+        assert (cells[pos, 1] - cells[pos, 0] < unit * (1 + 1e-9)).all(), r["outfile"]
+        checked += 1
+    assert checked
