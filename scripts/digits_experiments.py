@@ -89,16 +89,42 @@ def scaled_k(k_paper: float) -> int:
 
 
 CONFIG = {
-    "dataset": "digits", "arch": "digits_cnn", "dim": DIM, "split": "test", "test_size": 360,
+    "dataset": "digits",
+    "arch": "digits_cnn",
+    "dim": DIM,
+    "split": "test",
+    "test_size": 360,
     "sigma0s": [0.12, 0.25, 0.5, 1.0],
     # training: the hyper-parameters of `smoothcert demo` (smoothcert.demo.FULL)
-    "train": {"epochs": 20, "batch": 64, "lr": 0.05, "lr_step_size": 8, "gamma": 0.1,
-              "momentum": 0.9, "weight_decay": 1e-4, "seed": 0},
+    "train": {
+        "epochs": 20,
+        "batch": 64,
+        "lr": 0.05,
+        "lr_step_size": 8,
+        "gamma": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "seed": 0,
+    },
     # certification (the paper's N0 and alpha; N = 10,000 instead of 100,000 for CPU time)
-    "certify": {"skip": 12, "max": -1, "N0": 100, "N": 10_000, "alpha": 0.001, "batch": 2000,
-                "seed": 0, "cert_samples": 1_000_000, "cert_failure_prob": 0.001},
-    "paper": {"dim": PAPER_DIM, "k_l2": list(PAPER_K_L2), "k_l2_main": PAPER_K_L2_MAIN,
-              "k_linf": PAPER_K_LINF, "k_l2_left_out": list(PAPER_K_L2_LEFT_OUT)},
+    "certify": {
+        "skip": 12,
+        "max": -1,
+        "N0": 100,
+        "N": 10_000,
+        "alpha": 0.001,
+        "batch": 2000,
+        "seed": 0,
+        "cert_samples": 1_000_000,
+        "cert_failure_prob": 0.001,
+    },
+    "paper": {
+        "dim": PAPER_DIM,
+        "k_l2": list(PAPER_K_L2),
+        "k_l2_main": PAPER_K_L2_MAIN,
+        "k_linf": PAPER_K_LINF,
+        "k_l2_left_out": list(PAPER_K_L2_LEFT_OUT),
+    },
     "k_l2": [scaled_k(k) for k in PAPER_K_L2],
     "k_l2_main": scaled_k(PAPER_K_L2_MAIN),
     "k_linf": scaled_k(PAPER_K_LINF),
@@ -126,8 +152,16 @@ def runs(cfg: dict) -> list[dict]:
     def add(sigma0, noise, k, norm):
         kk = f"_k{k:g}" if noise != "gaussian" else ""
         key = f"noise_{sigma0:g}/{noise}{kk}_{norm}"
-        out.append({"key": key, "sigma0": sigma0, "noise": noise, "k": float(k), "norm": norm,
-                    "outfile": str(RESULTS / f"{key}.tsv")})
+        out.append(
+            {
+                "key": key,
+                "sigma0": sigma0,
+                "noise": noise,
+                "k": float(k),
+                "norm": norm,
+                "outfile": str(RESULTS / f"{key}.tsv"),
+            }
+        )
 
     for sigma0 in cfg["sigma0s"]:
         add(sigma0, "gaussian", 0, "l2")
@@ -146,7 +180,7 @@ def checkpoint_path(sigma0: float) -> Path:
 
 
 def expected_indices(cfg: dict) -> list[int]:
-    from smoothcert.cli.common import select_indices
+    from smoothcert.data import select_indices
 
     c = cfg["certify"]
     return select_indices(cfg["test_size"], c["skip"], c["max"])
@@ -168,17 +202,32 @@ def status(run: dict, cfg: dict) -> str:
         return "missing"
     stored = json.loads(cpath.read_text())
     c = cfg["certify"]
-    wanted = {"dataset": cfg["dataset"], "split": cfg["split"], "noise": run["noise"],
-              "k": run["k"], "norm": run["norm"], "N0": c["N0"], "N": c["N"],
-              "alpha": c["alpha"], "skip": c["skip"], "max": c["max"], "seed": c["seed"]}
-    diff = [f"{key} {stored.get(key)!r} != {value!r}" for key, value in wanted.items()
-            if stored.get(key) != value]
+    wanted = {
+        "dataset": cfg["dataset"],
+        "split": cfg["split"],
+        "noise": run["noise"],
+        "k": run["k"],
+        "norm": run["norm"],
+        "N0": c["N0"],
+        "N": c["N"],
+        "alpha": c["alpha"],
+        "skip": c["skip"],
+        "max": c["max"],
+        "seed": c["seed"],
+    }
+    diff = [
+        f"{key} {stored.get(key)!r} != {value!r}"
+        for key, value in wanted.items()
+        if stored.get(key) != value
+    ]
     if not math.isclose(stored.get("sigma", -1.0), _sigma(run), rel_tol=1e-12):
         diff.append(f"sigma {stored.get('sigma')!r} != {_sigma(run)!r}")
     if run["noise"] != "gaussian" and run["norm"] == "linf":
         cert = stored.get("certificate", {})
-        if (cert.get("samples"), cert.get("failure_prob")) != (c["cert_samples"],
-                                                               c["cert_failure_prob"]):
+        if (cert.get("samples"), cert.get("failure_prob")) != (
+            c["cert_samples"],
+            c["cert_failure_prob"],
+        ):
             diff.append("Monte Carlo certificate samples / failure probability")
     if diff:
         return "different: " + ", ".join(diff)
@@ -203,9 +252,17 @@ def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
     from smoothcert.demo import DemoConfig, Setting, _certify, _drop_stale
 
     c = cfg["certify"]
-    demo_cfg = DemoConfig(skip=c["skip"], max=c["max"], n0=c["N0"], n=c["N"], alpha=c["alpha"],
-                          cert_batch=c["batch"], seed=c["seed"], cert_samples=c["cert_samples"],
-                          cert_failure_prob=c["cert_failure_prob"])
+    demo_cfg = DemoConfig(
+        skip=c["skip"],
+        max=c["max"],
+        n0=c["N0"],
+        n=c["N"],
+        alpha=c["alpha"],
+        cert_batch=c["batch"],
+        seed=c["seed"],
+        cert_samples=c["cert_samples"],
+        cert_failure_prob=c["cert_failure_prob"],
+    )
     setting = Setting(Path(run["key"]).name, run["noise"], run["k"], run["norm"], run["key"])
     out = Path(run["outfile"])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +276,12 @@ def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
     _certify(ckpt, out, run["sigma0"], setting, demo_cfg, device)
     wall = time.time() - t0
     rows = max(0, len(out.read_text().splitlines()) - 1)
-    return {"key": run["key"], "wall_s": round(wall, 2), "rows_computed": rows - before,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "key": run["key"],
+        "wall_s": round(wall, 2),
+        "rows_computed": rows - before,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 # ----------------------------------------------------------------------------- training
@@ -231,21 +292,37 @@ def train_models(cfg: dict, device, times: dict, sigma0s) -> None:
     for sigma0 in sigma0s:
         outdir = checkpoint_path(sigma0).parent
         t0 = time.time()
-        res = train(cfg["dataset"], cfg["arch"], outdir, NoiseSpec(sigma=sigma0),
-                    epochs=t["epochs"], batch=t["batch"], lr=t["lr"],
-                    lr_step_size=t["lr_step_size"], gamma=t["gamma"], momentum=t["momentum"],
-                    weight_decay=t["weight_decay"], seed=t["seed"], device=device,
-                    progress=False, verbose=False)
+        res = train(
+            cfg["dataset"],
+            cfg["arch"],
+            outdir,
+            NoiseSpec(sigma=sigma0),
+            epochs=t["epochs"],
+            batch=t["batch"],
+            lr=t["lr"],
+            lr_step_size=t["lr_step_size"],
+            gamma=t["gamma"],
+            momentum=t["momentum"],
+            weight_decay=t["weight_decay"],
+            seed=t["seed"],
+            device=device,
+            progress=False,
+            verbose=False,
+        )
         wall = time.time() - t0
         if res.history:
             last = res.history[-1]
-            print(f"trained sigma0 = {sigma0:g}: epochs {res.start_epoch + 1}-{res.epoch}, "
-                  f"test accuracy under noise {last['test_acc']:.1f}% ({wall:.1f} s)",
-                  flush=True)
+            print(
+                f"trained sigma0 = {sigma0:g}: epochs {res.start_epoch + 1}-{res.epoch}, "
+                f"test accuracy under noise {last['test_acc']:.1f}% ({wall:.1f} s)",
+                flush=True,
+            )
             times.setdefault("training", {})[f"noise_{sigma0:g}"] = {
-                "wall_s": round(wall, 2), "epochs": res.epoch,
+                "wall_s": round(wall, 2),
+                "epochs": res.epoch,
                 "final_test_acc_under_noise": round(last["test_acc"], 4),
-                "final_train_acc": round(last["train_acc"], 4)}
+                "final_train_acc": round(last["train_acc"], 4),
+            }
         else:
             print(f"reusing {res.checkpoint} ({res.epoch} epochs)", flush=True)
 
@@ -264,27 +341,48 @@ def equal_pa_tables(cfg: dict) -> None:
     c = cfg["certify"]
     p_max = c["alpha"] ** (1.0 / c["N"])
     grid = [*cfg["p_grid"], p_max]
-    specs = {"l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
-             "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))]}
+    specs = {
+        "l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
+        "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))],
+    }
     for norm, noises in specs.items():
         lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "method", "p", "radius"])]
         for name, k in noises:
             noise = make_noise(name, DIM, k=k, sigma0=1.0)
-            cert = get_certificate(noise, norm, samples=c["cert_samples"],
-                                   failure_prob=c["cert_failure_prob"], seed=c["seed"])
+            cert = get_certificate(
+                noise,
+                norm,
+                samples=c["cert_samples"],
+                failure_prob=c["cert_failure_prob"],
+                seed=c["seed"],
+            )
             for p in grid:
                 r = cert.radius(p, exact=True) if cert.method == "quadrature" else cert.radius(p)
-                lines.append("\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p),
-                                        _fmt(r)]))
+                lines.append(
+                    "\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p), _fmt(r)])
+                )
         path = RESULTS / f"equal_pA_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
 
 
 COUNTERFACTUAL_HEAD = [
-    "sigma0", "noise", "k", "idx", "label", "predict_gauss", "pA_gauss", "radius_gauss",
-    "radius_gauss_exact", "radius_family_at_pA_gauss", "radius_family_at_pA_gauss_exact",
-    "predict_family", "pA_family", "radius_family", "radius_family_exact"]
+    "sigma0",
+    "noise",
+    "k",
+    "idx",
+    "label",
+    "predict_gauss",
+    "pA_gauss",
+    "radius_gauss",
+    "radius_gauss_exact",
+    "radius_family_at_pA_gauss",
+    "radius_family_at_pA_gauss_exact",
+    "predict_family",
+    "pA_family",
+    "radius_family",
+    "radius_family_exact",
+]
 
 
 def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
@@ -300,8 +398,9 @@ def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
 
     c, e = cfg["certify"], cfg["linf_estimate"]
     grid = [*cfg["p_grid"], c["alpha"] ** (1.0 / c["N"])]
-    lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "samples", "seed", "p",
-                        "radius_estimate"])]
+    lines = [
+        "\t".join(["noise", "k", "sigma_over_sigma0", "samples", "seed", "p", "radius_estimate"])
+    ]
     for name, k in (("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))):
         noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
         unit = noise.with_sigma(1.0)
@@ -319,8 +418,19 @@ def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
             for _ in range(e["bisection_steps"]):
                 mid = 0.5 * (lo + hi)
                 lo, hi = (mid, hi) if p_star(mid) < p else (lo, mid)
-            lines.append("\t".join([name, f"{k:g}", _fmt(noise.sigma), str(e["samples"]),
-                                    str(e["seed"]), _fmt(p), _fmt(lo * noise.sigma)]))
+            lines.append(
+                "\t".join(
+                    [
+                        name,
+                        f"{k:g}",
+                        _fmt(noise.sigma),
+                        str(e["samples"]),
+                        str(e["seed"]),
+                        _fmt(p),
+                        _fmt(lo * noise.sigma),
+                    ]
+                )
+            )
     path = results / "equal_pA_linf_estimate.tsv"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}", flush=True)
@@ -338,8 +448,10 @@ def counterfactual_tables(cfg: dict) -> None:
     c = cfg["certify"]
     head = COUNTERFACTUAL_HEAD
     by_key = {r["key"]: r for r in runs(cfg)}
-    families = {"l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
-                "linf": [("linf-mixed", float(cfg["k_linf"]))]}
+    families = {
+        "l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
+        "linf": [("linf-mixed", float(cfg["k_linf"]))],
+    }
 
     def radius(cert, p):
         if p < 0.5:
@@ -355,21 +467,40 @@ def counterfactual_tables(cfg: dict) -> None:
             g_cert = get_certificate(make_noise("gaussian", DIM, sigma0=sigma0), norm)
             for name, k in fams:
                 fam = read_results(by_key[f"noise_{sigma0:g}/{name}_k{k:g}_{norm}"]["outfile"])
-                cert = get_certificate(make_noise(name, DIM, k=k, sigma0=sigma0), norm,
-                                       samples=c["cert_samples"],
-                                       failure_prob=c["cert_failure_prob"], seed=c["seed"])
+                cert = get_certificate(
+                    make_noise(name, DIM, k=k, sigma0=sigma0),
+                    norm,
+                    samples=c["cert_samples"],
+                    failure_prob=c["cert_failure_prob"],
+                    seed=c["seed"],
+                )
                 fam_rows = {int(i): j for j, i in enumerate(fam.idx)}
                 for j, idx in enumerate(gauss.idx):
                     p = float(gauss["pA_lower"][j])
                     f = fam_rows[int(idx)]
                     pf = float(fam["pA_lower"][f])
                     r_cf = radius(cert, p)
-                    lines.append("\t".join([
-                        f"{sigma0:g}", name, f"{k:g}", str(int(idx)), str(int(gauss.label[j])),
-                        str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]),
-                        _fmt(radius(g_cert, p)), format_radius_cell(r_cf), _fmt(r_cf),
-                        str(int(fam.predict[f])), _fmt(pf), _fmt(fam.radius[f]),
-                        _fmt(radius(cert, pf))]))
+                    lines.append(
+                        "\t".join(
+                            [
+                                f"{sigma0:g}",
+                                name,
+                                f"{k:g}",
+                                str(int(idx)),
+                                str(int(gauss.label[j])),
+                                str(int(gauss.predict[j])),
+                                _fmt(p),
+                                _fmt(gauss.radius[j]),
+                                _fmt(radius(g_cert, p)),
+                                format_radius_cell(r_cf),
+                                _fmt(r_cf),
+                                str(int(fam.predict[f])),
+                                _fmt(pf),
+                                _fmt(fam.radius[f]),
+                                _fmt(radius(cert, pf)),
+                            ]
+                        )
+                    )
         path = RESULTS / f"counterfactual_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
@@ -380,8 +511,7 @@ TABLE_HEADS = {
     "equal_pA_linf.tsv": "noise\tk\tsigma_over_sigma0\tmethod\tp\tradius",
     "counterfactual_l2.tsv": "\t".join(COUNTERFACTUAL_HEAD),
     "counterfactual_linf.tsv": "\t".join(COUNTERFACTUAL_HEAD),
-    "equal_pA_linf_estimate.tsv": "noise\tk\tsigma_over_sigma0\tsamples\tseed\tp\t"
-                                  "radius_estimate",
+    "equal_pA_linf_estimate.tsv": "noise\tk\tsigma_over_sigma0\tsamples\tseed\tp\tradius_estimate",
 }
 
 
@@ -402,10 +532,16 @@ def environment() -> dict:
 
     import smoothcert
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "smoothcert": smoothcert.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads_per_process": 1}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "smoothcert": smoothcert.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads_per_process": 1,
+    }
 
 
 # ----------------------------------------------------------------------------- issue 14
@@ -416,7 +552,10 @@ MODELS32 = Path("runs/digits32_experiments/models")
 CACHE = Path("runs/digits_experiments/cache")
 
 CONFIG32 = {
-    "dataset": "digits32", "arch": "digits32_cnn", "dim": PAPER_DIM, "split": "test",
+    "dataset": "digits32",
+    "arch": "digits32_cnn",
+    "dim": PAPER_DIM,
+    "split": "test",
     "test_size": 360,
     # the paper's sigma0 grid without 0.12 (at d = 3072 the upsampled digits' signal is spread
     # over 48 coordinates per pixel, so the noise the classifier sees is much weaker than at
@@ -426,12 +565,25 @@ CONFIG32 = {
     # N = 10,000 as at d = 64 (measured on the 2-core CPU: ~0.5 s per image at N = 5,000 when
     # the machine is not shared, ~3 s per image at N = 10,000 under load: 51 runs of 30 images
     # fit in well under an hour either way)
-    "certify": {"skip": 12, "max": -1, "N0": 100, "N": 10_000, "alpha": 0.001, "batch": 1000,
-                "seed": 0, "cert_samples": 1_000_000, "cert_failure_prob": 0.001},
+    "certify": {
+        "skip": 12,
+        "max": -1,
+        "N0": 100,
+        "N": 10_000,
+        "alpha": 0.001,
+        "batch": 1000,
+        "seed": 0,
+        "cert_samples": 1_000_000,
+        "cert_failure_prob": 0.001,
+    },
     "test_start": 0,
     "val_start": 6,
-    "paper": {"dim": PAPER_DIM, "k_l2": list(PAPER_K_L2), "k_l2_main": PAPER_K_L2_MAIN,
-              "k_linf": PAPER_K_LINF},
+    "paper": {
+        "dim": PAPER_DIM,
+        "k_l2": list(PAPER_K_L2),
+        "k_l2_main": PAPER_K_L2_MAIN,
+        "k_linf": PAPER_K_LINF,
+    },
     "k_l2": list(PAPER_K_L2),
     "k_l2_main": PAPER_K_L2_MAIN,
     "k_linf": PAPER_K_LINF,
@@ -444,9 +596,13 @@ CONFIG32 = {
     "linf_estimate": dict(CONFIG["linf_estimate"]),
     # noise selection on the validation images: target radii and ranges (chosen before the
     # runs), for l2 and for l-inf (l-inf in units of 1/255)
-    "select": {"l2_radii": [0.5, 1.0, 2.0, 3.0], "l2_ranges": [[0.0, 3.0]],
-               "linf_radii_255": [2, 4, 8, 12], "linf_ranges_255": [[0, 12]],
-               "confidence": 0.95},
+    "select": {
+        "l2_radii": [0.5, 1.0, 2.0, 3.0],
+        "l2_ranges": [[0.0, 3.0]],
+        "linf_radii_255": [2, 4, 8, 12],
+        "linf_ranges_255": [[0, 12]],
+        "confidence": 0.95,
+    },
 }
 
 
@@ -463,26 +619,55 @@ def model_checkpoint(cfg: dict, noise: str, k: float, sigma0: float) -> Path:
     return root / train_key(noise, k) / f"noise_{sigma0:g}" / "checkpoint.pth.tar"
 
 
-def _run(cfg, results: Path, sigma0, noise, k, norm, train, start=0, derived_from=None,
-         prefix="") -> dict:
+def _run(
+    cfg, results: Path, sigma0, noise, k, norm, train, start=0, derived_from=None, prefix=""
+) -> dict:
     kk = f"_k{float(k):g}" if noise != "gaussian" else ""
     tk = train_key(*train)
     folder = f"noise_{sigma0:g}" if tk == "gaussian" else f"trained_{tk}/noise_{sigma0:g}"
     key = f"{prefix}{folder}/{noise}{kk}_{norm}"
-    return {"key": key, "sigma0": sigma0, "noise": noise, "k": float(k), "norm": norm,
-            "train_noise": train[0], "train_k": float(train[1]), "start": start,
-            "derived_from": derived_from, "outfile": str(results / f"{key}.tsv"),
-            "dim": cfg["dim"], "dataset": cfg["dataset"]}
+    return {
+        "key": key,
+        "sigma0": sigma0,
+        "noise": noise,
+        "k": float(k),
+        "norm": norm,
+        "train_noise": train[0],
+        "train_k": float(train[1]),
+        "start": start,
+        "derived_from": derived_from,
+        "outfile": str(results / f"{key}.tsv"),
+        "dim": cfg["dim"],
+        "dataset": cfg["dataset"],
+    }
 
 
 def matched64_runs(cfg: dict = CONFIG) -> list[dict]:
     """d = 64: every non-Gaussian noise certified on classifiers trained with it (matched)."""
     out = []
     for sigma0 in cfg["sigma0s"]:
-        out.append(_run(cfg, RESULTS, sigma0, "l2-family", cfg["k_l2_main"], "l2",
-                        ("l2-family", cfg["k_l2_main"])))
-        out.append(_run(cfg, RESULTS, sigma0, "linf-mixed", cfg["k_linf"], "linf",
-                        ("linf-mixed", cfg["k_linf"])))
+        out.append(
+            _run(
+                cfg,
+                RESULTS,
+                sigma0,
+                "l2-family",
+                cfg["k_l2_main"],
+                "l2",
+                ("l2-family", cfg["k_l2_main"]),
+            )
+        )
+        out.append(
+            _run(
+                cfg,
+                RESULTS,
+                sigma0,
+                "linf-mixed",
+                cfg["k_linf"],
+                "linf",
+                ("linf-mixed", cfg["k_linf"]),
+            )
+        )
     for sigma0 in cfg["sigma0s"]:
         for k in cfg["k_l2"]:
             if k != cfg["k_l2_main"]:
@@ -499,16 +684,61 @@ def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
     def group(start, prefix, ks, linf):
         for sigma0 in cfg["sigma0s"]:
             if linf is not None or kmain in ks:  # the Gaussian runs go with the main settings
-                out.append(_run(cfg, RESULTS32, sigma0, "gaussian", 0, "l2", ("gaussian", 0),
-                                start, prefix=prefix))
-                out.append(_run(cfg, RESULTS32, sigma0, "gaussian", 0, "linf", ("gaussian", 0),
-                                start, derived_from="gaussian_l2", prefix=prefix))
+                out.append(
+                    _run(
+                        cfg,
+                        RESULTS32,
+                        sigma0,
+                        "gaussian",
+                        0,
+                        "l2",
+                        ("gaussian", 0),
+                        start,
+                        prefix=prefix,
+                    )
+                )
+                out.append(
+                    _run(
+                        cfg,
+                        RESULTS32,
+                        sigma0,
+                        "gaussian",
+                        0,
+                        "linf",
+                        ("gaussian", 0),
+                        start,
+                        derived_from="gaussian_l2",
+                        prefix=prefix,
+                    )
+                )
             for k in ks:
-                out.append(_run(cfg, RESULTS32, sigma0, "l2-family", k, "l2", ("l2-family", k),
-                                start, prefix=prefix))
+                out.append(
+                    _run(
+                        cfg,
+                        RESULTS32,
+                        sigma0,
+                        "l2-family",
+                        k,
+                        "l2",
+                        ("l2-family", k),
+                        start,
+                        prefix=prefix,
+                    )
+                )
             if linf is not None:
-                out.append(_run(cfg, RESULTS32, sigma0, "linf-mixed", klinf, "linf",
-                                ("linf-mixed", klinf), start, prefix=prefix))
+                out.append(
+                    _run(
+                        cfg,
+                        RESULTS32,
+                        sigma0,
+                        "linf-mixed",
+                        klinf,
+                        "linf",
+                        ("linf-mixed", klinf),
+                        start,
+                        prefix=prefix,
+                    )
+                )
 
     group(t0, "", [kmain], klinf)
     group(v0, "validation/", [kmain], klinf)
@@ -518,11 +748,11 @@ def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
     for ks in ([kmain], rest):  # crossed: Gaussian-trained, certified with the other noises
         for sigma0 in cfg["sigma0s"]:
             for k in ks:
-                out.append(_run(cfg, RESULTS32, sigma0, "l2-family", k, "l2", ("gaussian", 0),
-                                t0))
+                out.append(_run(cfg, RESULTS32, sigma0, "l2-family", k, "l2", ("gaussian", 0), t0))
             if ks == [kmain]:
-                out.append(_run(cfg, RESULTS32, sigma0, "linf-mixed", klinf, "linf",
-                                ("gaussian", 0), t0))
+                out.append(
+                    _run(cfg, RESULTS32, sigma0, "linf-mixed", klinf, "linf", ("gaussian", 0), t0)
+                )
     return out
 
 
@@ -543,12 +773,26 @@ def status2(run: dict, cfg: dict) -> str:
         return "missing"
     stored = json.loads(cpath.read_text())
     c = cfg["certify"]
-    wanted = {"dataset": cfg["dataset"], "split": cfg["split"], "noise": run["noise"],
-              "k": run["k"], "norm": run["norm"], "N0": c["N0"], "N": c["N"], "dim": cfg["dim"],
-              "alpha": c["alpha"], "skip": c["skip"], "max": c["max"], "seed": c["seed"],
-              "start": run["start"]}
-    diff = [f"{key} {stored.get(key)!r} != {value!r}" for key, value in wanted.items()
-            if stored.get(key) != value]
+    wanted = {
+        "dataset": cfg["dataset"],
+        "split": cfg["split"],
+        "noise": run["noise"],
+        "k": run["k"],
+        "norm": run["norm"],
+        "N0": c["N0"],
+        "N": c["N"],
+        "dim": cfg["dim"],
+        "alpha": c["alpha"],
+        "skip": c["skip"],
+        "max": c["max"],
+        "seed": c["seed"],
+        "start": run["start"],
+    }
+    diff = [
+        f"{key} {stored.get(key)!r} != {value!r}"
+        for key, value in wanted.items()
+        if stored.get(key) != value
+    ]
     sigma = make_noise(run["noise"], cfg["dim"], k=run["k"], sigma0=run["sigma0"]).sigma
     if not math.isclose(stored.get("sigma", -1.0), sigma, rel_tol=1e-12):
         diff.append(f"sigma {stored.get('sigma')!r} != {sigma!r}")
@@ -587,21 +831,54 @@ def certify_run2(run: dict, cfg: dict, device: str | None) -> dict:
     if _drop_stale(out, ckpt):
         print(f"   {out}: partial file made with another checkpoint, recomputing", flush=True)
     before = max(0, len(out.read_text().splitlines()) - 1) if out.exists() else 0
-    argv = ["certify", cfg["dataset"], str(ckpt), str(out), "--noise", run["noise"],
-            "--k", repr(run["k"]), "--sigma0", repr(float(run["sigma0"])), "--norm", run["norm"],
-            "--N0", str(c["N0"]), "--N", str(c["N"]), "--alpha", repr(c["alpha"]),
-            "--batch", str(c["batch"]), "--skip", str(c["skip"]), "--start", str(run["start"]),
-            "--max", str(c["max"]), "--seed", str(c["seed"]),
-            "--cert-samples", str(c["cert_samples"]),
-            "--cert-failure-prob", repr(c["cert_failure_prob"]), "--no-progress",
-            "--device", device or "cpu"]
+    argv = [
+        "certify",
+        cfg["dataset"],
+        str(ckpt),
+        str(out),
+        "--noise",
+        run["noise"],
+        "--k",
+        repr(run["k"]),
+        "--sigma0",
+        repr(float(run["sigma0"])),
+        "--norm",
+        run["norm"],
+        "--N0",
+        str(c["N0"]),
+        "--N",
+        str(c["N"]),
+        "--alpha",
+        repr(c["alpha"]),
+        "--batch",
+        str(c["batch"]),
+        "--skip",
+        str(c["skip"]),
+        "--start",
+        str(run["start"]),
+        "--max",
+        str(c["max"]),
+        "--seed",
+        str(c["seed"]),
+        "--cert-samples",
+        str(c["cert_samples"]),
+        "--cert-failure-prob",
+        repr(c["cert_failure_prob"]),
+        "--no-progress",
+        "--device",
+        device or "cpu",
+    ]
     t0 = time.time()
     args = build_parser().parse_args(argv)
     args.func(args)
     wall = time.time() - t0
     rows = max(0, len(out.read_text().splitlines()) - 1)
-    return {"key": run["key"], "wall_s": round(wall, 2), "rows_computed": rows - before,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "key": run["key"],
+        "wall_s": round(wall, 2),
+        "rows_computed": rows - before,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def derive_linf(run: dict, cfg: dict) -> None:
@@ -609,17 +886,18 @@ def derive_linf(run: dict, cfg: dict) -> None:
     same pA_lower, radius sigma Phi^-1(pA_lower) / sqrt(d) rounded toward zero, no sampling."""
     from smoothcert.analysis import EXACT_RADIUS_COLUMN, format_radius_cell
     from smoothcert.certificates import get_certificate
-    from smoothcert.cli.common import config_path, write_text_atomic
     from smoothcert.demo import _sha256
     from smoothcert.noises import Gaussian
+    from smoothcert.results import config_path, write_text_atomic
 
     out = Path(run["outfile"])
     l2_file = out.with_name(run["derived_from"] + ".tsv")
     cert = get_certificate(Gaussian(cfg["dim"], sigma=run["sigma0"]), "linf")
     lines = l2_file.read_text(encoding="utf-8").splitlines()
     head = lines[0].split("\t")
-    col = {name: head.index(name) for name in ("predict", "radius", "pA_lower",
-                                               EXACT_RADIUS_COLUMN)}
+    col = {
+        name: head.index(name) for name in ("predict", "radius", "pA_lower", EXACT_RADIUS_COLUMN)
+    }
     rows = []
     for line in lines[1:]:
         cells = line.split("\t")
@@ -629,10 +907,16 @@ def derive_linf(run: dict, cfg: dict) -> None:
         cells[col[EXACT_RADIUS_COLUMN]] = repr(radius)
         rows.append("\t".join(cells))
     config = json.loads(config_path(l2_file).read_text(encoding="utf-8"))
-    config.update(norm="linf", certificate=cert.describe(), derived_from={
-        "file": l2_file.name, "sha256": _sha256(l2_file),
-        "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
-                "from the l2 run's pA_lower (the same noise samples)"})
+    config.update(
+        norm="linf",
+        certificate=cert.describe(),
+        derived_from={
+            "file": l2_file.name,
+            "sha256": _sha256(l2_file),
+            "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
+            "from the l2 run's pA_lower (the same noise samples)",
+        },
+    )
     write_text_atomic(config_path(out), json.dumps(config, indent=2) + "\n")
     write_text_atomic(out, "\n".join([lines[0], *rows]) + "\n")
 
@@ -646,22 +930,42 @@ def train_one(cfg: dict, noise: str, k: float, sigma0: float, device) -> dict:
 
     t = cfg["train"]
     ckpt = model_checkpoint(cfg, noise, k, sigma0)
-    spec = (NoiseSpec(sigma=sigma0) if cfg["dim"] == DIM and noise == "gaussian"
-            else NoiseSpec(name=noise, k=float(k), sigma0=sigma0))
+    spec = (
+        NoiseSpec(sigma=sigma0)
+        if cfg["dim"] == DIM and noise == "gaussian"
+        else NoiseSpec(name=noise, k=float(k), sigma0=sigma0)
+    )
     t0 = time.time()
-    res = train(cfg["dataset"], cfg["arch"], ckpt.parent, spec, epochs=t["epochs"],
-                batch=t["batch"], lr=t["lr"], lr_step_size=t["lr_step_size"], gamma=t["gamma"],
-                momentum=t["momentum"], weight_decay=t["weight_decay"], seed=t["seed"],
-                device=device, progress=False, verbose=False)
+    res = train(
+        cfg["dataset"],
+        cfg["arch"],
+        ckpt.parent,
+        spec,
+        epochs=t["epochs"],
+        batch=t["batch"],
+        lr=t["lr"],
+        lr_step_size=t["lr_step_size"],
+        gamma=t["gamma"],
+        momentum=t["momentum"],
+        weight_decay=t["weight_decay"],
+        seed=t["seed"],
+        device=device,
+        progress=False,
+        verbose=False,
+    )
     wall = time.time() - t0
     key = f"{train_key(noise, k)}/noise_{sigma0:g}"
     if not res.history:
         return {"key": key, "reused": True}
     last = res.history[-1]
-    return {"key": key, "wall_s": round(wall, 2), "epochs": res.epoch,
-            "final_test_acc_under_noise": round(last["test_acc"], 4),
-            "final_train_acc": round(last["train_acc"], 4),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "key": key,
+        "wall_s": round(wall, 2),
+        "epochs": res.epoch,
+        "final_test_acc_under_noise": round(last["test_acc"], 4),
+        "final_train_acc": round(last["train_acc"], 4),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) -> bool:
@@ -679,8 +983,10 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
         if st == "done":
             continue
         if st.startswith("different"):
-            raise SystemExit(f"{run['outfile']} exists with another configuration ({st[11:]}); "
-                             "delete it (and its .config.json) to recompute")
+            raise SystemExit(
+                f"{run['outfile']} exists with another configuration ({st[11:]}); "
+                "delete it (and its .config.json) to recompute"
+            )
         todo.append(run)
     print(f"[{name}] {len(run_list)} certification runs, {len(todo)} to do", flush=True)
     models = []
@@ -697,8 +1003,11 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
         entry["calls"].append({k: res[k] for k in ("wall_s", "rows_computed", "finished")})
         entry["wall_s"] = round(sum(c["wall_s"] for c in entry["calls"]), 2)
         save()
-        print(f"[{name}] certified {res['key']}: {res['rows_computed']} images in "
-              f"{res['wall_s']:.1f} s ({time.time() - start:.0f} s since start)", flush=True)
+        print(
+            f"[{name}] certified {res['key']}: {res['rows_computed']} images in "
+            f"{res['wall_s']:.1f} s ({time.time() - start:.0f} s since start)",
+            flush=True,
+        )
 
     def record_train(res: dict) -> None:
         if not res.get("reused"):
@@ -709,8 +1018,9 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
     sampled = [r for r in todo if not r["derived_from"]]
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(
+        max(1, args.jobs), mp_context=mp.get_context("spawn"), initializer=_worker_init
+    ) as pool:
         for fut in [pool.submit(train_one, cfg, *m, args.device) for m in models]:
             record_train(fut.result())
         futures = [pool.submit(certify_run2, run, cfg, args.device) for run in sampled]
@@ -731,26 +1041,43 @@ def equal_pa_tables32(cfg: dict) -> None:
     c = cfg["certify"]
     p_max = c["alpha"] ** (1.0 / c["N"])
     grid = [*cfg["p_grid"], p_max]
-    specs = {"l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
-             "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))]}
+    specs = {
+        "l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
+        "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))],
+    }
     for norm, noises in specs.items():
         lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "method", "p", "radius"])]
         for name, k in noises:
             noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
-            cert = get_certificate(noise, norm, samples=c["cert_samples"],
-                                   failure_prob=c["cert_failure_prob"], seed=c["seed"])
+            cert = get_certificate(
+                noise,
+                norm,
+                samples=c["cert_samples"],
+                failure_prob=c["cert_failure_prob"],
+                seed=c["seed"],
+            )
             for p in grid:
                 r = cert.radius(p, exact=True) if cert.method == "quadrature" else cert.radius(p)
-                lines.append("\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p),
-                                        _fmt(r)]))
+                lines.append(
+                    "\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p), _fmt(r)])
+                )
         path = RESULTS32 / f"equal_pA_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
 
 
 COUNTERFACTUAL32_HEAD = [
-    "sigma0", "noise", "k", "idx", "label", "predict_gauss", "pA_gauss", "radius_gauss",
-    "radius_family_at_pA_gauss", "radius_family_at_pA_gauss_exact"]
+    "sigma0",
+    "noise",
+    "k",
+    "idx",
+    "label",
+    "predict_gauss",
+    "pA_gauss",
+    "radius_gauss",
+    "radius_family_at_pA_gauss",
+    "radius_family_at_pA_gauss_exact",
+]
 
 
 def counterfactual_tables32(cfg: dict) -> None:
@@ -761,16 +1088,22 @@ def counterfactual_tables32(cfg: dict) -> None:
     from smoothcert.noises import make_noise
 
     c = cfg["certify"]
-    families = {"l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
-                "linf": [("linf-mixed", float(cfg["k_linf"]))]}
+    families = {
+        "l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
+        "linf": [("linf-mixed", float(cfg["k_linf"]))],
+    }
     for norm, fams in families.items():
         lines = ["\t".join(COUNTERFACTUAL32_HEAD)]
         for sigma0 in cfg["sigma0s"]:
             gauss = read_results(RESULTS32 / f"noise_{sigma0:g}/gaussian_{norm}.tsv")
             for name, k in fams:
-                cert = get_certificate(make_noise(name, cfg["dim"], k=k, sigma0=sigma0), norm,
-                                       samples=c["cert_samples"],
-                                       failure_prob=c["cert_failure_prob"], seed=c["seed"])
+                cert = get_certificate(
+                    make_noise(name, cfg["dim"], k=k, sigma0=sigma0),
+                    norm,
+                    samples=c["cert_samples"],
+                    failure_prob=c["cert_failure_prob"],
+                    seed=c["seed"],
+                )
                 for j, idx in enumerate(gauss.idx):
                     p = float(gauss["pA_lower"][j])
                     if p < 0.5:
@@ -779,11 +1112,22 @@ def counterfactual_tables32(cfg: dict) -> None:
                         r = float(cert.radius(p, exact=True))
                     else:
                         r = float(cert.radius(p))
-                    lines.append("\t".join([
-                        f"{sigma0:g}", name, f"{k:g}", str(int(idx)), str(int(gauss.label[j])),
-                        str(int(gauss.predict[j])), _fmt(p), _fmt(gauss.radius[j]),
-                        format_radius_cell(r),
-                        _fmt(r)]))
+                    lines.append(
+                        "\t".join(
+                            [
+                                f"{sigma0:g}",
+                                name,
+                                f"{k:g}",
+                                str(int(idx)),
+                                str(int(gauss.label[j])),
+                                str(int(gauss.predict[j])),
+                                _fmt(p),
+                                _fmt(gauss.radius[j]),
+                                format_radius_cell(r),
+                                _fmt(r),
+                            ]
+                        )
+                    )
         path = RESULTS32 / f"counterfactual_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
@@ -795,15 +1139,24 @@ def selection32(cfg: dict) -> dict:
     chosen configuration only (:func:`smoothcert.selection.select`)."""
     runs_ = digits32_runs(cfg)
     matched = [r for r in runs_ if r["train_noise"] == r["noise"]]
-    return selection(cfg["select"], cfg["linf_unit"],
-                     [r for r in matched if r["start"] == cfg["val_start"]],
-                     [r for r in matched if r["start"] == cfg["test_start"]])
+    return selection(
+        cfg["select"],
+        cfg["linf_unit"],
+        [r for r in matched if r["start"] == cfg["val_start"]],
+        [r for r in matched if r["start"] == cfg["test_start"]],
+    )
 
 
 #: d = 64 noise selection (validation: every 12th test image from index 6), targets chosen
 #: before the runs: the radii where the d = 64 tables differ
-SELECT64 = {"val_start": 6, "l2_radii": [0.25, 0.5, 0.75], "l2_ranges": [[0.0, 1.0]],
-            "linf_radii_255": [4, 8, 16, 24], "linf_ranges_255": [[0, 24]], "confidence": 0.95}
+SELECT64 = {
+    "val_start": 6,
+    "l2_radii": [0.25, 0.5, 0.75],
+    "l2_ranges": [[0.0, 1.0]],
+    "linf_radii_255": [4, 8, 16, 24],
+    "linf_ranges_255": [[0, 24]],
+    "confidence": 0.95,
+}
 
 
 def validation64_runs(cfg: dict = CONFIG) -> list[dict]:
@@ -811,23 +1164,63 @@ def validation64_runs(cfg: dict = CONFIG) -> list[dict]:
     v0 = SELECT64["val_start"]
     out = []
     for sigma0 in cfg["sigma0s"]:
-        out.append(_run(cfg, RESULTS, sigma0, "gaussian", 0, "l2", ("gaussian", 0), v0,
-                        prefix="validation/"))
-        out.append(_run(cfg, RESULTS, sigma0, "gaussian", 0, "linf", ("gaussian", 0), v0,
-                        derived_from="gaussian_l2", prefix="validation/"))
+        out.append(
+            _run(
+                cfg, RESULTS, sigma0, "gaussian", 0, "l2", ("gaussian", 0), v0, prefix="validation/"
+            )
+        )
+        out.append(
+            _run(
+                cfg,
+                RESULTS,
+                sigma0,
+                "gaussian",
+                0,
+                "linf",
+                ("gaussian", 0),
+                v0,
+                derived_from="gaussian_l2",
+                prefix="validation/",
+            )
+        )
         for k in cfg["k_l2"]:
-            out.append(_run(cfg, RESULTS, sigma0, "l2-family", k, "l2", ("l2-family", k), v0,
-                            prefix="validation/"))
-        out.append(_run(cfg, RESULTS, sigma0, "linf-mixed", cfg["k_linf"], "linf",
-                        ("linf-mixed", cfg["k_linf"]), v0, prefix="validation/"))
+            out.append(
+                _run(
+                    cfg,
+                    RESULTS,
+                    sigma0,
+                    "l2-family",
+                    k,
+                    "l2",
+                    ("l2-family", k),
+                    v0,
+                    prefix="validation/",
+                )
+            )
+        out.append(
+            _run(
+                cfg,
+                RESULTS,
+                sigma0,
+                "linf-mixed",
+                cfg["k_linf"],
+                "linf",
+                ("linf-mixed", cfg["k_linf"]),
+                v0,
+                prefix="validation/",
+            )
+        )
     return out
 
 
 def selection64(cfg: dict = CONFIG) -> dict:
     """:func:`selection32` at d = 64: test partners are the Gaussian-trained Gaussian runs and
     the matched runs."""
-    test = [dict(r, train_noise="gaussian", train_k=0.0, start=0) for r in runs(cfg)
-            if r["noise"] == "gaussian"] + matched64_runs(cfg)
+    test = [
+        dict(r, train_noise="gaussian", train_k=0.0, start=0)
+        for r in runs(cfg)
+        if r["noise"] == "gaussian"
+    ] + matched64_runs(cfg)
     return selection(SELECT64, cfg["linf_unit"], validation64_runs(cfg), test)
 
 
@@ -840,34 +1233,51 @@ def selection(s: dict, unit: float, val_runs: list[dict], test_runs: list[dict])
     for norm in ("l2", "linf"):
         # candidate order = tie order: the Gaussian first (the default), then smaller k, then
         # smaller sigma0
-        val = sorted((r for r in val_runs if r["norm"] == norm),
-                     key=lambda r: (r["noise"] != "gaussian", r["k"], r["sigma0"]))
+        val = sorted(
+            (r for r in val_runs if r["norm"] == norm),
+            key=lambda r: (r["noise"] != "gaussian", r["k"], r["sigma0"]),
+        )
         test = [r for r in test_runs if r["norm"] == norm]
-        targets = ([("radius", r, r) for r in s["l2_radii"]]
-                   + [("range", tuple(x), tuple(x)) for x in s["l2_ranges"]]
-                   if norm == "l2" else
-                   [("radius", r / unit, r) for r in s["linf_radii_255"]]
-                   + [("range", (x[0] / unit, x[1] / unit), tuple(x))
-                      for x in s["linf_ranges_255"]])
+        targets = (
+            [("radius", r, r) for r in s["l2_radii"]]
+            + [("range", tuple(x), tuple(x)) for x in s["l2_ranges"]]
+            if norm == "l2"
+            else [("radius", r / unit, r) for r in s["linf_radii_255"]]
+            + [("range", (x[0] / unit, x[1] / unit), tuple(x)) for x in s["linf_ranges_255"]]
+        )
         for kind, value, shown in targets:
             entry = {"norm": norm, "kind": kind, "value": value, "shown": shown}
-            for which, cands in (("all", val), ("gaussian",
-                                               [r for r in val if r["noise"] == "gaussian"])):
+            for which, cands in (
+                ("all", val),
+                ("gaussian", [r for r in val if r["noise"] == "gaussian"]),
+            ):
                 kw = {"radius": value} if kind == "radius" else {"radii": value}
                 partners = {r["key"]: r for r in test}
-                sel = select([r["outfile"] for r in cands],
-                             test_files=[partners[r["key"].removeprefix("validation/")]["outfile"]
-                                         for r in cands],
-                             confidence=s["confidence"], **kw)
+                sel = select(
+                    [r["outfile"] for r in cands],
+                    test_files=[
+                        partners[r["key"].removeprefix("validation/")]["outfile"] for r in cands
+                    ],
+                    confidence=s["confidence"],
+                    **kw,
+                )
                 d = sel.to_dict() if hasattr(sel, "to_dict") else None
                 chosen = next(r for r in cands if Path(r["outfile"]) == Path(sel.chosen.path))
                 t = sel.test
                 entry[which] = {
-                    "chosen": chosen["key"], "noise": chosen["noise"], "k": chosen["k"],
-                    "sigma0": chosen["sigma0"], "val_score": sel.chosen.score,
-                    "val_n": sel.chosen.n, "ties": [str(p) for p in sel.ties],
-                    "test_file": str(t.path), "test_score": sel.test_score, "test_n": t.n,
-                    "candidates": len(cands), "selection": d}
+                    "chosen": chosen["key"],
+                    "noise": chosen["noise"],
+                    "k": chosen["k"],
+                    "sigma0": chosen["sigma0"],
+                    "val_score": sel.chosen.score,
+                    "val_n": sel.chosen.n,
+                    "ties": [str(p) for p in sel.ties],
+                    "test_file": str(t.path),
+                    "test_score": sel.test_score,
+                    "test_n": t.n,
+                    "candidates": len(cands),
+                    "selection": d,
+                }
             out["targets"].append(entry)
     return out
 
@@ -882,20 +1292,30 @@ def build_tables32(cfg: dict) -> None:
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     c = cfg["certify"]
     done = times.setdefault("certificate_tables", {})
-    for name, k, norm in ([("l2-family", float(k), "l2") for k in cfg["k_l2"]]
-                          + [("linf-mixed", float(cfg["k_linf"]), "linf")]):
+    for name, k, norm in [("l2-family", float(k), "l2") for k in cfg["k_l2"]] + [
+        ("linf-mixed", float(cfg["k_linf"]), "linf")
+    ]:
         key = f"{name}_k{k:g}_{norm}"
         if key in done:
             continue
         t0 = time.time()
-        cert = get_certificate(make_noise(name, cfg["dim"], k=k, sigma0=1.0), norm,
-                               samples=c["cert_samples"], failure_prob=c["cert_failure_prob"],
-                               seed=c["seed"])
-        done[key] = {"wall_s": round(time.time() - t0, 2), "method": cert.method,
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        cert = get_certificate(
+            make_noise(name, cfg["dim"], k=k, sigma0=1.0),
+            norm,
+            samples=c["cert_samples"],
+            failure_prob=c["cert_failure_prob"],
+            seed=c["seed"],
+        )
+        done[key] = {
+            "wall_s": round(time.time() - t0, 2),
+            "method": cert.method,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
-        print(f"[digits32] certificate table {key} ({cert.method}): {done[key]['wall_s']} s",
-              flush=True)
+        print(
+            f"[digits32] certificate table {key} ({cert.method}): {done[key]['wall_s']} s",
+            flush=True,
+        )
 
 
 def rerun64(args) -> None:
@@ -920,8 +1340,14 @@ def rerun64(args) -> None:
         cpath = Path(run["outfile"] + ".config.json")
         if "train_noise" in json.loads(cpath.read_text()):
             continue
-        tmp = dict(run, train_noise="gaussian", train_k=0.0, start=0, derived_from=None,
-                   outfile=str(scratch / f"{run['key']}.tsv"))
+        tmp = dict(
+            run,
+            train_noise="gaussian",
+            train_k=0.0,
+            start=0,
+            derived_from=None,
+            outfile=str(scratch / f"{run['key']}.tsv"),
+        )
         todo.append((run, tmp))
     # the calls of an earlier rerun whose comparison did not finish are reused (their files
     # and wall times are kept in the scratch folder)
@@ -931,11 +1357,11 @@ def rerun64(args) -> None:
         for _, tmp in todo:
             for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
                 f.unlink(missing_ok=True)
-        with ProcessPoolExecutor(max(1, args.jobs), mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            max(1, args.jobs), mp_context=mp.get_context("spawn"), initializer=_worker_init
+        ) as pool:
             futures = [pool.submit(certify_run2, tmp, cfg, args.device) for _, tmp in todo]
-            done = {run["key"]: fut.result() for (run, _), fut in zip(todo, futures,
-                                                                      strict=True)}
+            done = {run["key"]: fut.result() for (run, _), fut in zip(todo, futures, strict=True)}
         calls_path.write_text(json.dumps(list(done.values()), indent=2))
     results = [(run, tmp, done[run["key"]]) for run, tmp in todo]
     for run, tmp, res in results:
@@ -955,10 +1381,13 @@ def rerun64(args) -> None:
         # (current certify) where the stored file rounded to nearest: never larger, within one
         # unit of the third significant digit
         a, b = read_results(run["outfile"]), read_results(tmp["outfile"])
-        same_samples = bool(len(a) == len(b) and (a.idx == b.idx).all()
-                            and (a.predict == b.predict).all()
-                            and (a.correct == b.correct).all()
-                            and (a["pA_lower"] == b["pA_lower"]).all())
+        same_samples = bool(
+            len(a) == len(b)
+            and (a.idx == b.idx).all()
+            and (a.predict == b.predict).all()
+            and (a.correct == b.correct).all()
+            and (a["pA_lower"] == b["pA_lower"]).all()
+        )
 
         def cells(lines):  # the radius column as written (not the exact radius)
             col = lines[0].split("\t").index("radius")
@@ -971,26 +1400,35 @@ def rerun64(args) -> None:
         # significant digit below it
         pos = ra > 0
         unit = 10.0 ** (np.floor(np.log10(ra[pos])) - 2)  # one unit of the third digit
-        safe = same_samples and bool((rb <= ra).all()
-                                     and (ra[pos] - rb[pos] <= unit * (1 + 1e-9)).all())
+        safe = same_samples and bool(
+            (rb <= ra).all() and (ra[pos] - rb[pos] <= unit * (1 + 1e-9)).all()
+        )
         if same or safe:
             Path(run["outfile"]).write_text("\n".join(new) + "\n")
             cpath.write_text(Path(tmp["outfile"] + ".config.json").read_text())
             entry.setdefault("first_calls", entry["calls"])
             entry["calls"] = [{k: res[k] for k in ("wall_s", "rows_computed", "finished")}]
             entry["wall_s"] = res["wall_s"]
-            how = ("identical rows" if same else
-                   f"same pA_lower and predictions; {radii_down} radii rounded toward zero "
-                   "instead of to nearest")
+            how = (
+                "identical rows"
+                if same
+                else f"same pA_lower and predictions; {radii_down} radii rounded toward zero "
+                "instead of to nearest"
+            )
             times.setdefault("rerun", {})[run["key"]] = {
-                "replaced": True, "identical_rows": same, "same_samples": same_samples,
+                "replaced": True,
+                "identical_rows": same,
+                "same_samples": same_samples,
                 "radii_lowered": radii_down,
                 "max_above_exact": float(np.max(ra - exact, initial=0.0)),
-                "old_radius_above_exact": int((ra > exact).sum())}
+                "old_radius_above_exact": int((ra > exact).sum()),
+            }
             print(f"[rerun64] {run['key']}: {how}, replaced ({res['wall_s']} s)", flush=True)
         else:
-            times.setdefault("rerun", {})[run["key"]] = {"replaced": False,
-                                                         "same_samples": same_samples}
+            times.setdefault("rerun", {})[run["key"]] = {
+                "replaced": False,
+                "same_samples": same_samples,
+            }
             print(f"[rerun64] {run['key']}: ROWS DIFFER, stored file kept", flush=True)
         times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
 
@@ -1024,13 +1462,18 @@ def main32(args) -> bool:
         os.environ["SMOOTHCERT_CACHE"] = str(ROOT / CACHE)
         cfg = CONFIG32
         RESULTS32.mkdir(parents=True, exist_ok=True)
-        manifest = {"config": cfg, "runs": digits32_runs(cfg), "environment": environment(),
-                    "command": "python scripts/digits_experiments.py --part digits32",
-                    "report_command": "python scripts/results_report.py"}
+        manifest = {
+            "config": cfg,
+            "runs": digits32_runs(cfg),
+            "environment": environment(),
+            "command": "python scripts/digits_experiments.py --part digits32",
+            "report_command": "python scripts/results_report.py",
+        }
         mpath = RESULTS32 / "experiment.json"
         stored = json.loads(mpath.read_text()) if mpath.exists() else {}
         if {k: v for k, v in stored.items() if k != "environment"} != {
-                k: v for k, v in manifest.items() if k != "environment"}:
+            k: v for k, v in manifest.items() if k != "environment"
+        }:
             mpath.write_text(json.dumps(manifest, indent=2) + "\n")
         build_tables32(cfg)
         done = run_part("digits32", cfg, RESULTS32, digits32_runs(cfg), args)
@@ -1043,8 +1486,10 @@ def main32(args) -> bool:
                 equal_pa_tables32(cfg)
                 counterfactual_tables32(cfg)
                 linf_estimate_table(cfg, RESULTS32)
-                times["tables"] = {"wall_s": round(time.time() - t0, 2),
-                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                times["tables"] = {
+                    "wall_s": round(time.time() - t0, 2),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
                 times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
             sel = selection32(cfg)
             (RESULTS32 / "selection.json").write_text(json.dumps(sel, indent=2) + "\n")
@@ -1055,22 +1500,34 @@ def main32(args) -> bool:
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="certification runs at a time, one process each (default: 1)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="certification runs at a time, one process each (default: 1)",
+    )
     ap.add_argument("--device", default=None, help="torch device (default: cpu)")
-    ap.add_argument("--only", default=None,
-                    help="run only the runs whose key contains this text (for partial reruns)")
-    ap.add_argument("--part", default="all",
-                    choices=["all", "digits64", "matched64", "select64", "digits32",
-                             "rerun64"],
-                    help="digits64: the Gaussian-trained d = 64 runs (steps 1-3); matched64: "
-                         "the d = 64 own-noise runs; select64: d = 64 validation runs and "
-                         "noise selection; digits32: the d = 3072 experiment "
-                         "(default: all, in this order); rerun64: rerun the d = 64 files "
-                         "without train_noise and replace them when the rows are identical")
-    ap.add_argument("--redo-tables", action="store_true",
-                    help="recompute the certificate tables (equal_pA_*, counterfactual_*) even "
-                         "when they exist in the current format")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="run only the runs whose key contains this text (for partial reruns)",
+    )
+    ap.add_argument(
+        "--part",
+        default="all",
+        choices=["all", "digits64", "matched64", "select64", "digits32", "rerun64"],
+        help="digits64: the Gaussian-trained d = 64 runs (steps 1-3); matched64: "
+        "the d = 64 own-noise runs; select64: d = 64 validation runs and "
+        "noise selection; digits32: the d = 3072 experiment "
+        "(default: all, in this order); rerun64: rerun the d = 64 files "
+        "without train_noise and replace them when the rows are identical",
+    )
+    ap.add_argument(
+        "--redo-tables",
+        action="store_true",
+        help="recompute the certificate tables (equal_pA_*, counterfactual_*) even "
+        "when they exist in the current format",
+    )
     args = ap.parse_args(argv)
     os.chdir(ROOT)
     import torch
@@ -1097,8 +1554,10 @@ def main(argv=None) -> int:
         if st == "done":
             continue
         if st.startswith("different"):
-            raise SystemExit(f"{run['outfile']} exists with another configuration ({st[11:]}); "
-                             "delete it (and its .config.json) to recompute")
+            raise SystemExit(
+                f"{run['outfile']} exists with another configuration ({st[11:]}); "
+                "delete it (and its .config.json) to recompute"
+            )
         todo.append(run)
     print(f"{len(runs(cfg))} certification runs, {len(todo)} to do", flush=True)
 
@@ -1111,8 +1570,11 @@ def main(argv=None) -> int:
         entry["calls"].append({k: res[k] for k in ("wall_s", "rows_computed", "finished")})
         entry["wall_s"] = round(sum(c["wall_s"] for c in entry["calls"]), 2)
         times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
-        print(f"certified {res['key']}: {res['rows_computed']} images in {res['wall_s']:.1f} s "
-              f"({time.time() - start:.0f} s since start)", flush=True)
+        print(
+            f"certified {res['key']}: {res['rows_computed']} images in {res['wall_s']:.1f} s "
+            f"({time.time() - start:.0f} s since start)",
+            flush=True,
+        )
 
     if args.jobs <= 1:
         for run in todo:
@@ -1120,8 +1582,9 @@ def main(argv=None) -> int:
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init
+        ) as pool:
             futures = [pool.submit(certify_run, run, cfg, device) for run in todo]
             for fut in futures:
                 record(fut.result())
@@ -1132,26 +1595,34 @@ def main(argv=None) -> int:
             equal_pa_tables(cfg)
             linf_estimate_table(cfg)
             counterfactual_tables(cfg)
-            times["tables"] = {"wall_s": round(time.time() - t0, 2),
-                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            times["tables"] = {
+                "wall_s": round(time.time() - t0, 2),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
-        manifest = {"config": cfg, "runs": runs(cfg), "environment": environment(),
-                    "command": "python scripts/digits_experiments.py",
-                    "report_command": "python scripts/results_report.py"}
+        manifest = {
+            "config": cfg,
+            "runs": runs(cfg),
+            "environment": environment(),
+            "command": "python scripts/digits_experiments.py",
+            "report_command": "python scripts/results_report.py",
+        }
         old = RESULTS / "experiment.json"
         keep = ("environment", "matched_runs", "validation_runs", "select")  # by main32
         stored = json.loads(old.read_text()) if old.exists() else {}
         for key in keep[1:]:
             if key in stored:
                 manifest[key] = stored[key]
-        stale = (not old.exists()
-                 or {k: v for k, v in stored.items() if k not in keep}
-                 != {k: v for k, v in manifest.items() if k not in keep})
+        stale = not old.exists() or {k: v for k, v in stored.items() if k not in keep} != {
+            k: v for k, v in manifest.items() if k not in keep
+        }
         if todo or stale:
             old.write_text(json.dumps(manifest, indent=2) + "\n")
             print(f"wrote {old}", flush=True)
-        print(f"all runs done ({time.time() - start:.0f} s); now: "
-              "python scripts/results_report.py", flush=True)
+        print(
+            f"all runs done ({time.time() - start:.0f} s); now: python scripts/results_report.py",
+            flush=True,
+        )
     else:
         print("some runs are not finished (see --only); rerun to continue", flush=True)
         return 1
