@@ -118,28 +118,75 @@ class Config:
 def make_config(profile: str, device: str = "cpu") -> Config:
     """``full`` (the published run), ``quick`` (< 60 s) or ``tiny`` (the smoke test)."""
     if profile == "full":
-        return Config(profile, device, cert_repeats=4, certify_inputs=1, n0=100, n=2000,
-                      batch=500, sampler_sizes=((64, 1000), (3072, 1000), (150528, 50)),
-                      sampler_repeats=11, cert_dims=(3072, 150528),
-                      mc_samples={("linf-pure", 3072): 100_000, 150528: 2_000},
-                      cold_repeats=2, cached_repeats=7,
-                      lookups=2000, exact_lookups=10, memory_dim=3072,
-                      memory_ns=(10_000, 100_000), memory_batch=1000)
+        return Config(
+            profile,
+            device,
+            cert_repeats=4,
+            certify_inputs=1,
+            n0=100,
+            n=2000,
+            batch=500,
+            sampler_sizes=((64, 1000), (3072, 1000), (150528, 50)),
+            sampler_repeats=11,
+            cert_dims=(3072, 150528),
+            mc_samples={("linf-pure", 3072): 100_000, 150528: 2_000},
+            cold_repeats=2,
+            cached_repeats=7,
+            lookups=2000,
+            exact_lookups=10,
+            memory_dim=3072,
+            memory_ns=(10_000, 100_000),
+            memory_batch=1000,
+        )
     if profile == "quick":
-        return Config(profile, device, cert_repeats=3, certify_inputs=1, n0=100, n=400,
-                      batch=200, sampler_sizes=((64, 1000), (3072, 1000), (150528, 50)),
-                      sampler_repeats=5, cert_dims=(3072, 150528),
-                      mc_samples={3072: 5_000, 150528: 200}, cold_repeats=1,
-                      cached_repeats=3, lookups=500, exact_lookups=3, memory_dim=3072,
-                      memory_ns=(10_000, 100_000), memory_batch=1000,
-                      memory_noises=("gaussian",), passes_n=10_000, passes_seeds=2)
+        return Config(
+            profile,
+            device,
+            cert_repeats=3,
+            certify_inputs=1,
+            n0=100,
+            n=400,
+            batch=200,
+            sampler_sizes=((64, 1000), (3072, 1000), (150528, 50)),
+            sampler_repeats=5,
+            cert_dims=(3072, 150528),
+            mc_samples={3072: 5_000, 150528: 200},
+            cold_repeats=1,
+            cached_repeats=3,
+            lookups=500,
+            exact_lookups=3,
+            memory_dim=3072,
+            memory_ns=(10_000, 100_000),
+            memory_batch=1000,
+            memory_noises=("gaussian",),
+            passes_n=10_000,
+            passes_seeds=2,
+        )
     if profile == "tiny":
-        return Config(profile, device, cert_repeats=1, certify_inputs=1, n0=20, n=60,
-                      batch=30, sampler_sizes=((64, 100), (3072, 20)), sampler_repeats=1,
-                      cert_dims=(64,), mc_samples={64: 500}, cold_repeats=1,
-                      cached_repeats=1, lookups=20, exact_lookups=1, memory_dim=64,
-                      memory_ns=(200, 2_000), memory_batch=100, memory_noises=("gaussian",),
-                      certify_dim=64, passes_n=1_000, passes_seeds=1)
+        return Config(
+            profile,
+            device,
+            cert_repeats=1,
+            certify_inputs=1,
+            n0=20,
+            n=60,
+            batch=30,
+            sampler_sizes=((64, 100), (3072, 20)),
+            sampler_repeats=1,
+            cert_dims=(64,),
+            mc_samples={64: 500},
+            cold_repeats=1,
+            cached_repeats=1,
+            lookups=20,
+            exact_lookups=1,
+            memory_dim=64,
+            memory_ns=(200, 2_000),
+            memory_batch=100,
+            memory_noises=("gaussian",),
+            certify_dim=64,
+            passes_n=1_000,
+            passes_seeds=1,
+        )
     raise ValueError(f"unknown profile {profile!r}")
 
 
@@ -218,8 +265,12 @@ class Table:
     label_cols: int = 2
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
-                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---" for _ in self.columns) + "|",
+        ]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
         if self.notes:
             lines.append("")
@@ -241,8 +292,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -251,8 +303,7 @@ class _BasicBlock(nn.Module):
 
 def _resnet20() -> nn.Module:
     """CIFAR ResNet-20 (He et al., 2016): 3 stages of 3 basic blocks, 16/32/64 channels."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
-                               nn.ReLU()]
+    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
     cin = 16
     for cout, stride in ((16, 1), (32, 2), (64, 2)):
         for j in range(3):
@@ -269,8 +320,10 @@ def cifar_model(device: str) -> tuple[nn.Module, str]:
     try:
         from smoothcert.models import get_architecture
 
-        model, desc = get_architecture("cifar_resnet20", "cifar10"), (
-            'smoothcert.models.get_architecture("cifar_resnet20", "cifar10")')
+        model, desc = (
+            get_architecture("cifar_resnet20", "cifar10"),
+            ('smoothcert.models.get_architecture("cifar_resnet20", "cifar10")'),
+        )
     except Exception:  # not built yet, or no such architecture
         model, desc = _resnet20(), "CIFAR ResNet-20 defined in benchmarks/run.py"
     return model.to(device).eval(), desc
@@ -326,18 +379,21 @@ class SmoothCertifier:
     lookup; counting and everything else (noise blocks, x + z, Clopper-Pearson) is the rest of
     the wall time."""
 
-    how = ("`smoothcert.smooth.Smooth.certify` (one `Smooth` per noise), instrumented by "
-           "shadowing `noise.sample`, the model and `Smooth.radius` (the certificate lookup) "
-           "with timed wrappers; 'counting & other' = wall time minus those (bincount, "
-           "generators and `torch.cat` of the noise blocks, x + z, Clopper-Pearson bound); the "
-           "radius memo of `Smooth` is cleared before each input, as distinct inputs have "
-           "distinct p_A bounds")
+    how = (
+        "`smoothcert.smooth.Smooth.certify` (one `Smooth` per noise), instrumented by "
+        "shadowing `noise.sample`, the model and `Smooth.radius` (the certificate lookup) "
+        "with timed wrappers; 'counting & other' = wall time minus those (bincount, "
+        "generators and `torch.cat` of the noise blocks, x + z, Clopper-Pearson bound); the "
+        "radius memo of `Smooth` is cleared before each input, as distinct inputs have "
+        "distinct p_A bounds"
+    )
 
     def __init__(self, Smooth, model, noise, norm, device, cert_kw):
         self.timer = PhaseTimer(device)
         self.noise = noise
-        self.smooth = Smooth(_TimedModel(model, self.timer), NUM_CLASSES, noise, device,
-                             norm=norm, **cert_kw)
+        self.smooth = Smooth(
+            _TimedModel(model, self.timer), NUM_CLASSES, noise, device, norm=norm, **cert_kw
+        )
         self.smooth.certificate  # noqa: B018  (build or load the table outside the timings)
         _time_attribute(noise, "sample", self.timer, "sampling")
         _time_attribute(self.smooth, "radius", self.timer, "certificate")
@@ -371,10 +427,12 @@ class DirectCertifier:
     """Cohen et al.'s certify loop written out here, timed per phase (used while
     ``smoothcert.smooth`` does not exist, and by the smoke test)."""
 
-    how = ("Cohen et al.'s certify loop re-implemented in benchmarks/run.py with the library's "
-           "`noise.sample` and `get_certificate` (`smoothcert.smooth` was not used); sampling "
-           "includes adding the noise to the input; counting & other = bincount + "
-           "Clopper-Pearson bound")
+    how = (
+        "Cohen et al.'s certify loop re-implemented in benchmarks/run.py with the library's "
+        "`noise.sample` and `get_certificate` (`smoothcert.smooth` was not used); sampling "
+        "includes adding the noise to the input; counting & other = bincount + "
+        "Clopper-Pearson bound"
+    )
 
     def __init__(self, model, noise, norm, device, cert_kw):
         self.model, self.noise, self.norm, self.device = model, noise, norm, device
@@ -409,8 +467,11 @@ class DirectCertifier:
             with self.timer.phase("certificate"):
                 self.cert.radius(p_a)
         self.timer.sync()
-        return {**self.timer.totals, "total": time.perf_counter() - t,
-                "cpu": time.process_time() - c}
+        return {
+            **self.timer.totals,
+            "total": time.perf_counter() - t,
+            "cpu": time.process_time() - c,
+        }
 
     def close(self):
         pass
@@ -432,8 +493,7 @@ def bench_certify(cfg: Config, log=print) -> Table:
     else:  # the smoke test's tiny profile
         model, model_desc = linear_model(dim, cfg.device), "a linear classifier"
     torch.manual_seed(1)
-    inputs = [torch.rand(input_shape(dim), device=cfg.device)
-              for _ in range(cfg.certify_inputs)]
+    inputs = [torch.rand(input_shape(dim), device=cfg.device) for _ in range(cfg.certify_inputs)]
     certifiers = {name: make_certifier(cfg, model, name, dim) for name in NOISES}
     phases = ("sampling", "forward", "certificate", "counting")
     try:
@@ -444,8 +504,9 @@ def bench_certify(cfg: Config, log=print) -> Table:
             for name, c in certifiers.items():  # interleaved: load changes hit all alike
                 acc: dict[str, float] = defaultdict(float)
                 for i, x in enumerate(inputs):
-                    for key, v in c.certify(x, cfg.n0, cfg.n, cfg.batch, seed=rep * 1000 + i
-                                            ).items():
+                    for key, v in c.certify(
+                        x, cfg.n0, cfg.n, cfg.batch, seed=rep * 1000 + i
+                    ).items():
                         acc[key] += v / len(inputs)
                 for key in (*phases, "total", "cpu"):
                     per[name][key].append(acc.get(key, 0.0))
@@ -462,35 +523,68 @@ def bench_certify(cfg: Config, log=print) -> Table:
     def equalised(name):
         # the forward passes do the same work for every noise (same model, same batch
         # shapes): replace the noise's forward time by the Gaussian's of the same repeat
-        return median([(gt + (t - f) - (gt - gf)) / gt for t, f, gt, gf in zip(
-            per[name]["total"], per[name]["forward"], g["total"], g["forward"], strict=True)])
+        return median(
+            [
+                (gt + (t - f) - (gt - gf)) / gt
+                for t, f, gt, gf in zip(
+                    per[name]["total"], per[name]["forward"], g["total"], g["forward"], strict=True
+                )
+            ]
+        )
 
     for name in NOISES:
         eq = equalised(name)
         ok = None if name == "gaussian" else eq <= 1.05
-        rows.append([name, f"{noise_k(name, dim):g}", norm_for(name)]
-                    + [fmt_time(median(per[name][p])) for p in phases]
-                    + [fmt_time(median(per[name]["total"])), fmt_time(median(per[name]["cpu"])),
-                       fmt_ratio(paired(name, "sampling")), fmt_ratio(paired(name, "total")),
-                       fmt_ratio(paired(name, "cpu")), fmt_ratio(eq), verdict(ok)])
-    notes = [f"model: {model_desc} (random weights), d = {dim}, device {cfg.device}",
-             f"N0 = {cfg.n0}, N = {cfg.n}, batch {cfg.batch}, alpha = {ALPHA}; "
-             f"{cfg.certify_inputs} input(s) per repeat, median of {cfg.cert_repeats} repeats "
-             "after one warm-up certification per noise (certificate tables already built)",
-             f"timed code: {how}",
-             "vs Gaussian = median over repeats of (noise time / Gaussian time in the same "
-             "repeat); CPU = CPU time of the process (all threads)",
-             "forward-equalised = median over repeats of (Gaussian wall time + noise's "
-             "non-forward time − Gaussian's non-forward time) / Gaussian wall time: the forward "
-             "passes do identical work for every noise, and their run-to-run variation on a "
-             "loaded machine (±10%) would otherwise hide a 5% difference",
-             "target: every noise ≤ 1.05× the Gaussian per input, judged on the "
-             "forward-equalised ratio"]
-    return Table("certify", "1. Per-input certification time", [
-        "noise", "k", "norm", "sampling", "forward", "certificate lookup", "counting & other",
-        "wall / input", "CPU / input", "sampling vs Gaussian", "wall vs Gaussian",
-        "CPU vs Gaussian", "forward-equalised vs Gaussian", "≤ 1.05×"], rows, notes,
-        label_cols=1)
+        rows.append(
+            [name, f"{noise_k(name, dim):g}", norm_for(name)]
+            + [fmt_time(median(per[name][p])) for p in phases]
+            + [
+                fmt_time(median(per[name]["total"])),
+                fmt_time(median(per[name]["cpu"])),
+                fmt_ratio(paired(name, "sampling")),
+                fmt_ratio(paired(name, "total")),
+                fmt_ratio(paired(name, "cpu")),
+                fmt_ratio(eq),
+                verdict(ok),
+            ]
+        )
+    notes = [
+        f"model: {model_desc} (random weights), d = {dim}, device {cfg.device}",
+        f"N0 = {cfg.n0}, N = {cfg.n}, batch {cfg.batch}, alpha = {ALPHA}; "
+        f"{cfg.certify_inputs} input(s) per repeat, median of {cfg.cert_repeats} repeats "
+        "after one warm-up certification per noise (certificate tables already built)",
+        f"timed code: {how}",
+        "vs Gaussian = median over repeats of (noise time / Gaussian time in the same "
+        "repeat); CPU = CPU time of the process (all threads)",
+        "forward-equalised = median over repeats of (Gaussian wall time + noise's "
+        "non-forward time − Gaussian's non-forward time) / Gaussian wall time: the forward "
+        "passes do identical work for every noise, and their run-to-run variation on a "
+        "loaded machine (±10%) would otherwise hide a 5% difference",
+        "target: every noise ≤ 1.05× the Gaussian per input, judged on the forward-equalised ratio",
+    ]
+    return Table(
+        "certify",
+        "1. Per-input certification time",
+        [
+            "noise",
+            "k",
+            "norm",
+            "sampling",
+            "forward",
+            "certificate lookup",
+            "counting & other",
+            "wall / input",
+            "CPU / input",
+            "sampling vs Gaussian",
+            "wall vs Gaussian",
+            "CPU vs Gaussian",
+            "forward-equalised vs Gaussian",
+            "≤ 1.05×",
+        ],
+        rows,
+        notes,
+        label_cols=1,
+    )
 
 
 # ------------------------------------------------------------------------------ passes
@@ -521,8 +615,12 @@ def bench_passes(cfg: Config, log=print) -> Table:
     range of p_A."""
     Smooth = _smooth_class()
     if Smooth is None or not hasattr(Smooth, "certify_adaptive"):
-        return Table("passes", "Forward passes per input: fixed N and adaptive",
-                     ["p_A", "verdict"], [["smoothcert.Smooth.certify_adaptive missing", "—"]])
+        return Table(
+            "passes",
+            "Forward passes per input: fixed N and adaptive",
+            ["p_A", "verdict"],
+            [["smoothcert.Smooth.certify_adaptive missing", "—"]],
+        )
     from smoothcert.smooth import derive_seed
 
     dim, n, n0 = 2, cfg.passes_n, cfg.n0
@@ -544,8 +642,9 @@ def bench_passes(cfg: Config, log=print) -> Table:
                     _, r, _ = smooth.certify(x, n0, n, ALPHA, n, generator=gen)
                     r = max([g for g in radii if g <= r], default=0.0)
                 else:
-                    r = smooth.certify_adaptive(x, n0, n, ALPHA, n, radii=radii,
-                                                generator=gen).radius
+                    r = smooth.certify_adaptive(
+                        x, n0, n, ALPHA, n, radii=radii, generator=gen
+                    ).radius
                 res[mode][1] += time.perf_counter() - t0
                 res[mode][0] += model.calls
                 res[mode][2].append(r)
@@ -553,26 +652,61 @@ def bench_passes(cfg: Config, log=print) -> Table:
         for mode in tot:
             tot[mode][0] += res[mode][0]
             tot[mode][1] += res[mode][1]
-        rows.append([f"{p:g}", f"{res['fixed'][0] / k:,.0f}", f"{res['adaptive'][0] / k:,.0f}",
-                     fmt_ratio(res["fixed"][0] / res["adaptive"][0]),
-                     fmt_time(res["fixed"][1] / k), fmt_time(res["adaptive"][1] / k),
-                     f"{statistics.mean(res['fixed'][2]):g}",
-                     f"{statistics.mean(res['adaptive'][2]):g}", "—"])
+        rows.append(
+            [
+                f"{p:g}",
+                f"{res['fixed'][0] / k:,.0f}",
+                f"{res['adaptive'][0] / k:,.0f}",
+                fmt_ratio(res["fixed"][0] / res["adaptive"][0]),
+                fmt_time(res["fixed"][1] / k),
+                fmt_time(res["adaptive"][1] / k),
+                f"{statistics.mean(res['fixed'][2]):g}",
+                f"{statistics.mean(res['adaptive'][2]):g}",
+                "—",
+            ]
+        )
         log(f"passes p_A = {p:g}: {rows[-1][1]} vs {rows[-1][2]}")
     m = len(PASSES_PA) * cfg.passes_seeds
-    rows.append(["all (mean)", f"{tot['fixed'][0] / m:,.0f}", f"{tot['adaptive'][0] / m:,.0f}",
-                 fmt_ratio(tot["fixed"][0] / tot["adaptive"][0]),
-                 fmt_time(tot["fixed"][1] / m), fmt_time(tot["adaptive"][1] / m), "", "", "—"])
-    notes = [f"Gaussian sigma = {SIGMA0}, l2, a threshold classifier on one noise coordinate "
-             f"(d = {dim}, P(top class) = p_A exactly); N0 = {n0}, N = n_max = {n:,}, alpha = "
-             f"{ALPHA}, grid {', '.join(f'{g:g}' for g in radii)} (up to fixed N's cap "
-             f"{cap:.3f}); {cfg.passes_seeds} seed(s) per p_A, the same for both modes",
-             "passes counted by the model, N0 included; fixed N's radius rounded down to the "
-             "grid; no target here: the saving on a real workload (p_A of Cohen et al.'s "
-             "published runs) is in docs/sequential.md (python scripts/sequential_report.py)"]
-    return Table("passes", "Forward passes per input: fixed N and adaptive", [
-        "p_A", "passes fixed N", "passes adaptive", "fewer", "time fixed N", "time adaptive",
-        "grid radius fixed N", "grid radius adaptive", "target"], rows, notes, label_cols=1)
+    rows.append(
+        [
+            "all (mean)",
+            f"{tot['fixed'][0] / m:,.0f}",
+            f"{tot['adaptive'][0] / m:,.0f}",
+            fmt_ratio(tot["fixed"][0] / tot["adaptive"][0]),
+            fmt_time(tot["fixed"][1] / m),
+            fmt_time(tot["adaptive"][1] / m),
+            "",
+            "",
+            "—",
+        ]
+    )
+    notes = [
+        f"Gaussian sigma = {SIGMA0}, l2, a threshold classifier on one noise coordinate "
+        f"(d = {dim}, P(top class) = p_A exactly); N0 = {n0}, N = n_max = {n:,}, alpha = "
+        f"{ALPHA}, grid {', '.join(f'{g:g}' for g in radii)} (up to fixed N's cap "
+        f"{cap:.3f}); {cfg.passes_seeds} seed(s) per p_A, the same for both modes",
+        "passes counted by the model, N0 included; fixed N's radius rounded down to the "
+        "grid; no target here: the saving on a real workload (p_A of Cohen et al.'s "
+        "published runs) is in docs/sequential.md (python scripts/sequential_report.py)",
+    ]
+    return Table(
+        "passes",
+        "Forward passes per input: fixed N and adaptive",
+        [
+            "p_A",
+            "passes fixed N",
+            "passes adaptive",
+            "fewer",
+            "time fixed N",
+            "time adaptive",
+            "grid radius fixed N",
+            "grid radius adaptive",
+            "target",
+        ],
+        rows,
+        notes,
+        label_cols=1,
+    )
 
 
 # ------------------------------------------------------------------------------ 2. samplers
@@ -610,8 +744,12 @@ def bench_samplers(cfg: Config, log=print) -> Table:
                 faults[name].append(_minor_faults() - f0)
 
         def paired(name, series):
-            return median([g / t if t > 0 else math.nan
-                           for g, t in zip(series["gaussian"], series[name], strict=True)])
+            return median(
+                [
+                    g / t if t > 0 else math.nan
+                    for g, t in zip(series["gaussian"], series[name], strict=True)
+                ]
+            )
 
         for name in NOISES:
             rate = batch / median(times[name])
@@ -619,28 +757,57 @@ def bench_samplers(cfg: Config, log=print) -> Table:
             target = {"l2-family": 0.9, "linf-mixed": 0.3}.get(name)
             judged = cpu_ratio if on_cpu(cfg) else ratio
             ok = None if target is None else judged >= target
-            rows.append([f"{dim:,}", name, f"{noise_k(name, dim):g}", f"{batch:,}",
-                         fmt_time(median(times[name])), fmt_rate(rate),
-                         f"{median(faults[name]):,.0f}", fmt_ratio(ratio), fmt_ratio(cpu_ratio),
-                         f"≥ {target}×" if target else "—", verdict(ok)])
+            rows.append(
+                [
+                    f"{dim:,}",
+                    name,
+                    f"{noise_k(name, dim):g}",
+                    f"{batch:,}",
+                    fmt_time(median(times[name])),
+                    fmt_rate(rate),
+                    f"{median(faults[name]):,.0f}",
+                    fmt_ratio(ratio),
+                    fmt_ratio(cpu_ratio),
+                    f"≥ {target}×" if target else "—",
+                    verdict(ok),
+                ]
+            )
         log(f"  samplers d={dim} done")
-    notes = [f"`noise.sample(batch, generator, device={device!r})`, float32, median of "
-             f"{cfg.sampler_repeats} repeats after a warm-up call, noises interleaved, each "
-             "timed call preceded by an untimed call of the same sampler (the steady state of "
-             "a certification, which samples one noise batch after batch)",
-             "vs Gaussian = median over repeats of (Gaussian time / noise time in the same "
-             "repeat), i.e. the throughput ratio, in wall time and in CPU time of the process; "
-             "the verdict uses the " + ("CPU-time ratio (robust to the other jobs)"
-                                        if on_cpu(cfg) else "wall-time ratio"),
-             "page faults: median minor page faults of the process per call, i.e. 4 KiB pages "
-             "of freshly mapped memory touched for the first time: large temporaries the "
-             "allocator did not reuse (this depends on the allocator's state, so it varies "
-             "between runs); faults are slow on this virtual machine, so samplers that allocate "
-             "(n, d) temporaries lose most when it is loaded",
-             "targets: l2 family ≥ 0.9×, mixed l∞ ≥ 0.3× the Gaussian (no target for linf-pure)"]
-    return Table("samplers", "2. Sampler throughput", [
-        "d", "noise", "k", "batch", "time / batch", "samples/s", "page faults / call",
-        "vs Gaussian (wall)", "vs Gaussian (CPU)", "target", "PASS/FAIL"], rows, notes)
+    notes = [
+        f"`noise.sample(batch, generator, device={device!r})`, float32, median of "
+        f"{cfg.sampler_repeats} repeats after a warm-up call, noises interleaved, each "
+        "timed call preceded by an untimed call of the same sampler (the steady state of "
+        "a certification, which samples one noise batch after batch)",
+        "vs Gaussian = median over repeats of (Gaussian time / noise time in the same "
+        "repeat), i.e. the throughput ratio, in wall time and in CPU time of the process; "
+        "the verdict uses the "
+        + ("CPU-time ratio (robust to the other jobs)" if on_cpu(cfg) else "wall-time ratio"),
+        "page faults: median minor page faults of the process per call, i.e. 4 KiB pages "
+        "of freshly mapped memory touched for the first time: large temporaries the "
+        "allocator did not reuse (this depends on the allocator's state, so it varies "
+        "between runs); faults are slow on this virtual machine, so samplers that allocate "
+        "(n, d) temporaries lose most when it is loaded",
+        "targets: l2 family ≥ 0.9×, mixed l∞ ≥ 0.3× the Gaussian (no target for linf-pure)",
+    ]
+    return Table(
+        "samplers",
+        "2. Sampler throughput",
+        [
+            "d",
+            "noise",
+            "k",
+            "batch",
+            "time / batch",
+            "samples/s",
+            "page faults / call",
+            "vs Gaussian (wall)",
+            "vs Gaussian (CPU)",
+            "target",
+            "PASS/FAIL",
+        ],
+        rows,
+        notes,
+    )
 
 
 # ------------------------------------------------------------------------------ 3. certificates
@@ -680,8 +847,9 @@ def _cache_env(path: Path):
             os.environ["SMOOTHCERT_CACHE"] = old
 
 
-def _measure_certificate(cfg: Config, name: str, dim: int, workdir: Path, shared: Path,
-                         ps: np.ndarray) -> dict:
+def _measure_certificate(
+    cfg: Config, name: str, dim: int, workdir: Path, shared: Path, ps: np.ndarray
+) -> dict:
     noise, norm = build_noise(name, dim), norm_for(name)
     kw = mc_kwargs(cfg, name, dim)
     if is_monte_carlo(name):
@@ -729,8 +897,16 @@ def _measure_certificate(cfg: Config, name: str, dim: int, workdir: Path, shared
 
         t_exact = _timed(exact, 1) / few.size
     samples = kw.get("samples", DEFAULT_SAMPLES) if is_monte_carlo(name) else None
-    return dict(cold=t_cold, cold_cpu=cpu_cold, disk=t_disk, mem=t_mem, look=t_look, exact=t_exact,
-                method=cert.method, samples=samples)
+    return dict(
+        cold=t_cold,
+        cold_cpu=cpu_cold,
+        disk=t_disk,
+        mem=t_mem,
+        look=t_look,
+        exact=t_exact,
+        method=cert.method,
+        samples=samples,
+    )
 
 
 def bench_certificates(cfg: Config, workdir: Path, shared: Path, log=print) -> Table:
@@ -756,12 +932,26 @@ def bench_certificates(cfg: Config, workdir: Path, shared: Path, log=print) -> T
         if r["samples"] is not None and r["samples"] != DEFAULT_SAMPLES:
             drawn = r["samples"] + min(PILOT, r["samples"])
             est = f"≈ {fmt_time(r['cold'] * (DEFAULT_SAMPLES + PILOT) / drawn)}"
-        rows.append([f"{dim:,}", name, f"{noise_k(name, dim):g}", norm_for(name), r["method"],
-                     f"{r['samples']:,}" if r["samples"] else "—", fmt_time(r["cold"]),
-                     fmt_time(r["cold_cpu"]), est,
-                     fmt_time(r["disk"]), fmt_time(r["mem"]), fmt_ratio(r["mem"] / g["mem"]),
-                     fmt_time(r["look"]), fmt_ratio(r["look"] / g["look"]),
-                     fmt_time(r["exact"]), verdict(ok)])
+        rows.append(
+            [
+                f"{dim:,}",
+                name,
+                f"{noise_k(name, dim):g}",
+                norm_for(name),
+                r["method"],
+                f"{r['samples']:,}" if r["samples"] else "—",
+                fmt_time(r["cold"]),
+                fmt_time(r["cold_cpu"]),
+                est,
+                fmt_time(r["disk"]),
+                fmt_time(r["mem"]),
+                fmt_ratio(r["mem"] / g["mem"]),
+                fmt_time(r["look"]),
+                fmt_ratio(r["look"] / g["look"]),
+                fmt_time(r["exact"]),
+                verdict(ok),
+            ]
+        )
     notes = [
         "cold: fresh `$SMOOTHCERT_CACHE` directory, in-memory memo (`cache._MEMORY`) and "
         f"Gauss-Legendre node cache cleared; median of {cfg.cold_repeats} build(s) for the "
@@ -769,11 +959,14 @@ def bench_certificates(cfg: Config, workdir: Path, shared: Path, log=print) -> T
         "is the CPU time of this process over the same builds (per build, all threads)",
         "targets: l2-family new configuration (cold) ≤ 2 s; cached (memory) `get_certificate` "
         "and `radius(p)` ≤ 1 ms; linf-mixed at d = 3072 with the default samples ≤ 60 s "
-        "('—' when a run used fewer samples). " + (
+        "('—' when a run used fewer samples). "
+        + (
             "Cold builds are judged on min(wall, CPU time): the wall time includes waiting for "
             "the other jobs on the machine, the CPU time adds up all threads; the smaller is an "
-            "upper estimate of the wall time on an idle machine" if on_cpu(cfg) else
-            "Cold builds are judged on wall time"),
+            "upper estimate of the wall time on an idle machine"
+            if on_cpu(cfg)
+            else "Cold builds are judged on wall time"
+        ),
         "from disk: `get_certificate` with the memo cleared (table read from its .npz); from "
         "memory: memo hit (what every later call costs); both medians of "
         f"{cfg.cached_repeats} calls",
@@ -788,11 +981,30 @@ def bench_certificates(cfg: Config, workdir: Path, shared: Path, log=print) -> T
         "the Gaussian has no table (closed form); the ratios compare the memo-hit "
         "`get_certificate` and the `radius(p)` call with the Gaussian's",
     ]
-    return Table("certificates", "3. Certificate build and lookup", [
-        "d", "noise", "k", "norm", "method", "samples", "cold build", "cold CPU time",
-        "at default samples",
-        "from disk", "from memory", "memory vs Gaussian", "radius(p)", "radius(p) vs Gaussian",
-        "radius(p, exact=True)", "PASS/FAIL"], rows, notes)
+    return Table(
+        "certificates",
+        "3. Certificate build and lookup",
+        [
+            "d",
+            "noise",
+            "k",
+            "norm",
+            "method",
+            "samples",
+            "cold build",
+            "cold CPU time",
+            "at default samples",
+            "from disk",
+            "from memory",
+            "memory vs Gaussian",
+            "radius(p)",
+            "radius(p) vs Gaussian",
+            "radius(p, exact=True)",
+            "PASS/FAIL",
+        ],
+        rows,
+        notes,
+    )
 
 
 # ------------------------------------------------------------------------------ 4. memory
@@ -833,8 +1045,13 @@ def memory_child(spec: dict) -> list[dict]:
             torch.cuda.reset_peak_memory_stats()
         base = _vm_hwm_mb()
         parts = certifier.certify(x, spec["n0"], n, spec["batch"], seed=i)
-        r = {"n": n, "base_mb": base, "peak_mb": _vm_hwm_mb(), "seconds": parts["total"],
-             "fresh": i == 0}
+        r = {
+            "n": n,
+            "base_mb": base,
+            "peak_mb": _vm_hwm_mb(),
+            "seconds": parts["total"],
+            "fresh": i == 0,
+        }
         if cfg.device.startswith("cuda"):
             r["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         out.append(r)
@@ -846,19 +1063,31 @@ def bench_memory(cfg: Config, shared: Path, log=print) -> Table:
     with _cache_env(shared):  # tables on disk first: the children only read them
         for name in cfg.memory_noises:
             dev = {"device": cfg.device} if is_monte_carlo(name) else {}
-            get_certificate(build_noise(name, dim), norm_for(name), **mc_kwargs(cfg, name, dim),
-                            **dev)
+            get_certificate(
+                build_noise(name, dim), norm_for(name), **mc_kwargs(cfg, name, dim), **dev
+            )
     res = {}
     for name in cfg.memory_noises:
         todo = sorted(cfg.memory_ns)
         while todo:  # one child for all N where VmHWM can be reset, else one child per N
-            spec = {"profile": cfg.profile, "device": cfg.device, "use_smooth": cfg.use_smooth,
-                    "threads": cfg.threads, "noise": name, "dim": dim, "ns": todo, "n0": 100,
-                    "batch": batch}
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()),
-                                   "--memory-child", json.dumps(spec)],
-                                  env={**os.environ, "SMOOTHCERT_CACHE": str(shared)},
-                                  capture_output=True, text=True, check=False)
+            spec = {
+                "profile": cfg.profile,
+                "device": cfg.device,
+                "use_smooth": cfg.use_smooth,
+                "threads": cfg.threads,
+                "noise": name,
+                "dim": dim,
+                "ns": todo,
+                "n0": 100,
+                "batch": batch,
+            }
+            proc = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--memory-child", json.dumps(spec)],
+                env={**os.environ, "SMOOTHCERT_CACHE": str(shared)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"memory child failed:\n{proc.stderr}")
             for r in json.loads(proc.stdout.strip().splitlines()[-1]):
@@ -878,9 +1107,16 @@ def bench_memory(cfg: Config, shared: Path, log=print) -> Table:
             if n == n_big and n_big > n_small:
                 growth = r["peak_mb"] - res[(name, n_small)]["peak_mb"]
                 ok = growth <= 0.25 * (n_big - n_small) * mb
-            row = [name, f"{n:,}", f"{batch:,}", f"{r['base_mb']:.0f} MB",
-                   f"{r['peak_mb']:.0f} MB", f"{inc:.0f} MB",
-                   fmt_ratio(inc / g_inc) if g_inc > 0 else "n/a", fmt_time(r["seconds"])]
+            row = [
+                name,
+                f"{n:,}",
+                f"{batch:,}",
+                f"{r['base_mb']:.0f} MB",
+                f"{r['peak_mb']:.0f} MB",
+                f"{inc:.0f} MB",
+                fmt_ratio(inc / g_inc) if g_inc > 0 else "n/a",
+                fmt_time(r["seconds"]),
+            ]
             if gpu:
                 row.append(f"{r['gpu_peak_mb']:.0f} MB")
             rows.append(row + [verdict(ok)])
@@ -888,10 +1124,13 @@ def bench_memory(cfg: Config, shared: Path, log=print) -> Table:
         f"a linear classifier on the flattened input (d = {dim}), N0 = 100, batch {batch:,}, "
         "the certificate table loaded before the first baseline; timed code as in section 1 "
         f"({'Smooth' if cfg.use_smooth and _smooth_class() else 'direct'}); "
-        + ("one fresh subprocess per noise, running the N in increasing order as a "
-           "certification run does input after input, with VmHWM reset "
-           "(`5 > /proc/self/clear_refs`) before each later N" if reset_used else
-           "one fresh subprocess per row (VmHWM could not be reset)"),
+        + (
+            "one fresh subprocess per noise, running the N in increasing order as a "
+            "certification run does input after input, with VmHWM reset "
+            "(`5 > /proc/self/clear_refs`) before each later N"
+            if reset_used
+            else "one fresh subprocess per row (VmHWM could not be reset)"
+        ),
         "baseline = VmHWM (peak resident set) before the certification (after imports, model "
         "and certificate for the first N; the resident set left by the previous N for the "
         "next ones); peak = VmHWM after it; increase = peak − baseline",
@@ -903,12 +1142,21 @@ def bench_memory(cfg: Config, shared: Path, log=print) -> Table:
         "N; the allocator makes the peak vary by up to ~10 batches from run to run, in either "
         "direction",
     ]
-    cols = ["noise", "N", "batch", "baseline VmHWM", "peak VmHWM", "increase",
-            "increase vs Gaussian", "certify wall time"]
+    cols = [
+        "noise",
+        "N",
+        "batch",
+        "baseline VmHWM",
+        "peak VmHWM",
+        "increase",
+        "increase vs Gaussian",
+        "certify wall time",
+    ]
     if gpu:
         cols.append("GPU peak allocated")
-    return Table("memory", "4. Peak memory of a certification", cols + ["bounded by batch"],
-                 rows, notes)
+    return Table(
+        "memory", "4. Peak memory of a certification", cols + ["bounded by batch"], rows, notes
+    )
 
 
 # ------------------------------------------------------------------------------ report
@@ -938,51 +1186,69 @@ def machine_info(device: str) -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    info = {"CPU": cpu, "logical cores": os.cpu_count(), "cores usable by this process": usable,
-            "torch threads used": torch.get_num_threads(), "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__,
-            "smoothcert": smoothcert.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "device": device}
+    info = {
+        "CPU": cpu,
+        "logical cores": os.cpu_count(),
+        "cores usable by this process": usable,
+        "torch threads used": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "smoothcert": smoothcert.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+    }
     if device.startswith("cuda"):
         info["GPU"] = torch.cuda.get_device_name(0)
         info["CUDA"] = torch.version.cuda
     else:
         info["load probe at start: torch.exp on 10^6 float32"] = parallel_probe()
     try:
-        info["load average at start (1/5/15 min)"] = " / ".join(
-            f"{x:.2f}" for x in os.getloadavg())
+        info["load average at start (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         pass
     return info
 
 
-def render(tables: list[Table], info: dict, command: str, cfg: Config, started: str,
-           elapsed: float) -> str:
+def render(
+    tables: list[Table], info: dict, command: str, cfg: Config, started: str, elapsed: float
+) -> str:
     if cfg.device.startswith("cuda"):
-        timing_note = ("GPU timings synchronise the device before and after every timed "
-                       "region.")
+        timing_note = "GPU timings synchronise the device before and after every timed region."
     else:
         timing_note = (
             "Absolute times come from a machine that may be shared with other jobs (see the "
             "load averages below): they vary from run to run and are only indicative. The "
             "ratios to "
             "the Gaussian are the meaningful numbers: each is measured in the same run, with "
-            "the noises interleaved inside every repeat, as a median over repeats.")
+            "the noises interleaved inside every repeat, as a median over repeats."
+        )
         if cfg.threads:
             timing_note += (
                 f" torch ran with {cfg.threads} thread(s) (`--threads`): while another job "
                 "holds a core, every multi-threaded torch op waits for a descheduled worker "
-                "(see the load probe below), which would swamp the measurements.")
-    lines = ["# Performance", "",
-             "<!-- Generated by benchmarks/run.py; do not edit by hand: re-run the command "
-             "below. -->", "",
-             f"Generated {started} by `{command}` (profile `{cfg.profile}`, "
-             f"{elapsed:.0f} s in all).", "", timing_note, "",
-             f"Noises: sigma0 = {SIGMA0} (sigma matched with `make_noise(..., sigma0=)`), "
-             f"k = round({K_RATIO * 3072:.0f}/3072 · d) for the non-Gaussian families "
-             "(the CIFAR-10 setting k = 500 at d = 3072, same ratio at every d); "
-             "the l2 noises are certified against l2, the l∞ families against l∞.", "",
-             "## Machine", "", "| | |", "|---|---|"]
+                "(see the load probe below), which would swamp the measurements."
+            )
+    lines = [
+        "# Performance",
+        "",
+        "<!-- Generated by benchmarks/run.py; do not edit by hand: re-run the command below. -->",
+        "",
+        f"Generated {started} by `{command}` (profile `{cfg.profile}`, {elapsed:.0f} s in all).",
+        "",
+        timing_note,
+        "",
+        f"Noises: sigma0 = {SIGMA0} (sigma matched with `make_noise(..., sigma0=)`), "
+        f"k = round({K_RATIO * 3072:.0f}/3072 · d) for the non-Gaussian families "
+        "(the CIFAR-10 setting k = 500 at d = 3072, same ratio at every d); "
+        "the l2 noises are certified against l2, the l∞ families against l∞.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in info.items()]
     lines.append("")
     if cfg.notes:
@@ -990,12 +1256,19 @@ def render(tables: list[Table], info: dict, command: str, cfg: Config, started: 
     lines += ["## Summary", ""]
     for t in tables:
         verdicts = [row[-1] for row in t.rows]
-        failed = [" ".join(f"{c} = {v}" if c in ("d", "N") else str(v)
-                           for c, v in zip(t.columns[:t.label_cols], row, strict=False))
-                  for row in t.rows if row[-1] == "FAIL"]
-        lines.append(f"- {t.title}: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} "
-                     f"FAIL{' (' + '; '.join(failed) + ')' if failed else ''}, "
-                     f"{verdicts.count('—')} without a target")
+        failed = [
+            " ".join(
+                f"{c} = {v}" if c in ("d", "N") else str(v)
+                for c, v in zip(t.columns[: t.label_cols], row, strict=False)
+            )
+            for row in t.rows
+            if row[-1] == "FAIL"
+        ]
+        lines.append(
+            f"- {t.title}: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} "
+            f"FAIL{' (' + '; '.join(failed) + ')' if failed else ''}, "
+            f"{verdicts.count('—')} without a target"
+        )
     lines += ["", "## Results", ""]
     for t in tables:
         lines += [t.markdown()]
@@ -1048,15 +1321,27 @@ def run(cfg: Config, log=print, sections=SECTIONS, workdir: Path | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes and fewer repeats (under a minute)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where noise is drawn and the models run (default cpu)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on cpu, see docs/performance.md; "
-                             "torch's own default on cuda)")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"),
-                        help="markdown report to write (default docs/performance.md)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer repeats (under a minute)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where noise is drawn and the models run (default cpu)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 on cpu, see docs/performance.md; "
+        "torch's own default on cuda)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "docs" / "performance.md"),
+        help="markdown report to write (default docs/performance.md)",
+    )
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
@@ -1072,16 +1357,21 @@ def main(argv: list[str] | None = None) -> int:
         cfg.notes.append(
             "--quick: smaller N, fewer repeats, fewer Monte Carlo samples and fewer noises in "
             "the memory section than the full run; the linf-mixed 60 s target needs the full "
-            "run (default samples)")
+            "run (default samples)"
+        )
     else:
-        reduced = ", ".join(f"{name} at d = {dim:,}: {mc_kwargs(cfg, name, dim)['samples']:,}"
-                            for dim in cfg.cert_dims for name in NOISES
-                            if "samples" in mc_kwargs(cfg, name, dim))
+        reduced = ", ".join(
+            f"{name} at d = {dim:,}: {mc_kwargs(cfg, name, dim)['samples']:,}"
+            for dim in cfg.cert_dims
+            for name in NOISES
+            if "samples" in mc_kwargs(cfg, name, dim)
+        )
         cfg.notes.append(
             f"full run: Monte Carlo tables with fewer samples than the default "
             f"{DEFAULT_SAMPLES:,} ({reduced}; see 'at default samples' in section 3) to keep "
             "the run under 10 minutes on a loaded machine; linf-mixed at d = 3072 uses the "
-            "default, for its 60 s target")
+            "default, for its 60 s target"
+        )
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info = machine_info(args.device)
     if cfg.threads:
@@ -1090,8 +1380,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = run(cfg, sections=ALL_SECTIONS)
     elapsed = time.perf_counter() - t0
     try:
-        info["load average at end (1/5/15 min)"] = " / ".join(
-            f"{x:.2f}" for x in os.getloadavg())
+        info["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         pass
     shown = sys.argv[1:] if argv is None else argv

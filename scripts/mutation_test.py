@@ -49,16 +49,24 @@ GROUPS = {
     ),
     "certificates": (
         "src/smoothcert/certificates/*",
-        ["tests/test_certificates.py", "tests/test_certificate_mutants.py",
-         "tests/test_certificate_trust.py"],
+        [
+            "tests/test_certificates.py",
+            "tests/test_certificate_mutants.py",
+            "tests/test_certificate_trust.py",
+        ],
         [],
     ),
     "smooth": (
         "src/smoothcert/smooth.py",
         # test_sequential.py covers certify_adaptive / predict_adaptive (the stored run of
         # 2026-12-02 predates this entry: its 391 'no tests' mutants are mostly those methods)
-        ["tests/test_smooth.py", "tests/test_sequential.py", "tests/test_certificate_mutants.py",
-         "tests/test_certificate_trust.py", "tests/test_results_integrity.py"],
+        [
+            "tests/test_smooth.py",
+            "tests/test_sequential.py",
+            "tests/test_certificate_mutants.py",
+            "tests/test_certificate_trust.py",
+            "tests/test_results_integrity.py",
+        ],
         [],
     ),
 }
@@ -76,8 +84,9 @@ def _tool_version() -> str:
 
 def _git(*args) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -102,23 +111,42 @@ def prepare(group: str, work: Path) -> tuple[list[str], list[str]]:
     # the unmutated copy: tests that already fail are deselected (the tree may be mid-change)
     env = _env(work)
     env["PYTHONPATH"] = str(work / "src")
-    pre = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-rf",
-                          *COMMON_PYTEST, *extra, *tests], cwd=work, env=env,
-                         capture_output=True, text=True)
+    pre = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-rf",
+            *COMMON_PYTEST,
+            *extra,
+            *tests,
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     failing = sorted(set(re.findall(r"^FAILED (\S+?)(?: - .*)?$", pre.stdout, re.M)))
     if pre.returncode not in (0, 1) or (pre.returncode == 1 and not failing):
-        sys.exit(f"{group}: the test selection does not run on the unmutated copy:\n"
-                 f"{pre.stdout[-3000:]}{pre.stderr[-2000:]}")
+        sys.exit(
+            f"{group}: the test selection does not run on the unmutated copy:\n"
+            f"{pre.stdout[-3000:]}{pre.stderr[-2000:]}"
+        )
     deselect = [a for f in failing for a in ("--deselect", f)]
-    text += ("\n[tool.mutmut]\n"
-             'source_paths = ["src/"]\n'
-             f"only_mutate = {_toml_list([pattern])}\n"
-             f"pytest_add_cli_args = {_toml_list(COMMON_PYTEST + extra + deselect)}\n"
-             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-             "use_git_change_detection = false\n"
-             # mutmut's default "fork" (the tests use one torch thread, conftest.py); with
-             # "forkserver" a third of the noises mutants ended as spurious timeouts
-             'process_isolation = "fork"\n')
+    text += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src/"]\n'
+        f"only_mutate = {_toml_list([pattern])}\n"
+        f"pytest_add_cli_args = {_toml_list(COMMON_PYTEST + extra + deselect)}\n"
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+        "use_git_change_detection = false\n"
+        # mutmut's default "fork" (the tests use one torch thread, conftest.py); with
+        # "forkserver" a third of the noises mutants ended as spurious timeouts
+        'process_isolation = "fork"\n'
+    )
     (work / "pyproject.toml").write_text(text)
     return tests, failing
 
@@ -127,8 +155,13 @@ def _env(work: Path) -> dict:
     env = dict(os.environ)
     cache = work / "smoothcert-cache"
     cache.mkdir(exist_ok=True)
-    env.update(SMOOTHCERT_CACHE=str(cache), MPLBACKEND="Agg", PYTHONHASHSEED="0",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update(
+        SMOOTHCERT_CACHE=str(cache),
+        MPLBACKEND="Agg",
+        PYTHONHASHSEED="0",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     return env
 
 
@@ -137,9 +170,13 @@ def run(group: str, work: Path, max_children: int) -> None:
     tests, failing = prepare(group, work)
     (work / "selection.json").write_text(json.dumps({"tests": tests, "deselected": failing}))
     with open(work / "mutmut.log", "w") as log:
-        rc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                             str(max_children)], cwd=work, env=_env(work), stdout=log,
-                            stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+            cwd=work,
+            env=_env(work),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if rc:
         sys.exit(f"{group}: mutmut exited with {rc}; see {work / 'mutmut.log'}")
     collect(group, work, seconds=time.time() - start)
@@ -207,8 +244,9 @@ for path in walk_mutatable_files():
                     "status": status, "diff": diff})
 json.dump(out, sys.stdout)
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=_env(work),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, env=_env(work), capture_output=True, text=True
+    )
     if proc.returncode:
         sys.exit(f"{group}: cannot read mutmut's results in {work}:\n{proc.stderr[-3000:]}")
     mutants = json.loads(proc.stdout)
@@ -225,20 +263,33 @@ json.dump(out, sys.stdout)
         offset, old, new = _changed_line(m["diff"])
         first = starts[m["file"]].get((m["class"], m["function"]))
         line = first + offset - 1 if first else None
-        survivors.append({"key": m["key"], "status": m["status"],
-                          "file": m["file"], "line": line,
-                          "function": (f"{m['class']}." if m["class"] else "") + m["function"],
-                          "old": old, "new": new, "diff": m["diff"]})
+        survivors.append(
+            {
+                "key": m["key"],
+                "status": m["status"],
+                "file": m["file"],
+                "line": line,
+                "function": (f"{m['class']}." if m["class"] else "") + m["function"],
+                "old": old,
+                "new": new,
+                "diff": m["diff"],
+            }
+        )
     detected = sum(v for k, v in counts.items() if k in DETECTED)
     undetected = sum(v for k, v in counts.items() if k in UNDETECTED)
     result = {
-        "group": group, "mutated": GROUPS[group][0], "tool": _tool_version(),
+        "group": group,
+        "mutated": GROUPS[group][0],
+        "tool": _tool_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", "src", "tests")),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": None if seconds is None else round(seconds),
-        "tests": selection["tests"], "deselected_failing_unmutated": selection["deselected"],
-        "counts": counts, "mutants": len(mutants), "detected": detected,
+        "tests": selection["tests"],
+        "deselected_failing_unmutated": selection["deselected"],
+        "counts": counts,
+        "mutants": len(mutants),
+        "detected": detected,
         "undetected": undetected,
         "score": round(detected / (detected + undetected), 4) if detected + undetected else None,
         "survivors": survivors,
@@ -246,8 +297,10 @@ json.dump(out, sys.stdout)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{group}.json").write_text(json.dumps(result, indent=1) + "\n")
     _summary()
-    print(f"{group}: {len(mutants)} mutants, {detected} detected, {undetected} undetected "
-          f"(score {result['score']}); {OUT / (group + '.json')}")
+    print(
+        f"{group}: {len(mutants)} mutants, {detected} detected, {undetected} undetected "
+        f"(score {result['score']}); {OUT / (group + '.json')}"
+    )
     return result
 
 
@@ -257,33 +310,51 @@ def _summary() -> None:
         path = OUT / f"{group}.json"
         if path.exists():
             data = json.loads(path.read_text())
-            groups[group] = {k: data[k] for k in ("mutants", "detected", "undetected", "score",
-                                                   "commit", "date", "counts")}
+            groups[group] = {
+                k: data[k]
+                for k in ("mutants", "detected", "undetected", "score", "commit", "date", "counts")
+            }
     detected = sum(g["detected"] for g in groups.values())
     undetected = sum(g["undetected"] for g in groups.values())
-    summary = {"groups": groups, "detected": detected, "undetected": undetected,
-               "score": round(detected / (detected + undetected), 4)
-               if detected + undetected else None}
+    summary = {
+        "groups": groups,
+        "detected": detected,
+        "undetected": undetected,
+        "score": round(detected / (detected + undetected), 4) if detected + undetected else None,
+    }
     (OUT / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = []
     for group in groups:
         for s in json.loads((OUT / f"{group}.json").read_text())["survivors"]:
-            lines.append(f"{s['file']}:{s['line']}\t{s['function']}\t{s['status']}\t"
-                         f"{s['old']}  ->  {s['new']}")
+            lines.append(
+                f"{s['file']}:{s['line']}\t{s['function']}\t{s['status']}\t"
+                f"{s['old']}  ->  {s['new']}"
+            )
     (OUT / "survivors.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("groups", nargs="*", metavar="GROUP",
-                        help=f"groups to run: {', '.join(GROUPS)} (default: all)")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "smoothcert-mutation",
-                        help="where the copies of the tree are made (outside the repository)")
-    parser.add_argument("--max-children", type=int, default=1,
-                        help="mutants tested in parallel (default 1)")
-    parser.add_argument("--collect", action="store_true",
-                        help="only re-read the results of a finished run in --workdir")
+    parser.add_argument(
+        "groups",
+        nargs="*",
+        metavar="GROUP",
+        help=f"groups to run: {', '.join(GROUPS)} (default: all)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "smoothcert-mutation",
+        help="where the copies of the tree are made (outside the repository)",
+    )
+    parser.add_argument(
+        "--max-children", type=int, default=1, help="mutants tested in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="only re-read the results of a finished run in --workdir",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.groups) - set(GROUPS))
     if unknown:

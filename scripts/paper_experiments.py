@@ -67,19 +67,37 @@ class Cert:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="See the module docstring for the layouts.")
-    p.add_argument("--cohen-cifar", type=Path, default=Path("models/cifar10/resnet110"),
-                   help="Cohen et al.'s CIFAR-10 models (noise_0.12 ... noise_1.00)")
-    p.add_argument("--cohen-imagenet", type=Path, default=Path("models/imagenet/resnet50"),
-                   help="Cohen et al.'s ImageNet models (noise_0.25 ... noise_1.00)")
-    p.add_argument("--salman-cifar", type=Path, default=None,
-                   help="Salman et al.'s CIFAR-10 models (searched for noise_*/checkpoint.pth.tar)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring for the layouts.",
+    )
+    p.add_argument(
+        "--cohen-cifar",
+        type=Path,
+        default=Path("models/cifar10/resnet110"),
+        help="Cohen et al.'s CIFAR-10 models (noise_0.12 ... noise_1.00)",
+    )
+    p.add_argument(
+        "--cohen-imagenet",
+        type=Path,
+        default=Path("models/imagenet/resnet50"),
+        help="Cohen et al.'s ImageNet models (noise_0.25 ... noise_1.00)",
+    )
+    p.add_argument(
+        "--salman-cifar",
+        type=Path,
+        default=None,
+        help="Salman et al.'s CIFAR-10 models (searched for noise_*/checkpoint.pth.tar)",
+    )
     p.add_argument("--cifar-data", default=None, help="CIFAR-10 folder (certify --data-dir)")
     p.add_argument("--imagenet-data", default=None, help="ImageNet folder (certify --data-dir)")
-    p.add_argument("--outdir", type=Path, default=Path("results/paper"),
-                   help="results folder (default: results/paper)")
+    p.add_argument(
+        "--outdir",
+        type=Path,
+        default=Path("results/paper"),
+        help="results folder (default: results/paper)",
+    )
     p.add_argument("--experiments", nargs="+", choices=[*EXPERIMENTS, "all"], default=["all"])
     p.add_argument("--N", type=int, default=100_000, help="samples for p_A (paper: 100,000)")
     p.add_argument("--N0", type=int, default=100, help="selection samples (paper: 100)")
@@ -90,19 +108,33 @@ def parse_args(argv=None):
     p.add_argument("--k-cifar", type=float, default=500, help="l2 family k on CIFAR-10")
     p.add_argument("--k-imagenet", type=float, default=50_000, help="l2 family k on ImageNet")
     p.add_argument("--k-linf", type=float, default=250, help="mixed l-inf family k")
-    p.add_argument("--k-ablation", type=float, nargs="+", default=[100, 200, 500, 1000, 2000],
-                   help="Table 4 k values")
+    p.add_argument(
+        "--k-ablation",
+        type=float,
+        nargs="+",
+        default=[100, 200, 500, 1000, 2000],
+        help="Table 4 k values",
+    )
     p.add_argument("--batch", type=int, default=400, help="certify batch size")
     p.add_argument("--device", default="cuda", help="torch device (default: cuda)")
     p.add_argument("--seed", type=int, default=0, help="certify seed")
-    p.add_argument("--cert-samples", type=int, default=1_000_000,
-                   help="Monte Carlo samples of the l-inf certificate table (default: "
-                        "1,000,000; the paper drew 100,000)")
-    p.add_argument("--cert-failure-prob", type=float, default=0.001,
-                   help="failure probability of the Monte Carlo certificate table (0.001, the "
-                        "paper's 99.9%% confidence)")
-    p.add_argument("--python", default=sys.executable,
-                   help="python that runs smoothcert (default: this one)")
+    p.add_argument(
+        "--cert-samples",
+        type=int,
+        default=1_000_000,
+        help="Monte Carlo samples of the l-inf certificate table (default: "
+        "1,000,000; the paper drew 100,000)",
+    )
+    p.add_argument(
+        "--cert-failure-prob",
+        type=float,
+        default=0.001,
+        help="failure probability of the Monte Carlo certificate table (0.001, the "
+        "paper's 99.9%% confidence)",
+    )
+    p.add_argument(
+        "--python", default=sys.executable, help="python that runs smoothcert (default: this one)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
     if "all" in args.experiments:
@@ -132,33 +164,56 @@ def plan(args) -> list[Cert]:
     def add(exp, dataset, ckpt, sigma0, noise, k, norm, sub, label):
         stem = "gaussian" if noise == "gaussian" else f"{noise}_k{_kname(k)}"
         outfile = od / dataset / sub / f"{stem}_{norm}.tsv"
-        out.append(Cert(exp, dataset, str(ckpt), float(sigma0), noise, float(k), norm,
-                        str(outfile), label))
+        out.append(
+            Cert(exp, dataset, str(ckpt), float(sigma0), noise, float(k), norm, str(outfile), label)
+        )
 
     cohen_c = [(s, args.cohen_cifar / f"noise_{s}" / "checkpoint.pth.tar") for s in CIFAR_SIGMAS]
-    cohen_i = [(s, args.cohen_imagenet / f"noise_{s}" / "checkpoint.pth.tar")
-               for s in IMAGENET_SIGMAS]
+    cohen_i = [
+        (s, args.cohen_imagenet / f"noise_{s}" / "checkpoint.pth.tar") for s in IMAGENET_SIGMAS
+    ]
     ex = args.experiments
     if "table1" in ex or "table4" in ex:
         for s, ck in cohen_c:
-            add("table1", "cifar10", ck, s, "gaussian", 0, "l2", f"cohen/noise_{s}",
-                f"noise_{s}")
+            add("table1", "cifar10", ck, s, "gaussian", 0, "l2", f"cohen/noise_{s}", f"noise_{s}")
     if "table1" in ex:
         for s, ck in cohen_c:
-            add("table1", "cifar10", ck, s, "l2-family", args.k_cifar, "l2",
-                f"cohen/noise_{s}", f"noise_{s}")
+            add(
+                "table1",
+                "cifar10",
+                ck,
+                s,
+                "l2-family",
+                args.k_cifar,
+                "l2",
+                f"cohen/noise_{s}",
+                f"noise_{s}",
+            )
     if "table2" in ex:
         for s, ck in cohen_i:
-            add("table2", "imagenet", ck, s, "gaussian", 0, "l2", f"cohen/noise_{s}",
-                f"noise_{s}")
-            add("table2", "imagenet", ck, s, "l2-family", args.k_imagenet, "l2",
-                f"cohen/noise_{s}", f"noise_{s}")
+            add("table2", "imagenet", ck, s, "gaussian", 0, "l2", f"cohen/noise_{s}", f"noise_{s}")
+            add(
+                "table2",
+                "imagenet",
+                ck,
+                s,
+                "l2-family",
+                args.k_imagenet,
+                "l2",
+                f"cohen/noise_{s}",
+                f"noise_{s}",
+            )
     if "table3" in ex:
-        models = (salman_checkpoints(args.salman_cifar) if args.salman_cifar is not None
-                  else [(f"noise_{s}", float(s), str(ck)) for s, ck in cohen_c])
+        models = (
+            salman_checkpoints(args.salman_cifar)
+            if args.salman_cifar is not None
+            else [(f"noise_{s}", float(s), str(ck)) for s, ck in cohen_c]
+        )
         if args.salman_cifar is not None and not models:
-            print(f"# table3: no noise_*/checkpoint.pth.tar under {args.salman_cifar}",
-                  file=sys.stderr)
+            print(
+                f"# table3: no noise_*/checkpoint.pth.tar under {args.salman_cifar}",
+                file=sys.stderr,
+            )
         src = "salman" if args.salman_cifar is not None else "cohen"
         for label, s, ck in models:
             sub = f"{src}/{label}"
@@ -166,17 +221,36 @@ def plan(args) -> list[Cert]:
             add("table3", "cifar10", ck, s, "linf-mixed", args.k_linf, "linf", sub, label)
     if "figure5" in ex:
         for s, ck in cohen_c:
-            add("figure5", "cifar10", ck, s, "gaussian", 0, "linf", f"cohen/noise_{s}",
-                f"noise_{s}")
-            add("figure5", "cifar10", ck, s, "linf-mixed", args.k_linf, "linf",
-                f"cohen/noise_{s}", f"noise_{s}")
+            add(
+                "figure5", "cifar10", ck, s, "gaussian", 0, "linf", f"cohen/noise_{s}", f"noise_{s}"
+            )
+            add(
+                "figure5",
+                "cifar10",
+                ck,
+                s,
+                "linf-mixed",
+                args.k_linf,
+                "linf",
+                f"cohen/noise_{s}",
+                f"noise_{s}",
+            )
     if "table4" in ex:
         for k in args.k_ablation:
             if "table1" in ex and k == args.k_cifar:
                 continue  # already in table1
             for s, ck in cohen_c:
-                add("table4", "cifar10", ck, s, "l2-family", k, "l2", f"cohen/noise_{s}",
-                        f"noise_{s}")
+                add(
+                    "table4",
+                    "cifar10",
+                    ck,
+                    s,
+                    "l2-family",
+                    k,
+                    "l2",
+                    f"cohen/noise_{s}",
+                    f"noise_{s}",
+                )
     seen, unique = set(), []
     for c in out:  # table3 (Cohen's models) and figure5 share their runs
         if c.outfile not in seen:
@@ -188,16 +262,46 @@ def plan(args) -> list[Cert]:
 def certify_command(args, c: Cert) -> list[str]:
     data_dir = args.cifar_data if c.dataset == "cifar10" else args.imagenet_data
     skip = args.cifar_skip if c.dataset == "cifar10" else args.imagenet_skip
-    cmd = [args.python, "-m", "smoothcert", "certify", c.dataset, c.checkpoint, c.outfile,
-           "--noise", c.noise, "--sigma0", f"{c.sigma0:g}", "--norm", c.norm,
-           "--N0", str(args.N0), "--N", str(args.N), "--alpha", f"{args.alpha:g}",
-           "--batch", str(args.batch), "--skip", str(skip), "--max", str(args.max),
-           "--device", args.device, "--seed", str(args.seed)]
+    cmd = [
+        args.python,
+        "-m",
+        "smoothcert",
+        "certify",
+        c.dataset,
+        c.checkpoint,
+        c.outfile,
+        "--noise",
+        c.noise,
+        "--sigma0",
+        f"{c.sigma0:g}",
+        "--norm",
+        c.norm,
+        "--N0",
+        str(args.N0),
+        "--N",
+        str(args.N),
+        "--alpha",
+        f"{args.alpha:g}",
+        "--batch",
+        str(args.batch),
+        "--skip",
+        str(skip),
+        "--max",
+        str(args.max),
+        "--device",
+        args.device,
+        "--seed",
+        str(args.seed),
+    ]
     if c.noise != "gaussian":
-        cmd[cmd.index("--sigma0"):cmd.index("--sigma0")] = ["--k", _kname(c.k)]
+        cmd[cmd.index("--sigma0") : cmd.index("--sigma0")] = ["--k", _kname(c.k)]
     if c.noise == "linf-mixed":
-        cmd += ["--cert-samples", str(args.cert_samples),
-                "--cert-failure-prob", f"{args.cert_failure_prob:g}"]
+        cmd += [
+            "--cert-samples",
+            str(args.cert_samples),
+            "--cert-failure-prob",
+            f"{args.cert_failure_prob:g}",
+        ]
     if data_dir:
         cmd += ["--data-dir", str(data_dir)]
     return cmd
@@ -222,23 +326,56 @@ def analyze_commands(args, certs: list[Cert]) -> list[tuple[str, list[str]]]:
     cmds = []
     for (dataset, source, norm, noise, k), cs in groups.items():
         name = f"{dataset}_{source}_{norm}_{noise}" + (
-            "" if noise == "gaussian" else f"_k{_kname(k)}")
-        cmds.append((name, [*base, *[f"{c.label}={c.outfile}" for c in cs],
-                            "--radii", *_radii(dataset, norm), "--envelope", "--best", "all",
-                            "--output", str(tables / f"{name}.md")]))
+            "" if noise == "gaussian" else f"_k{_kname(k)}"
+        )
+        cmds.append(
+            (
+                name,
+                [
+                    *base,
+                    *[f"{c.label}={c.outfile}" for c in cs],
+                    "--radii",
+                    *_radii(dataset, norm),
+                    "--envelope",
+                    "--best",
+                    "all",
+                    "--output",
+                    str(tables / f"{name}.md"),
+                ],
+            )
+        )
     if "figure5" in args.experiments:
-        fig = [c for c in certs if c.experiment == "figure5"
-               or (c.experiment == "table3" and args.salman_cifar is None)]
+        fig = [
+            c
+            for c in certs
+            if c.experiment == "figure5" or (c.experiment == "table3" and args.salman_cifar is None)
+        ]
         for s in sorted({c.sigma0 for c in fig}):
             cs = [c for c in fig if c.sigma0 == s]
-            labels = ["Gaussian" if c.noise == "gaussian" else f"{c.noise} k {_kname(c.k)}"
-                      for c in cs]
-            cmds.append((f"figure5 sigma0 = {s:g}", [
-                *base, *[f"{lab}={c.outfile}" for lab, c in zip(labels, cs, strict=True)],
-                "--radii", *_radii("cifar10", "linf"), "--best", "all",
-                "--output", str(tables / f"figure5_noise_{s:.2f}.md"),
-                "--plot", str(tables / f"figure5_noise_{s:.2f}.png"),
-                "--norm-label", "l-inf radius", "--max-radius", f"{40 / 255:.6g}"]))
+            labels = [
+                "Gaussian" if c.noise == "gaussian" else f"{c.noise} k {_kname(c.k)}" for c in cs
+            ]
+            cmds.append(
+                (
+                    f"figure5 sigma0 = {s:g}",
+                    [
+                        *base,
+                        *[f"{lab}={c.outfile}" for lab, c in zip(labels, cs, strict=True)],
+                        "--radii",
+                        *_radii("cifar10", "linf"),
+                        "--best",
+                        "all",
+                        "--output",
+                        str(tables / f"figure5_noise_{s:.2f}.md"),
+                        "--plot",
+                        str(tables / f"figure5_noise_{s:.2f}.png"),
+                        "--norm-label",
+                        "l-inf radius",
+                        "--max-radius",
+                        f"{40 / 255:.6g}",
+                    ],
+                )
+            )
     return cmds
 
 
@@ -247,28 +384,59 @@ def summary_tables(args, certs: list[Cert]) -> str:
     from smoothcert.analysis import certified_accuracy, format_radius, format_table, read_results
 
     layouts = [
-        ("Table 1: CIFAR-10, l2", "cifar10", "l2", CIFAR_L2_RADII,
-         [("gaussian", 0.0), ("l2-family", args.k_cifar)]),
-        ("Table 2: ImageNet, l2", "imagenet", "l2", IMAGENET_L2_RADII,
-         [("gaussian", 0.0), ("l2-family", args.k_imagenet)]),
-        ("Table 3: CIFAR-10, l-inf", "cifar10", "linf",
-         tuple(r / 255 for r in LINF_RADII_255), [("gaussian", 0.0), ("linf-mixed", args.k_linf)]),
-        ("Table 4: CIFAR-10, l2, ablation over k", "cifar10", "l2", CIFAR_L2_RADII,
-         [("gaussian", 0.0)] + [("l2-family", k) for k in args.k_ablation]),
+        (
+            "Table 1: CIFAR-10, l2",
+            "cifar10",
+            "l2",
+            CIFAR_L2_RADII,
+            [("gaussian", 0.0), ("l2-family", args.k_cifar)],
+        ),
+        (
+            "Table 2: ImageNet, l2",
+            "imagenet",
+            "l2",
+            IMAGENET_L2_RADII,
+            [("gaussian", 0.0), ("l2-family", args.k_imagenet)],
+        ),
+        (
+            "Table 3: CIFAR-10, l-inf",
+            "cifar10",
+            "linf",
+            tuple(r / 255 for r in LINF_RADII_255),
+            [("gaussian", 0.0), ("linf-mixed", args.k_linf)],
+        ),
+        (
+            "Table 4: CIFAR-10, l2, ablation over k",
+            "cifar10",
+            "l2",
+            CIFAR_L2_RADII,
+            [("gaussian", 0.0)] + [("l2-family", k) for k in args.k_ablation],
+        ),
     ]
     out = []
     for title, dataset, norm, radii, methods in layouts:
         rows = []
         for noise, k in methods:
-            files = [c for c in certs if c.dataset == dataset and c.norm == norm
-                     and c.noise == noise and c.k == k and Path(c.outfile).exists()
-                     and (norm == "l2" or c.experiment == "table3")]
+            files = [
+                c
+                for c in certs
+                if c.dataset == dataset
+                and c.norm == norm
+                and c.noise == noise
+                and c.k == k
+                and Path(c.outfile).exists()
+                and (norm == "l2" or c.experiment == "table3")
+            ]
             if not files:
                 continue
             acc = [certified_accuracy(read_results(c.outfile), radii) for c in files]
             name = "Gaussian" if noise == "gaussian" else f"{noise} k = {_kname(k)}"
-            rows.append((f"{name} (best over {len(files)} classifiers)",
-                         [max(a[i] for a in acc) for i in range(len(radii))]))
+            rows.append(
+                (
+                    f"{name} (best over {len(files)} classifiers)",
+                    [max(a[i] for a in acc) for i in range(len(radii))],
+                )
+            )
         if rows:
             table = format_table(rows, radii, "markdown", best="all")
             if norm == "linf":  # the paper's header: r = 2/255, ...
@@ -287,8 +455,10 @@ def main(argv=None) -> int:
     if args.dry_run:
         print(f"# {len(certs)} certify runs, then {len(analyses)} analyze tables")
         for c in certs:
-            print(f"# {c.experiment}: {c.dataset} sigma0 = {c.sigma0:g} {c.noise} "
-                  f"k = {_kname(c.k)} {c.norm}")
+            print(
+                f"# {c.experiment}: {c.dataset} sigma0 = {c.sigma0:g} {c.noise} "
+                f"k = {_kname(c.k)} {c.norm}"
+            )
             print(shlex.join(certify_command(args, c)))
         for name, cmd in analyses:
             print(f"# analyze {name}")

@@ -35,8 +35,10 @@ COMMAND = "python scripts/results_report.py"
 
 #: numeric tokens of the document (``tests/test_results_doc.py`` uses the same definition):
 #: a signed decimal, possibly with thousands separators or an exponent, not glued to a word
-NUMBER_RE = re.compile(r"(?<![\w.,])[-−+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
-                       r"(?![\w.]|,\d)")
+NUMBER_RE = re.compile(
+    r"(?<![\w.,])[-−+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
+    r"(?![\w.]|,\d)"
+)
 
 
 # ----------------------------------------------------------------------------- data
@@ -79,19 +81,28 @@ def load(results: Path) -> Data:
     manifest = json.loads((results / "experiment.json").read_text())
     runtimes = json.loads((results / "runtimes.json").read_text())
     runs = {}
-    for r in (manifest["runs"] + manifest.get("matched_runs", [])
-              + manifest.get("validation_runs", [])):
+    for r in (
+        manifest["runs"] + manifest.get("matched_runs", []) + manifest.get("validation_runs", [])
+    ):
         path = results / Path(r["outfile"]).relative_to("results/digits")
         cfg = json.loads(Path(str(path) + ".config.json").read_text())
-        runs[r["key"]] = Run(r["key"], r["sigma0"], r["noise"], r["k"], r["norm"],
-                             read_results(path), cfg)
-    return Data(cfg=manifest["config"], manifest=manifest, runtimes=runtimes, runs=runs,
-                equal_pa={n: _read_tsv(results / f"equal_pA_{n}.tsv") for n in ("l2", "linf")},
-                counterfactual={n: _read_tsv(results / f"counterfactual_{n}.tsv")
-                                for n in ("l2", "linf")},
-                linf_estimate=_read_tsv(results / "equal_pA_linf_estimate.tsv"),
-                selection=(json.loads((results / "selection.json").read_text())
-                           if (results / "selection.json").exists() else None))
+        runs[r["key"]] = Run(
+            r["key"], r["sigma0"], r["noise"], r["k"], r["norm"], read_results(path), cfg
+        )
+    return Data(
+        cfg=manifest["config"],
+        manifest=manifest,
+        runtimes=runtimes,
+        runs=runs,
+        equal_pa={n: _read_tsv(results / f"equal_pA_{n}.tsv") for n in ("l2", "linf")},
+        counterfactual={n: _read_tsv(results / f"counterfactual_{n}.tsv") for n in ("l2", "linf")},
+        linf_estimate=_read_tsv(results / "equal_pA_linf_estimate.tsv"),
+        selection=(
+            json.loads((results / "selection.json").read_text())
+            if (results / "selection.json").exists()
+            else None
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- document
@@ -133,10 +144,14 @@ def _results_table(rows: list[dict], prefix: str):
     pred_key = "predict_family" if prefix == "family" else "predict_gauss"
     predict = np.array([int(r[pred_key]) for r in rows])
     radius = np.array([float(r[f"radius_{prefix}"]) for r in rows])
-    return ResultsTable(idx=np.array([int(r["idx"]) for r in rows]), label=label,
-                        predict=predict, radius=radius,
-                        correct=(predict == label).astype(np.int64),
-                        time_seconds=np.zeros(len(rows)))
+    return ResultsTable(
+        idx=np.array([int(r["idx"]) for r in rows]),
+        label=label,
+        predict=predict,
+        radius=radius,
+        correct=(predict == label).astype(np.int64),
+        time_seconds=np.zeros(len(rows)),
+    )
 
 
 def _linf_table(doc: Doc, rows, radii_255, unit, best="all") -> str:
@@ -146,8 +161,9 @@ def _linf_table(doc: Doc, rows, radii_255, unit, best="all") -> str:
     text = format_table(rows, [float(v) for v in radii_255], "markdown", best=best)
     head, rest = text.split("\n", 1)
     for v in radii_255:
-        head = head.replace(f"r = {format_radius(float(v))} |",
-                            f"r = {doc.num(v)}/{doc.num(unit)} |", 1)
+        head = head.replace(
+            f"r = {format_radius(float(v))} |", f"r = {doc.num(v)}/{doc.num(unit)} |", 1
+        )
     return head + "\n" + doc.data_text(rest)
 
 
@@ -157,17 +173,23 @@ def _figure(doc: Doc, data: Data, norm: str, figures: Path | None, name: str) ->
     if norm == "linf":
         unit = cfg["linf_unit"]
         xmax = max(cfg["linf_radii_255"]) / unit
-        curves = [("gaussian", 0.0, "Gaussian (Theorem 3)"),
-                  ("linf-mixed", float(cfg["k_linf"]), f"mixed l∞ family k = {cfg['k_linf']}")]
+        curves = [
+            ("gaussian", 0.0, "Gaussian (Theorem 3)"),
+            ("linf-mixed", float(cfg["k_linf"]), f"mixed l∞ family k = {cfg['k_linf']}"),
+        ]
         xlabel, scale = f"l∞ radius (× 1/{unit})", unit
     else:
         xmax = max(cfg["l2_radii"])
         curves = [("gaussian", 0.0, "Gaussian")] + [
-            ("l2-family", float(k), f"l2 family k = {k}") for k in cfg["k_l2"]]
+            ("l2-family", float(k), f"l2 family k = {k}") for k in cfg["k_l2"]
+        ]
         xlabel, scale = "l2 radius", 1.0
     # right end of the axis: the first tabulated radius beyond every certified radius
-    table_radii = ([v / cfg["linf_unit"] for v in cfg["linf_radii_255"]] if norm == "linf"
-                   else list(cfg["l2_radii"]))
+    table_radii = (
+        [v / cfg["linf_unit"] for v in cfg["linf_radii_255"]]
+        if norm == "linf"
+        else list(cfg["l2_radii"])
+    )
     top = max(float(r.table.radius.max()) for r in data.runs.values() if r.norm == norm)
     xmax = min([x for x in table_radii if x > top] or [xmax])
     if figures is not None:
@@ -188,9 +210,15 @@ def _figure(doc: Doc, data: Data, norm: str, figures: Path | None, name: str) ->
             for j, (noise, k, label) in enumerate(curves):
                 table = data.run(sigma0, noise, k, norm).table
                 x, y = certified_accuracy_curve(table, xmax)
-                ax.plot(x * scale, y, drawstyle="steps-post", label=label,
-                        linestyle=styles[j % len(styles)], color=colors[j % len(colors)],
-                        linewidth=2.0 if j == 0 else 1.5)
+                ax.plot(
+                    x * scale,
+                    y,
+                    drawstyle="steps-post",
+                    label=label,
+                    linestyle=styles[j % len(styles)],
+                    color=colors[j % len(colors)],
+                    linewidth=2.0 if j == 0 else 1.5,
+                )
             ax.set_xlim(0, xmax * scale)
             ax.set_ylim(0, 1.02)
             ax.set_title(f"σ0 = {sigma0:g}")
@@ -201,21 +229,24 @@ def _figure(doc: Doc, data: Data, norm: str, figures: Path | None, name: str) ->
                 ax.legend(loc="upper right", fontsize=9)
         n = len(data.run(sig[0], "gaussian", 0, norm).table)
         what = "l∞" if norm == "linf" else "l2"
-        fig.suptitle(f"digits (d = {cfg['dim']}), {what} certification, {n} test images, "
-                     f"N = {cfg['certify']['N']:,}")
+        fig.suptitle(
+            f"digits (d = {cfg['dim']}), {what} certification, {n} test images, "
+            f"N = {cfg['certify']['N']:,}"
+        )
         fig.tight_layout()
         figures.mkdir(parents=True, exist_ok=True)
         for suffix in (".png", ".pdf"):
             meta = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
-            fig.savefig(figures / f"{name}{suffix}", dpi=150 if suffix == ".png" else None,
-                        metadata=meta)
-    return [f"![{name}]({FIG_LINK}/{name}.png)", "",
-            f"([PDF]({FIG_LINK}/{name}.pdf))"]
+            fig.savefig(
+                figures / f"{name}{suffix}", dpi=150 if suffix == ".png" else None, metadata=meta
+            )
+    return [f"![{name}]({FIG_LINK}/{name}.png)", "", f"([PDF]({FIG_LINK}/{name}.pdf))"]
 
 
 # ----------------------------------------------------------------------------- sections
-def build(results: Path = RESULTS, figures: Path | None = None,
-          results32: Path | None = None) -> Doc:
+def build(
+    results: Path = RESULTS, figures: Path | None = None, results32: Path | None = None
+) -> Doc:
     """The document (figures written to ``figures`` when given); the d = 3072 experiment is
     read from ``results32`` (default: ``digits32`` next to ``results``)."""
     from smoothcert.analysis import ENVELOPE_LABEL, format_table
@@ -235,7 +266,7 @@ def build(results: Path = RESULTS, figures: Path | None = None,
     n_img = len(g0)
     idx = g0.idx
     dim = cfg["dim"]
-    side = int(round(dim ** 0.5))
+    side = int(round(dim**0.5))
     paper = cfg["paper"]
     p_max = c["alpha"] ** (1.0 / c["N"])
 
@@ -246,18 +277,22 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         return f"σ0 = {num(s)}"
 
     # ---------------------------------------------------------------- header
-    doc.add("# Results: the paper's section 5 analyses on digits "
-            f"(d = {num(dim)})"
-            + (f" and digits32 (d = {num(d32.cfg['dim'])})" if d32 is not None else "")
-            + ", reproduced and measured", "",
-            "<!-- Generated file: do not edit by hand. -->",
-            f"Generated by `{COMMAND}` from the files under `results/digits/`"
-            + (" and `results/digits32/`" if d32 is not None else "")
-            + f", which `{data.manifest['command']}` writes (training, `smoothcert certify` "
-            "runs, certificate tables, noise selection). Rerunning the report gives the same "
-            "bytes; "
-            "`tests/test_results_doc.py` checks that this file is up to date and that every "
-            "number in it comes from those files.", "")
+    doc.add(
+        "# Results: the paper's section 5 analyses on digits "
+        f"(d = {num(dim)})"
+        + (f" and digits32 (d = {num(d32.cfg['dim'])})" if d32 is not None else "")
+        + ", reproduced and measured",
+        "",
+        "<!-- Generated file: do not edit by hand. -->",
+        f"Generated by `{COMMAND}` from the files under `results/digits/`"
+        + (" and `results/digits32/`" if d32 is not None else "")
+        + f", which `{data.manifest['command']}` writes (training, `smoothcert certify` "
+        "runs, certificate tables, noise selection). Rerunning the report gives the same "
+        "bytes; "
+        "`tests/test_results_doc.py` checks that this file is up to date and that every "
+        "number in it comes from those files.",
+        "",
+    )
 
     # ---------------------------------------------------------------- numbers used below
     G_l2 = env("gaussian", 0, "l2", l2_radii)
@@ -268,8 +303,11 @@ def build(results: Path = RESULTS, figures: Path | None = None,
 
     def ratios(norm, noise, k):
         g = {r["p"]: float(r["radius"]) for r in eq[norm] if r["noise"] == "gaussian"}
-        return [(float(r["p"]), float(r["radius"]) / g[r["p"]]) for r in eq[norm]
-                if r["noise"] == noise and float(r["k"]) == k]
+        return [
+            (float(r["p"]), float(r["radius"]) / g[r["p"]])
+            for r in eq[norm]
+            if r["noise"] == noise and float(r["k"]) == k
+        ]
 
     def pa_pairs(noise, k, norm, sigma0):
         ga = data.run(sigma0, "gaussian", 0, norm).table
@@ -283,19 +321,41 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         cf = data.counterfactual[norm]
         acc = []
         for s in sig:
-            sub = [r for r in cf if float(r["sigma0"]) == s and r["noise"] == noise
-                   and float(r["k"]) == float(k)]
+            sub = [
+                r
+                for r in cf
+                if float(r["sigma0"]) == s and r["noise"] == noise and float(r["k"]) == float(k)
+            ]
             acc.append(_acc(_results_table(sub, "family_at_pA_gauss"), radii))
         return np.max(acc, axis=0)
 
     C_l2 = {k: cert_only_env("l2", "l2-family", k, l2_radii) for k in ks}
     C_li = cert_only_env("linf", "linf-mixed", klinf, linf_radii)
-    sel64 = (SimpleNamespace(cfg=data.cfg, selection=data.selection, runs=data.runs)
-             if data.selection else None)
+    sel64 = (
+        SimpleNamespace(cfg=data.cfg, selection=data.selection, runs=data.runs)
+        if data.selection
+        else None
+    )
     doc.add(*_headline(doc, data, d32, sel64))
-    doc.add(*_plain_statement(doc, data, dict(
-        G_l2=G_l2, F_l2=F_l2, C_l2=C_l2, G_li=G_li, M_li=M_li, C_li=C_li, n=n_img,
-        ratios=ratios, pa_pairs=pa_pairs, p_max=p_max)), "")
+    doc.add(
+        *_plain_statement(
+            doc,
+            data,
+            dict(
+                G_l2=G_l2,
+                F_l2=F_l2,
+                C_l2=C_l2,
+                G_li=G_li,
+                M_li=M_li,
+                C_li=C_li,
+                n=n_img,
+                ratios=ratios,
+                pa_pairs=pa_pairs,
+                p_max=p_max,
+            ),
+        ),
+        "",
+    )
 
     # ---------------------------------------------------------------- setup
     def at_cap(s):
@@ -307,7 +367,9 @@ def build(results: Path = RESULTS, figures: Path | None = None,
     tr = data.runtimes.get("training", {})
     acc_txt = ", ".join(
         f"{num(tr[f'noise_{s:g}']['final_test_acc_under_noise'], '.1f')}% at σ0 = {num(s)}"
-        for s in sig if f"noise_{s:g}" in tr)
+        for s in sig
+        if f"noise_{s:g}" in tr
+    )
     doc.add(
         f"- Data: the embedded `digits` set ({num(cfg['test_size'])} test images of "
         f"{num(side)} × {num(side)} pixels in the unit interval, d = {num(dim)}). Certified "
@@ -336,18 +398,26 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         "- Noises: σ matched to σ0 by the paper's rule `sigma = sqrt((d-1)/(d-1-k)) * sigma0` "
         "(`make_noise(..., sigma0=...)`); k scaled from the paper's CIFAR-10 values at "
         f"d = {num(paper['dim'])} by k = round(k_paper · {num(dim)} / {num(paper['dim'])}): "
-        + ", ".join(f"{num(kp)} → {num(round(kp * dim / paper['dim']))}"
-                    for kp in paper["k_l2"])
+        + ", ".join(f"{num(kp)} → {num(round(kp * dim / paper['dim']))}" for kp in paper["k_l2"])
         + f" (l2 family; Table 1 uses {num(paper['k_l2_main'])} → {num(kmain)}), "
         f"{num(paper['k_linf'])} → {num(klinf)} (mixed l∞ family). The paper's "
-        + ", ".join(f"k = {num(kp)} (→ {num(round(kp * dim / paper['dim']))})"
-                    for kp in paper.get("k_l2_left_out", []))
+        + ", ".join(
+            f"k = {num(kp)} (→ {num(round(kp * dim / paper['dim']))})"
+            for kp in paper.get("k_l2_left_out", [])
+        )
         + " is left out (practically the Gaussian at d = "
         f"{num(dim)}, and CPU time).",
-        "")
-    head = "| σ0 | " + " | ".join(
-        ["Gaussian σ"] + [f"l2 family k = {num(k)}: σ" for k in ks]
-        + [f"mixed l∞ k = {num(klinf)}: σ"]) + " |"
+        "",
+    )
+    head = (
+        "| σ0 | "
+        + " | ".join(
+            ["Gaussian σ"]
+            + [f"l2 family k = {num(k)}: σ" for k in ks]
+            + [f"mixed l∞ k = {num(klinf)}: σ"]
+        )
+        + " |"
+    )
     doc.add(head, "|" + " --- |" * (len(ks) + 3))
     for s in sig:
         cells = [num(data.run(s, "gaussian", 0, "l2").config["sigma"], ".4f")]
@@ -356,72 +426,112 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         doc.add(f"| {num(s)} | " + " | ".join(cells) + " |")
     doc.add("")
     note = data.run(sig[0], "linf-mixed", klinf, "linf").config["confidence"]
-    doc.add("Confidence, as `certify` states it in each `.config.json`: Gaussian and l2 family "
-            f"runs: \"{doc.data_text(data.run(sig[0], 'gaussian', 0, 'l2').config['confidence'])}"
-            f"\"; mixed l∞ runs: \"{doc.data_text(note)}\".", "")
+    doc.add(
+        "Confidence, as `certify` states it in each `.config.json`: Gaussian and l2 family "
+        f'runs: "{doc.data_text(data.run(sig[0], "gaussian", 0, "l2").config["confidence"])}'
+        f'"; mixed l∞ runs: "{doc.data_text(note)}".',
+        "",
+    )
 
     # ---------------------------------------------------------------- Table 1
-    doc.add("## l2: Gaussian vs the l2 family (Table 1 layout) "
-            f"(d = {num(dim)}, Gaussian-trained)", "",
-            f"Certified accuracy (fraction of the {num(n_img)} images) at l2 radius r, each row "
-            "the best over the classifiers (σ0 models) at each radius, as in the paper; the "
-            "highest value per radius is marked (ties: all marked).", "")
-    rows = [("Gaussian (Cohen et al.), best over classifiers", G_l2),
-            (f"l2 family k = {num(kmain)}, best over classifiers", F_l2[kmain])]
+    doc.add(
+        f"## l2: Gaussian vs the l2 family (Table 1 layout) (d = {num(dim)}, Gaussian-trained)",
+        "",
+        f"Certified accuracy (fraction of the {num(n_img)} images) at l2 radius r, each row "
+        "the best over the classifiers (σ0 models) at each radius, as in the paper; the "
+        "highest value per radius is marked (ties: all marked).",
+        "",
+    )
+    rows = [
+        ("Gaussian (Cohen et al.), best over classifiers", G_l2),
+        (f"l2 family k = {num(kmain)}, best over classifiers", F_l2[kmain]),
+    ]
     doc.add(doc.data_text(format_table(rows, l2_radii, "markdown", best="all")).rstrip(), "")
-    doc.add("Per classifier, with the best-over-classifiers envelope "
-            f"(`format_table(..., envelope=True)`, row \"{ENVELOPE_LABEL}\"):", "")
-    for noise, k, name in (("gaussian", 0, "Gaussian"),
-                           ("l2-family", kmain, f"l2 family k = {num(kmain)}")):
-        rows = [(f"{name}, {sig_label(s)}", _acc(data.run(s, noise, k, "l2").table, l2_radii))
-                for s in sig]
-        doc.add(f"*{name}:*", "",
-                doc.data_text(format_table(rows, l2_radii, "markdown", envelope=True)).rstrip(),
-                "")
+    doc.add(
+        "Per classifier, with the best-over-classifiers envelope "
+        f'(`format_table(..., envelope=True)`, row "{ENVELOPE_LABEL}"):',
+        "",
+    )
+    for noise, k, name in (
+        ("gaussian", 0, "Gaussian"),
+        ("l2-family", kmain, f"l2 family k = {num(kmain)}"),
+    ):
+        rows = [
+            (f"{name}, {sig_label(s)}", _acc(data.run(s, noise, k, "l2").table, l2_radii))
+            for s in sig
+        ]
+        doc.add(
+            f"*{name}:*",
+            "",
+            doc.data_text(format_table(rows, l2_radii, "markdown", envelope=True)).rstrip(),
+            "",
+        )
     doc.add(*_figure(doc, data, "l2", figures, "l2_sigma0_sweep"), "")
 
     # ---------------------------------------------------------------- Table 4
-    doc.add("## l2: ablation over k (Table 4 layout) "
-            f"(d = {num(dim)}, Gaussian-trained)", "",
-            "Each row the best over the classifiers; σ matched to each σ0.", "")
+    doc.add(
+        f"## l2: ablation over k (Table 4 layout) (d = {num(dim)}, Gaussian-trained)",
+        "",
+        "Each row the best over the classifiers; σ matched to each σ0.",
+        "",
+    )
     rows = [("Gaussian (Cohen et al.)", G_l2)] + [(f"k = {num(k)}", F_l2[k]) for k in ks]
     doc.add(doc.data_text(format_table(rows, l2_radii, "markdown", best="all")).rstrip(), "")
 
     # ---------------------------------------------------------------- Table 3
-    doc.add("## l∞: Gaussian (Theorem 3) vs the mixed l∞ family (Table 3 layout) "
-            f"(d = {num(dim)}, Gaussian-trained)", "",
-            f"Certified accuracy at l∞ radius r (in units of `1/{unit}`, the paper's unit), "
-            "best over the classifiers. The Gaussian's l∞ radius is its l2 radius divided by "
-            f"sqrt(d) = {num(dim ** 0.5)} (Theorem 3, `--norm linf`).", "")
-    rows = [("Gaussian (Theorem 3), best over classifiers", G_li),
-            (f"mixed l∞ family k = {num(klinf)}, best over classifiers", M_li)]
+    doc.add(
+        "## l∞: Gaussian (Theorem 3) vs the mixed l∞ family (Table 3 layout) "
+        f"(d = {num(dim)}, Gaussian-trained)",
+        "",
+        f"Certified accuracy at l∞ radius r (in units of `1/{unit}`, the paper's unit), "
+        "best over the classifiers. The Gaussian's l∞ radius is its l2 radius divided by "
+        f"sqrt(d) = {num(dim**0.5)} (Theorem 3, `--norm linf`).",
+        "",
+    )
+    rows = [
+        ("Gaussian (Theorem 3), best over classifiers", G_li),
+        (f"mixed l∞ family k = {num(klinf)}, best over classifiers", M_li),
+    ]
     doc.add(_linf_table(doc, rows, linf_r255, unit).rstrip(), "")
-    for noise, k, name in (("gaussian", 0, "Gaussian (Theorem 3)"),
-                           ("linf-mixed", klinf, f"mixed l∞ family k = {num(klinf)}")):
-        rows = [(f"{name}, {sig_label(s)}", _acc(data.run(s, noise, k, "linf").table,
-                                                  linf_radii)) for s in sig]
+    for noise, k, name in (
+        ("gaussian", 0, "Gaussian (Theorem 3)"),
+        ("linf-mixed", klinf, f"mixed l∞ family k = {num(klinf)}"),
+    ):
+        rows = [
+            (f"{name}, {sig_label(s)}", _acc(data.run(s, noise, k, "linf").table, linf_radii))
+            for s in sig
+        ]
         rows.append((ENVELOPE_LABEL, np.max([a for _, a in rows], axis=0)))
-        doc.add(f"*{name}:*", "", _linf_table(doc, rows, linf_r255, unit, best="none").rstrip(),
-                "")
+        doc.add(f"*{name}:*", "", _linf_table(doc, rows, linf_r255, unit, best="none").rstrip(), "")
     doc.add("### Figure 5: certified accuracy vs l∞ radius per σ0", "")
     doc.add(*_figure(doc, data, "linf", figures, "fig5_linf_sigma0_sweep"), "")
 
     # ---------------------------------------------------------------- (i) equal p_A
-    doc.add("## (i) Certificate strength: certified radius at equal p_A "
-            f"(d = {num(dim)}, Gaussian-trained)", "",
-            "`get_certificate(noise, norm).radius(p)` at σ matched to σ0 (radii in units of σ0; "
-            "every radius scales linearly with σ0, so this holds for every model), stored by "
-            "the experiment in `results/digits/equal_pA_{l2,linf}.tsv`. In brackets: the ratio "
-            "to the Gaussian at the same p. The last row is the largest pA_lower that "
-            f"N = {num(c['N'], ',')} samples can give.", "")
+    doc.add(
+        "## (i) Certificate strength: certified radius at equal p_A "
+        f"(d = {num(dim)}, Gaussian-trained)",
+        "",
+        "`get_certificate(noise, norm).radius(p)` at σ matched to σ0 (radii in units of σ0; "
+        "every radius scales linearly with σ0, so this holds for every model), stored by "
+        "the experiment in `results/digits/equal_pA_{l2,linf}.tsv`. In brackets: the ratio "
+        "to the Gaussian at the same p. The last row is the largest pA_lower that "
+        f"N = {num(c['N'], ',')} samples can give.",
+        "",
+    )
     for norm, fams, gname in (
-            ("l2", [("l2-family", float(k), f"k = {num(k)}") for k in ks], "Gaussian"),
-            ("linf", [("linf-mixed", float(klinf), f"mixed l∞ k = {num(klinf)}")],
-             "Gaussian (Theorem 3)")):
+        ("l2", [("l2-family", float(k), f"k = {num(k)}") for k in ks], "Gaussian"),
+        (
+            "linf",
+            [("linf-mixed", float(klinf), f"mixed l∞ k = {num(klinf)}")],
+            "Gaussian (Theorem 3)",
+        ),
+    ):
         g = [r for r in eq[norm] if r["noise"] == "gaussian"]
         doc.add(f"*{'l2' if norm == 'l2' else 'l∞'} certificates:*", "")
-        doc.add("| p_A | " + " | ".join([gname] + [f for _, _, f in fams]) + " |",
-                "|" + " --- |" * (len(fams) + 2))
+        doc.add(
+            "| p_A | " + " | ".join([gname] + [f for _, _, f in fams]) + " |",
+            "|" + " --- |" * (len(fams) + 2),
+        )
         for i, gr in enumerate(g):
             rg = float(gr["radius"])
             cells = [num(rg, ".4f")]
@@ -436,71 +546,93 @@ def build(results: Path = RESULTS, figures: Path | None = None,
     g_est = [r for r in est if r["noise"] == "gaussian"]
     m_est = [r for r in est if r["noise"] == "linf-mixed"]
     e = cfg["linf_estimate"]
-    doc.add("*l∞, with exact probabilities (a point estimate, not a certificate):* the radius at "
-            "which the sample estimate of p*(r) = P(ℓ ≤ −median ℓ) (ℓ the log-likelihood ratio "
-            "at the worst-case shift of Theorems 3 and 5) reaches p_A, by bisection over r, from "
-            f"{num(e['samples'], ',')} draws (seed {num(e['seed'])}, not the certificate's): "
-            "what the bound of eq. (5) gives without the Monte Carlo certificate's DKW margin "
-            "and radius grid (`results/digits/equal_pA_linf_estimate.tsv`). The Gaussian column "
-            "checks the estimator against the closed form above.", "",
-            "| p_A | Gaussian (estimate) | Gaussian (closed form) | mixed l∞ "
-            f"k = {num(klinf)} (estimate) | mixed / Gaussian (estimates) |",
-            "|" + " --- |" * 5)
+    doc.add(
+        "*l∞, with exact probabilities (a point estimate, not a certificate):* the radius at "
+        "which the sample estimate of p*(r) = P(ℓ ≤ −median ℓ) (ℓ the log-likelihood ratio "
+        "at the worst-case shift of Theorems 3 and 5) reaches p_A, by bisection over r, from "
+        f"{num(e['samples'], ',')} draws (seed {num(e['seed'])}, not the certificate's): "
+        "what the bound of eq. (5) gives without the Monte Carlo certificate's DKW margin "
+        "and radius grid (`results/digits/equal_pA_linf_estimate.tsv`). The Gaussian column "
+        "checks the estimator against the closed form above.",
+        "",
+        "| p_A | Gaussian (estimate) | Gaussian (closed form) | mixed l∞ "
+        f"k = {num(klinf)} (estimate) | mixed / Gaussian (estimates) |",
+        "|" + " --- |" * 5,
+    )
     closed = {r["p"]: float(r["radius"]) for r in eq["linf"] if r["noise"] == "gaussian"}
     for g, m in zip(g_est, m_est, strict=True):
         assert g["p"] == m["p"]
         rg, rm = float(g["radius_estimate"]), float(m["radius_estimate"])
-        doc.add(f"| {num(float(g['p']), '.5g')} | {num(rg, '.4f')} | "
-                f"{num(closed[g['p']], '.4f')} | {num(rm, '.4f')} | {num(rm / rg, '.3f')} |")
+        doc.add(
+            f"| {num(float(g['p']), '.5g')} | {num(rg, '.4f')} | "
+            f"{num(closed[g['p']], '.4f')} | {num(rm, '.4f')} | {num(rm / rg, '.3f')} |"
+        )
     doc.add("")
     doc.add(*_observed_ratio_text(doc, data, ks, klinf), "")
 
     # ---------------------------------------------------------------- (ii) p_A shift
-    doc.add("## (ii) The change in p_A: the base classifier under the other noise "
-            f"(d = {num(dim)}, Gaussian-trained)", "",
-            "Same images, same seeds; pA_lower of each non-Gaussian run against the Gaussian "
-            "run of the same model. 'correct' counts the images the smoothed classifier "
-            "predicts correctly (not abstaining); 'higher'/'lower' count the images whose "
-            "pA_lower is higher/lower under the non-Gaussian noise (equal: both at the same "
-            "value, typically both at the largest possible pA_lower).", "")
-    doc.add("| σ0 | noise | correct (Gaussian) | correct (noise) | mean pA_lower (Gaussian) "
-            "| mean pA_lower (noise) | mean change | higher | lower | equal |",
-            "|" + " --- |" * 10)
+    doc.add(
+        "## (ii) The change in p_A: the base classifier under the other noise "
+        f"(d = {num(dim)}, Gaussian-trained)",
+        "",
+        "Same images, same seeds; pA_lower of each non-Gaussian run against the Gaussian "
+        "run of the same model. 'correct' counts the images the smoothed classifier "
+        "predicts correctly (not abstaining); 'higher'/'lower' count the images whose "
+        "pA_lower is higher/lower under the non-Gaussian noise (equal: both at the same "
+        "value, typically both at the largest possible pA_lower).",
+        "",
+    )
+    doc.add(
+        "| σ0 | noise | correct (Gaussian) | correct (noise) | mean pA_lower (Gaussian) "
+        "| mean pA_lower (noise) | mean change | higher | lower | equal |",
+        "|" + " --- |" * 10,
+    )
     for s in sig:
-        for noise, k, norm, name in ([("l2-family", k, "l2", f"l2 family k = {num(k)}")
-                                      for k in ks]
-                                     + [("linf-mixed", klinf, "linf",
-                                         f"mixed l∞ k = {num(klinf)}")]):
+        for noise, k, norm, name in [
+            ("l2-family", k, "l2", f"l2 family k = {num(k)}") for k in ks
+        ] + [("linf-mixed", klinf, "linf", f"mixed l∞ k = {num(klinf)}")]:
             ga, fa = pa_pairs(noise, k, norm, s)
             d = fa["pA_lower"] - ga["pA_lower"]
-            doc.add(f"| {num(s)} | {name} | {num(int(ga.correct.sum()))} | "
-                    f"{num(int(fa.correct.sum()))} | {num(float(ga['pA_lower'].mean()), '.4f')} "
-                    f"| {num(float(fa['pA_lower'].mean()), '.4f')} | "
-                    f"{num(float(d.mean()), '+.4f')} | {num(int((d > 0).sum()))} | "
-                    f"{num(int((d < 0).sum()))} | {num(int((d == 0).sum()))} |")
+            doc.add(
+                f"| {num(s)} | {name} | {num(int(ga.correct.sum()))} | "
+                f"{num(int(fa.correct.sum()))} | {num(float(ga['pA_lower'].mean()), '.4f')} "
+                f"| {num(float(fa['pA_lower'].mean()), '.4f')} | "
+                f"{num(float(d.mean()), '+.4f')} | {num(int((d > 0).sum()))} | "
+                f"{num(int((d < 0).sum()))} | {num(int((d == 0).sum()))} |"
+            )
     doc.add("")
 
     # ---------------------------------------------------------------- decomposition
-    doc.add("### Separating the two effects", "",
-            "Three certified-accuracy rows per noise, each the best over the classifiers: the "
-            "Gaussian run; the non-Gaussian certificate applied to the Gaussian run's pA_lower "
-            "and prediction on the same image (certificate effect only: "
-            "`results/digits/counterfactual_{l2,linf}.tsv`, radii rounded to three significant "
-            "digits as `certify` writes them); the non-Gaussian run itself (certificate and "
-            "p_A effects).",
-            "")
+    doc.add(
+        "### Separating the two effects",
+        "",
+        "Three certified-accuracy rows per noise, each the best over the classifiers: the "
+        "Gaussian run; the non-Gaussian certificate applied to the Gaussian run's pA_lower "
+        "and prediction on the same image (certificate effect only: "
+        "`results/digits/counterfactual_{l2,linf}.tsv`, radii rounded to three significant "
+        "digits as `certify` writes them); the non-Gaussian run itself (certificate and "
+        "p_A effects).",
+        "",
+    )
     for norm in ("l2", "linf"):
         if norm == "l2":
             rows = [("Gaussian run", G_l2)]
             for k in ks:
-                rows += [(f"k = {num(k)}: certificate on Gaussian p_A", C_l2[k]),
-                         (f"k = {num(k)}: own run", F_l2[k])]
-            doc.add("*l2:*", "",
-                    doc.data_text(format_table(rows, l2_radii, "markdown", best="none")).rstrip())
+                rows += [
+                    (f"k = {num(k)}: certificate on Gaussian p_A", C_l2[k]),
+                    (f"k = {num(k)}: own run", F_l2[k]),
+                ]
+            doc.add(
+                "*l2:*",
+                "",
+                doc.data_text(format_table(rows, l2_radii, "markdown", best="none")).rstrip(),
+            )
         else:
-            rows = [("Gaussian run", G_li),
-                    (f"mixed l∞ k = {num(klinf)}: certificate on Gaussian p_A", C_li),
-                    (f"mixed l∞ k = {num(klinf)}: own run", M_li)]
+            rows = [
+                ("Gaussian run", G_li),
+                (f"mixed l∞ k = {num(klinf)}: certificate on Gaussian p_A", C_li),
+                (f"mixed l∞ k = {num(klinf)}: own run", M_li),
+            ]
             doc.add("*l∞:*", "", _linf_table(doc, rows, linf_r255, unit, best="none").rstrip())
         doc.add("")
 
@@ -512,11 +644,15 @@ def build(results: Path = RESULTS, figures: Path | None = None,
     if d32 is not None or sel64 is not None:
         doc.add("## Choosing the noise on validation images", "")
     if d32 is not None:
-        doc.add(*_selection_section(doc, d32, d32.cfg["val_start"],
-                                    "results/digits32/selection.json"))
+        doc.add(
+            *_selection_section(doc, d32, d32.cfg["val_start"], "results/digits32/selection.json")
+        )
     if sel64 is not None:
-        doc.add(*_selection_section(doc, sel64, data.manifest["select"]["val_start"],
-                                    "results/digits/selection.json"))
+        doc.add(
+            *_selection_section(
+                doc, sel64, data.manifest["select"]["val_start"], "results/digits/selection.json"
+            )
+        )
 
     # ---------------------------------------------------------------- checks
     doc.add("## Consistency check", "")
@@ -526,33 +662,53 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         b = data.run(s, "gaussian", 0, "linf").table
         same &= bool((a["pA_lower"] == b["pA_lower"]).all() and (a.predict == b.predict).all())
         pos = a.radius > 0
-        worst = max(worst, float(np.max(np.abs(a.radius[pos] / dim ** 0.5 - b.radius[pos])
-                                        / b.radius[pos], initial=0.0)))
-    doc.add(f"The Gaussian l2 and l∞ runs of each model use the same noise and seeds: "
-            f"predictions and pA_lower {'identical' if same else 'NOT identical'} on all "
-            f"{num(n_img * len(sig))} rows, and l∞ radius = l2 radius / {num(dim ** 0.5)} up to "
-            "the rounding of the results files to three significant digits (largest relative "
-            "difference "
-            f"{num(worst, '.1e')}).", "")
+        worst = max(
+            worst,
+            float(
+                np.max(
+                    np.abs(a.radius[pos] / dim**0.5 - b.radius[pos]) / b.radius[pos], initial=0.0
+                )
+            ),
+        )
+    doc.add(
+        f"The Gaussian l2 and l∞ runs of each model use the same noise and seeds: "
+        f"predictions and pA_lower {'identical' if same else 'NOT identical'} on all "
+        f"{num(n_img * len(sig))} rows, and l∞ radius = l2 radius / {num(dim**0.5)} up to "
+        "the rounding of the results files to three significant digits (largest relative "
+        "difference "
+        f"{num(worst, '.1e')}).",
+        "",
+    )
     cf_rows = [r for norm in ("l2", "linf") for r in data.counterfactual[norm]]
     from smoothcert.analysis import format_radius_cell
 
     def same_cell(exact, stored):
         return float(format_radius_cell(float(exact))) == float(stored)
 
-    agree = sum(same_cell(r["radius_family_exact"], r["radius_family"])
-                and same_cell(r["radius_gauss_exact"], r["radius_gauss"]) for r in cf_rows)
-    never_above = all(float(r["radius_family"]) <= float(r["radius_family_exact"])
-                      and float(r["radius_gauss"]) <= float(r["radius_gauss_exact"])
-                      and float(r["radius_family_at_pA_gauss"])
-                      <= float(r["radius_family_at_pA_gauss_exact"]) for r in cf_rows)
-    doc.add("The certificate tables were computed after the runs (`runtimes.json`): recomputing "
-            "the radius of every non-Gaussian and Gaussian run from its stored pA_lower with "
-            "the certificate of the table gives the radius `certify` wrote (three significant "
-            f"digits, rounded toward zero) on {num(agree)} of the {num(len(cf_rows))} "
-            "counterfactual rows; "
-            + ("no stored radius exceeds its recomputed value." if never_above else
-               "SOME STORED RADII EXCEED THEIR RECOMPUTED VALUE."), "")
+    agree = sum(
+        same_cell(r["radius_family_exact"], r["radius_family"])
+        and same_cell(r["radius_gauss_exact"], r["radius_gauss"])
+        for r in cf_rows
+    )
+    never_above = all(
+        float(r["radius_family"]) <= float(r["radius_family_exact"])
+        and float(r["radius_gauss"]) <= float(r["radius_gauss_exact"])
+        and float(r["radius_family_at_pA_gauss"]) <= float(r["radius_family_at_pA_gauss_exact"])
+        for r in cf_rows
+    )
+    doc.add(
+        "The certificate tables were computed after the runs (`runtimes.json`): recomputing "
+        "the radius of every non-Gaussian and Gaussian run from its stored pA_lower with "
+        "the certificate of the table gives the radius `certify` wrote (three significant "
+        f"digits, rounded toward zero) on {num(agree)} of the {num(len(cf_rows))} "
+        "counterfactual rows; "
+        + (
+            "no stored radius exceeds its recomputed value."
+            if never_above
+            else "SOME STORED RADII EXCEED THEIR RECOMPUTED VALUE."
+        ),
+        "",
+    )
 
     # ---------------------------------------------------------------- run times
     doc.add(*_runtimes(doc, data), "")
@@ -560,46 +716,79 @@ def build(results: Path = RESULTS, figures: Path | None = None,
         doc.add(*_runtimes32(doc, d32), "")
     # ---------------------------------------------------------------- commands
     env_ = data.manifest["environment"]
-    doc.add("## Commands, seeds and environment", "",
-            "```", f"{data.manifest['command']}   # train + certify (resumable), "
-            "then certificate tables", f"{COMMAND}   # this document and its figures", "```", "",
-            "Training seed, certification seed and Monte Carlo certificate seed as in Setup. "
-            "The `certify` commands as recorded in each `.config.json` (checkpoints under "
-            "`runs/`, which git ignores; rerunning `scripts/digits_experiments.py` retrains "
-            "them deterministically on CPU):", "", "```")
-    order = [r["key"] for r in data.manifest["runs"] + data.manifest.get("matched_runs", [])
-             + data.manifest.get("validation_runs", [])]
+    doc.add(
+        "## Commands, seeds and environment",
+        "",
+        "```",
+        f"{data.manifest['command']}   # train + certify (resumable), then certificate tables",
+        f"{COMMAND}   # this document and its figures",
+        "```",
+        "",
+        "Training seed, certification seed and Monte Carlo certificate seed as in Setup. "
+        "The `certify` commands as recorded in each `.config.json` (checkpoints under "
+        "`runs/`, which git ignores; rerunning `scripts/digits_experiments.py` retrains "
+        "them deterministically on CPU):",
+        "",
+        "```",
+    )
+    order = [
+        r["key"]
+        for r in data.manifest["runs"]
+        + data.manifest.get("matched_runs", [])
+        + data.manifest.get("validation_runs", [])
+    ]
     for key in sorted(data.runs, key=order.index):
         if not data.runs[key].config.get("derived_from"):
             doc.add(doc.data_text(data.runs[key].config["command"]))
     started = sorted(r.config["started"] for r in data.runs.values())
-    finished = sorted(c["finished"] for e in data.runtimes.get("certify", {}).values()
-                      for c in e["calls"])
-    doc.add("```", "",
-            doc.data_text(f"The certify runs started between {started[0]} and {started[-1]} "
-                          f"(last call finished {finished[-1]})"
-                          + (f"; the certificate tables were computed at "
-                             f"{data.runtimes['tables']['finished']}"
-                             if "tables" in data.runtimes else "")
-                          + " (`runtimes.json`, `.config.json`)."), "",
-            doc.data_text(f"Environment of the runs: Python {env_['python']}, torch "
-                          f"{env_['torch']}, numpy {env_['numpy']}, scipy {env_['scipy']}, "
-                          f"smoothcert {env_['smoothcert']}, {env_['platform']}, "
-                          f"{env_['cpu_count']} CPU cores (shared with other jobs), "
-                          f"{env_['torch_threads_per_process']} torch thread per process."))
+    finished = sorted(
+        c["finished"] for e in data.runtimes.get("certify", {}).values() for c in e["calls"]
+    )
+    doc.add(
+        "```",
+        "",
+        doc.data_text(
+            f"The certify runs started between {started[0]} and {started[-1]} "
+            f"(last call finished {finished[-1]})"
+            + (
+                f"; the certificate tables were computed at {data.runtimes['tables']['finished']}"
+                if "tables" in data.runtimes
+                else ""
+            )
+            + " (`runtimes.json`, `.config.json`)."
+        ),
+        "",
+        doc.data_text(
+            f"Environment of the runs: Python {env_['python']}, torch "
+            f"{env_['torch']}, numpy {env_['numpy']}, scipy {env_['scipy']}, "
+            f"smoothcert {env_['smoothcert']}, {env_['platform']}, "
+            f"{env_['cpu_count']} CPU cores (shared with other jobs), "
+            f"{env_['torch_threads_per_process']} torch thread per process."
+        ),
+    )
     if d32 is not None:
         e32 = d32.manifest["environment"]
-        doc.add("", f"d = {num(d32.cfg['dim'])}: `{d32.manifest['command']}`; its `certify` "
-                "commands, as recorded in each `.config.json` (the Gaussian l∞ files record the "
-                "l2 command and `derived_from`):", "", "```")
+        doc.add(
+            "",
+            f"d = {num(d32.cfg['dim'])}: `{d32.manifest['command']}`; its `certify` "
+            "commands, as recorded in each `.config.json` (the Gaussian l∞ files record the "
+            "l2 command and `derived_from`):",
+            "",
+            "```",
+        )
         for key in [r["key"] for r in d32.manifest["runs"]]:
             if key in d32.runs and not d32.runs[key].config.get("derived_from"):
                 doc.add(doc.data_text(d32.runs[key].config["command"]))
-        doc.add("```", "", doc.data_text(
-            f"Environment: Python {e32['python']}, torch {e32['torch']}, numpy {e32['numpy']}, "
-            f"scipy {e32['scipy']}, smoothcert {e32['smoothcert']}, {e32['platform']}, "
-            f"{e32['cpu_count']} CPU cores (shared with other jobs), "
-            f"{e32['torch_threads_per_process']} torch thread per process."))
+        doc.add(
+            "```",
+            "",
+            doc.data_text(
+                f"Environment: Python {e32['python']}, torch {e32['torch']}, numpy {e32['numpy']}, "
+                f"scipy {e32['scipy']}, smoothcert {e32['smoothcert']}, {e32['platform']}, "
+                f"{e32['cpu_count']} CPU cores (shared with other jobs), "
+                f"{e32['torch_threads_per_process']} torch thread per process."
+            ),
+        )
     return doc
 
 
@@ -612,27 +801,44 @@ def _gauss_r(p: float) -> float:
 def _observed_ratio_text(doc: Doc, data: Data, ks, klinf) -> list[str]:
     """The certificate ratio at the pA_lower values the Gaussian runs actually produced."""
     num = doc.num
-    out = ["At the pA_lower values the Gaussian runs produced (images with "
-           "`pA_lower >= 0.5`, all σ0), the non-Gaussian certificate on the same pA_lower gives "
-           "a radius of "]
+    out = [
+        "At the pA_lower values the Gaussian runs produced (images with "
+        "`pA_lower >= 0.5`, all σ0), the non-Gaussian certificate on the same pA_lower gives "
+        "a radius of "
+    ]
     parts = []
-    for norm, fams in (("l2", [("l2-family", k) for k in ks]),
-                       ("linf", [("linf-mixed", klinf)])):
+    for norm, fams in (("l2", [("l2-family", k) for k in ks]), ("linf", [("linf-mixed", klinf)])):
         cf = data.counterfactual[norm]
         for noise, k in fams:
-            rows = [r for r in cf if r["noise"] == noise and float(r["k"]) == k
-                    and float(r["radius_gauss_exact"]) > 0]
-            ratio = np.array([float(r["radius_family_at_pA_gauss_exact"])
-                              / float(r["radius_gauss_exact"]) for r in rows])
+            rows = [
+                r
+                for r in cf
+                if r["noise"] == noise and float(r["k"]) == k and float(r["radius_gauss_exact"]) > 0
+            ]
+            ratio = np.array(
+                [
+                    float(r["radius_family_at_pA_gauss_exact"]) / float(r["radius_gauss_exact"])
+                    for r in rows
+                ]
+            )
             name = f"l2 family k = {num(k)}" if norm == "l2" else f"mixed l∞ k = {num(k)}"
-            zero = [float(r["pA_gauss"]) for r in rows
-                    if float(r["radius_family_at_pA_gauss_exact"]) == 0]
-            note = (f"; radius 0 for the {num(len(zero))} image(s) whose pA_lower, at most "
-                    f"{num(max(zero), '.4f')}, is too close to 1/2 for the Monte Carlo "
-                    "certificate's margin" if zero else "")
-            parts.append(f"{num(float(ratio.min()), '.3f')}–{num(float(ratio.max()), '.3f')} × "
-                         f"the Gaussian's (median {num(float(np.median(ratio)), '.3f')}, "
-                         f"{num(len(rows))} images{note}) for the {name}")
+            zero = [
+                float(r["pA_gauss"])
+                for r in rows
+                if float(r["radius_family_at_pA_gauss_exact"]) == 0
+            ]
+            note = (
+                f"; radius 0 for the {num(len(zero))} image(s) whose pA_lower, at most "
+                f"{num(max(zero), '.4f')}, is too close to 1/2 for the Monte Carlo "
+                "certificate's margin"
+                if zero
+                else ""
+            )
+            parts.append(
+                f"{num(float(ratio.min()), '.3f')}–{num(float(ratio.max()), '.3f')} × "
+                f"the Gaussian's (median {num(float(np.median(ratio)), '.3f')}, "
+                f"{num(len(rows))} images{note}) for the {name}"
+            )
     out[0] += "; ".join(parts) + "."
     return out
 
@@ -656,16 +862,20 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         return np.rint(np.asarray(acc) * n).astype(int)
 
     def rtxt(norm, i):
-        return (f"r = {num(l2_radii[i])}" if norm == "l2"
-                else f"r = {num(linf_r255[i])}/{num(unit)}")
+        return f"r = {num(l2_radii[i])}" if norm == "l2" else f"r = {num(linf_r255[i])}/{num(unit)}"
 
     def wtl(g, f, norm):
         g, f = cnt(g), cnt(f)
         hi, eq, lo = int((f > g).sum()), int((f == g).sum()), int((f < g).sum())
-        txt = (f"higher at {num(hi)}, equal at {num(eq)}, lower at {num(lo)} of the "
-               f"{num(g.size)} radii")
-        diff = [f"{rtxt(norm, i)}: {num(int(f[i]))} vs {num(int(g[i]))} images"
-                for i in range(g.size) if f[i] != g[i]]
+        txt = (
+            f"higher at {num(hi)}, equal at {num(eq)}, lower at {num(lo)} of the "
+            f"{num(g.size)} radii"
+        )
+        diff = [
+            f"{rtxt(norm, i)}: {num(int(f[i]))} vs {num(int(g[i]))} images"
+            for i in range(g.size)
+            if f[i] != g[i]
+        ]
         return txt + (f" ({'; '.join(diff)})" if diff else "")
 
     G_l2, F_l2, C_l2 = v["G_l2"], v["F_l2"], v["C_l2"]
@@ -674,25 +884,40 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
     loses_l2 = any((cnt(F_l2[k]) < cnt(G_l2)).any() for k in ks)
     wins_li = bool((cnt(M_li) > cnt(G_li)).any())
     loses_li = bool((cnt(M_li) < cnt(G_li)).any())
-    out = [f"### The earlier analysis: d = {num(dim)}, Gaussian-trained classifiers (crossed)",
-           ""]
+    out = [f"### The earlier analysis: d = {num(dim)}, Gaussian-trained classifiers (crossed)", ""]
 
     if not wins_l2 and not wins_li:
-        head = ("**With Gaussian-trained classifiers the non-Gaussian noises do not win anywhere "
-                f"at d = {num(dim)}:** at no tabulated "
-                "radius does the l2 family (any k) or the mixed l∞ family certify more images "
-                "than the Gaussian, each taken as the best over the classifiers. ")
+        head = (
+            "**With Gaussian-trained classifiers the non-Gaussian noises do not win anywhere "
+            f"at d = {num(dim)}:** at no tabulated "
+            "radius does the l2 family (any k) or the mixed l∞ family certify more images "
+            "than the Gaussian, each taken as the best over the classifiers. "
+        )
     else:
         head = "**The non-Gaussian noises win at some radii (details below).** "
-    head += ("In l2 the l2 family " + ("ties with the Gaussian except at a few radii where it "
-                                       "loses" if loses_l2 and not wins_l2 else
-                                       "ties with the Gaussian everywhere" if not loses_l2
-                                       and not wins_l2 else "is mixed")
-             + "; in l∞ the mixed family " + ("loses" if loses_li and not wins_li else
-                                              "ties" if not loses_li and not wins_li else
-                                              "is mixed") + ". ")
-    out.append(head + f"The certified subset is {num(n)} images, so one image is "
-               f"{num(100 / n, '.1f')} percentage points of certified accuracy.")
+    head += (
+        "In l2 the l2 family "
+        + (
+            "ties with the Gaussian except at a few radii where it loses"
+            if loses_l2 and not wins_l2
+            else "ties with the Gaussian everywhere"
+            if not loses_l2 and not wins_l2
+            else "is mixed"
+        )
+        + "; in l∞ the mixed family "
+        + (
+            "loses"
+            if loses_li and not wins_li
+            else "ties"
+            if not loses_li and not wins_li
+            else "is mixed"
+        )
+        + ". "
+    )
+    out.append(
+        head + f"The certified subset is {num(n)} images, so one image is "
+        f"{num(100 / n, '.1f')} percentage points of certified accuracy."
+    )
     out.append("")
 
     # ---------------------------------------------------------------- l2: what
@@ -702,7 +927,8 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         f"against the Gaussian, each the best over the {num(len(sig))} classifiers: "
         f"{wtl(G_l2, F_l2[kmain], 'l2')}. Table 4 layout (ablation over k): "
         + "; ".join(f"k = {num(k)}: {wtl(G_l2, F_l2[k], 'l2')}" for k in ks if k != kmain)
-        + ".")
+        + "."
+    )
 
     # ---------------------------------------------------------------- l2: why (i)
     rat = {k: [x for _, x in v["ratios"]("l2", "l2-family", float(k))] for k in ks}
@@ -710,57 +936,88 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
     cf = data.counterfactual["l2"]
     obs = {}
     for k in ks:
-        rows = [r for r in cf if r["noise"] == "l2-family" and float(r["k"]) == float(k)
-                and float(r["radius_gauss_exact"]) > 0]
-        obs[k] = np.array([float(r["radius_family_at_pA_gauss_exact"])
-                           / float(r["radius_gauss_exact"]) for r in rows])
+        rows = [
+            r
+            for r in cf
+            if r["noise"] == "l2-family"
+            and float(r["k"]) == float(k)
+            and float(r["radius_gauss_exact"]) > 0
+        ]
+        obs[k] = np.array(
+            [
+                float(r["radius_family_at_pA_gauss_exact"]) / float(r["radius_gauss_exact"])
+                for r in rows
+            ]
+        )
     same_cert = all((cnt(C_l2[k]) == cnt(G_l2)).all() for k in ks)
     max_gain = max(max(r) for r in rat.values())
     low_p = [k for k in ks if round(rat[k][0], 3) < 1]
     out.append(
         "- **Why, l2 (i): at equal p_A the l2 family's certificate is practically the "
         "Gaussian's.** At matched σ and the same p_A its certified radius is "
-        + "; ".join(f"{_range(doc, rat[k], '.3f')} × the Gaussian's (k = {num(k)})"
-                    for k in ks)
+        + "; ".join(f"{_range(doc, rat[k], '.3f')} × the Gaussian's (k = {num(k)})" for k in ks)
         + f", over p_A from {num(ps[0])} to {num(ps[-1], '.5f')}"
-        + (" (the ratio is below 1 at small p_A and above 1 at large p_A for k = "
-           + ", ".join(num(k) for k in low_p) + ")" if low_p else "")
+        + (
+            " (the ratio is below 1 at small p_A and above 1 at large p_A for k = "
+            + ", ".join(num(k) for k in low_p)
+            + ")"
+            if low_p
+            else ""
+        )
         + ". At the pA_lower values the Gaussian runs actually produced (images with a "
         "positive radius, all σ0) it is "
-        + "; ".join(f"{_range(doc, obs[k], '.3f')} × (k = {num(k)}, median "
-                    f"{num(float(np.median(obs[k])), '.3f')})" for k in ks)
+        + "; ".join(
+            f"{_range(doc, obs[k], '.3f')} × (k = {num(k)}, median "
+            f"{num(float(np.median(obs[k])), '.3f')})"
+            for k in ks
+        )
         + ". "
-        + ("Applied to the Gaussian runs' own pA_lower and predictions, the l2 family's "
-           "certificate certifies exactly as many images as the Gaussian at every tabulated "
-           "radius, for every k (section \"Separating the two effects\"): with "
-           f"{num(n)} images, a radius gain of at most {num((max_gain - 1) * 100, '.1f')}% "
-           "changes no count."
-           if same_cert else
-           "Applied to the Gaussian runs' own pA_lower, the l2 family's certificate changes "
-           "the certified counts at some radii (section \"Separating the two effects\")."))
+        + (
+            "Applied to the Gaussian runs' own pA_lower and predictions, the l2 family's "
+            "certificate certifies exactly as many images as the Gaussian at every tabulated "
+            'radius, for every k (section "Separating the two effects"): with '
+            f"{num(n)} images, a radius gain of at most {num((max_gain - 1) * 100, '.1f')}% "
+            "changes no count."
+            if same_cert
+            else "Applied to the Gaussian runs' own pA_lower, the l2 family's certificate changes "
+            'the certified counts at some radii (section "Separating the two effects").'
+        )
+    )
 
     # ---------------------------------------------------------------- l2: why (ii)
     pooled = {}
     for k in ks:
-        d = np.concatenate([(lambda g, f: f["pA_lower"] - g["pA_lower"])(
-            *v["pa_pairs"]("l2-family", k, "l2", s)) for s in sig])
+        d = np.concatenate(
+            [
+                (lambda g, f: f["pA_lower"] - g["pA_lower"])(
+                    *v["pa_pairs"]("l2-family", k, "l2", s)
+                )
+                for s in sig
+            ]
+        )
         pooled[k] = d
-    parts = [f"lower on {num(int((pooled[k] < 0).sum()))} and higher on "
-             f"{num(int((pooled[k] > 0).sum()))} of the {num(pooled[k].size)} image-model pairs "
-             f"(mean change {num(float(pooled[k].mean()), '+.4f')}) for k = {num(k)}"
-             for k in ks]
+    parts = [
+        f"lower on {num(int((pooled[k] < 0).sum()))} and higher on "
+        f"{num(int((pooled[k] > 0).sum()))} of the {num(pooled[k].size)} image-model pairs "
+        f"(mean change {num(float(pooled[k].mean()), '+.4f')}) for k = {num(k)}"
+        for k in ks
+    ]
     n_lower = [int((pooled[k] < 0).sum()) for k in ks]
     grows = all(a < b for a, b in zip(n_lower, n_lower[1:], strict=False))
-    txt = ("- **Why, l2 (ii): the change in p_A "
-           + ("decides" if same_cert and loses_l2 else "is the other effect") + ".** "
-           "Same models, images and seeds: the l2 family's pA_lower against the Gaussian's is "
-           + "; ".join(parts) + ". A likely reason (not measured separately): the σ-matching "
-           "rule equalises the typical noise norm, but the l2 family's norm is σ·χ with d − k "
-           "degrees of freedom ("
-           + ", ".join(f"{num(dim - k)} for k = {num(k)}" for k in ks)
-           + f", against {num(dim)} for the Gaussian the classifiers were trained with), a "
-           "wider spread of noise norms than the classifiers saw in training"
-           + ("; the number of pairs with a lower pA_lower grows with k." if grows else "."))
+    txt = (
+        "- **Why, l2 (ii): the change in p_A "
+        + ("decides" if same_cert and loses_l2 else "is the other effect")
+        + ".** "
+        "Same models, images and seeds: the l2 family's pA_lower against the Gaussian's is "
+        + "; ".join(parts)
+        + ". A likely reason (not measured separately): the σ-matching "
+        "rule equalises the typical noise norm, but the l2 family's norm is σ·χ with d − k "
+        "degrees of freedom ("
+        + ", ".join(f"{num(dim - k)} for k = {num(k)}" for k in ks)
+        + f", against {num(dim)} for the Gaussian the classifiers were trained with), a "
+        "wider spread of noise norms than the classifiers saw in training"
+        + ("; the number of pairs with a lower pA_lower grows with k." if grows else ".")
+    )
     # the images lost at each radius of the Table 1 comparison
     g_c, f_c = cnt(G_l2), cnt(F_l2[kmain])
     cfk = [r for r in cf if r["noise"] == "l2-family" and float(r["k"]) == float(kmain)]
@@ -773,24 +1030,31 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         if not lost.any():
             continue
         lost_idx = set(int(x) for x in ga.idx[lost])
-        cf_r = [float(x["radius_family_at_pA_gauss_exact"]) for x in cfk
-                if float(x["sigma0"]) == sg and int(x["idx"]) in lost_idx]
-        faccs = [float(_acc(data.run(s, "l2-family", kmain, "l2").table, [r])[0])
-                 for s in sig]
+        cf_r = [
+            float(x["radius_family_at_pA_gauss_exact"])
+            for x in cfk
+            if float(x["sigma0"]) == sg and int(x["idx"]) in lost_idx
+        ]
+        faccs = [float(_acc(data.run(s, "l2-family", kmain, "l2").table, [r])[0]) for s in sig]
         sf = sig[int(np.argmax(faccs))]
-        fbest = (f" (the l2 family's {num(int(round(max(faccs) * n)))} image(s) at this radius "
-                 f"come from the σ0 = {num(sf)} classifier)" if sf != sg and max(faccs) > 0
-                 else "")
-        txt += (f" At {rtxt('l2', i)}, the Gaussian's best classifier (σ0 = {num(sg)}) "
-                f"certifies {num(int(((ga.correct == 1) & (ga.radius >= r)).sum()))} images; "
-                f"with the l2 family (k = {num(kmain)}) it loses {num(int(lost.sum()))} of "
-                f"them{fbest}: Gaussian radii {_range(doc, ga.radius[lost], 'g')} (pA_lower "
-                f"{_range(doc, ga['pA_lower'][lost], '.6f')}), l2 family radii "
-                f"{_range(doc, fa.radius[lost], 'g')} (pA_lower "
-                f"{_range(doc, fa['pA_lower'][lost], '.6f')}), while the family's "
-                f"certificate on the Gaussian's pA_lower would give "
-                f"{_range(doc, cf_r, '.3f')}: images just above r under the Gaussian that a "
-                f"few more misclassified draws out of N = {num(c['N'], ',')} push below it.")
+        fbest = (
+            f" (the l2 family's {num(int(round(max(faccs) * n)))} image(s) at this radius "
+            f"come from the σ0 = {num(sf)} classifier)"
+            if sf != sg and max(faccs) > 0
+            else ""
+        )
+        txt += (
+            f" At {rtxt('l2', i)}, the Gaussian's best classifier (σ0 = {num(sg)}) "
+            f"certifies {num(int(((ga.correct == 1) & (ga.radius >= r)).sum()))} images; "
+            f"with the l2 family (k = {num(kmain)}) it loses {num(int(lost.sum()))} of "
+            f"them{fbest}: Gaussian radii {_range(doc, ga.radius[lost], 'g')} (pA_lower "
+            f"{_range(doc, ga['pA_lower'][lost], '.6f')}), l2 family radii "
+            f"{_range(doc, fa.radius[lost], 'g')} (pA_lower "
+            f"{_range(doc, fa['pA_lower'][lost], '.6f')}), while the family's "
+            f"certificate on the Gaussian's pA_lower would give "
+            f"{_range(doc, cf_r, '.3f')}: images just above r under the Gaussian that a "
+            f"few more misclassified draws out of N = {num(c['N'], ',')} push below it."
+        )
     out.append(txt)
 
     # ---------------------------------------------------------------- l-inf
@@ -804,23 +1068,25 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         "Gaussian runs' pA_lower, the mixed family's certificate alone already certifies "
         f"fewer images at {num(cert_fewer)} of the {num(gc.size)} radii; the change in p_A of "
         f"its own runs lowers the count further at {num(pa_fewer)} radius(es) and raises it "
-        f"at {num(pa_more)}.")
+        f"at {num(pa_more)}."
+    )
     li_rat = [x for _, x in v["ratios"]("linf", "linf-mixed", float(klinf))]
     est = data.linf_estimate
     g_est = {r["p"]: float(r["radius_estimate"]) for r in est if r["noise"] == "gaussian"}
     m_est = [(r["p"], float(r["radius_estimate"])) for r in est if r["noise"] == "linf-mixed"]
     est_rat = [x / g_est[p] for p, x in m_est]
-    closed = {r["p"]: float(r["radius"]) for r in data.equal_pa["linf"]
-              if r["noise"] == "gaussian"}
+    closed = {r["p"]: float(r["radius"]) for r in data.equal_pa["linf"] if r["noise"] == "gaussian"}
     g_dev = max(abs(g_est[p] / closed[p] - 1) for p in g_est)
     cert = data.run(sig[0], "linf-mixed", klinf, "linf").config["certificate"]
     beta = cert["failure_prob"] / cert["n_radii"]
     eps = float(np.sqrt(np.log(2.0 / beta) / (2.0 * cert["samples"])))
     if max(est_rat) < 1:
-        intrinsic = (f"below the Gaussian's at every p_A of the grid (by "
-                     f"{num((1 - max(est_rat)) * 100, '.1f')}–"
-                     f"{num((1 - min(est_rat)) * 100, '.1f')}%; the estimator's own error on "
-                     f"the Gaussian is up to {num(g_dev * 100, '.1f')}%)")
+        intrinsic = (
+            f"below the Gaussian's at every p_A of the grid (by "
+            f"{num((1 - max(est_rat)) * 100, '.1f')}–"
+            f"{num((1 - min(est_rat)) * 100, '.1f')}%; the estimator's own error on "
+            f"the Gaussian is up to {num(g_dev * 100, '.1f')}%)"
+        )
     else:
         intrinsic = "not below the Gaussian's everywhere"
     out.append(
@@ -832,12 +1098,13 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         f"radius grid) the mixed family's bound gives {_range(doc, est_rat, '.3f')} × the "
         f"Gaussian's, so at d = {num(dim)} with k = {num(klinf)} the bound itself is "
         f"{intrinsic}, although Theorem 3 divides the Gaussian's l∞ radius by only "
-        f"√d = {num(dim ** 0.5)} here. The rest is the price of the finite-sample certificate: "
+        f"√d = {num(dim**0.5)} here. The rest is the price of the finite-sample certificate: "
         f"its DKW margin of {num(eps, '.4f')} in probability ({num(cert['samples'], ',')} "
         f"samples, failure probability {num(cert['failure_prob'])} shared by "
         f"{num(cert['n_radii'])} tabulated radii) and its radius grid; the margin exceeds "
         f"1 − p_max = {num(1 - v['p_max'], '.5f')}, which is why the ratio is lowest "
-        "at the largest p_A.")
+        "at the largest p_A."
+    )
 
     # ---------------------------------------------------------------- conclusion
     out.append(
@@ -851,7 +1118,8 @@ def _plain_statement(doc: Doc, data: Data, v: dict) -> list[str]:
         f"{num(n)} images with N = {num(c['N'], ',')} (which caps the Gaussian l2 radius at "
         f"{num(float(_gauss_r(v['p_max'])), '.3f')} σ0), k scaled from the paper by k/d and a "
         "single k for l∞; they do not test the paper's CIFAR-10/ImageNet claims, which "
-        "`scripts/paper_experiments.py` reruns on a GPU machine with the published checkpoints.")
+        "`scripts/paper_experiments.py` reruns on a GPU machine with the published checkpoints."
+    )
     return out
 
 
@@ -859,29 +1127,42 @@ def _runtimes(doc: Doc, data: Data) -> list[str]:
     num = doc.num
     rt = data.runtimes
     cores = data.manifest["environment"]["cpu_count"]
-    out = ["## Run times", "",
-           f"Wall times on the shared {num(cores)}-core CPU machine (other jobs were running: "
-           "indicative only). 'wall' is what `scripts/digits_experiments.py` measured around each "
-           "`certify` call (`results/digits/runtimes.json`); 'per-image sum' is the sum of the "
-           "`time` column of the results file (every image, whichever call certified it). "
-           "Wall minus per-image sum is each call's set-up: loading the model and data, and "
-           "building a certificate table the first time a (noise, k) is used (cached on disk "
-           "for later calls).", ""]
+    out = [
+        "## Run times",
+        "",
+        f"Wall times on the shared {num(cores)}-core CPU machine (other jobs were running: "
+        "indicative only). 'wall' is what `scripts/digits_experiments.py` measured around each "
+        "`certify` call (`results/digits/runtimes.json`); 'per-image sum' is the sum of the "
+        "`time` column of the results file (every image, whichever call certified it). "
+        "Wall minus per-image sum is each call's set-up: loading the model and data, and "
+        "building a certificate table the first time a (noise, k) is used (cached on disk "
+        "for later calls).",
+        "",
+    ]
     tr = rt.get("training", {})
     if tr:
-        out += ["| training | epochs | wall (s) | test accuracy under noise (%) |",
-                "| --- | --- | --- | --- |"]
+        out += [
+            "| training | epochs | wall (s) | test accuracy under noise (%) |",
+            "| --- | --- | --- | --- |",
+        ]
         for key, e in tr.items():
-            out.append(f"| {key} | {num(e['epochs'])} | {num(e['wall_s'], '.1f')} | "
-                       f"{num(e['final_test_acc_under_noise'], '.1f')} |")
+            out.append(
+                f"| {key} | {num(e['epochs'])} | {num(e['wall_s'], '.1f')} | "
+                f"{num(e['final_test_acc_under_noise'], '.1f')} |"
+            )
         out.append("")
-    out += ["| certify run | images | wall (s) | per-image sum (s) | s / image |",
-            "| --- | --- | --- | --- | --- |"]
+    out += [
+        "| certify run | images | wall (s) | per-image sum (s) | s / image |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     tot_w = tot_s = 0.0
     partial = []
     n_runs = 0
-    for r in (data.manifest["runs"] + data.manifest.get("matched_runs", [])
-              + data.manifest.get("validation_runs", [])):
+    for r in (
+        data.manifest["runs"]
+        + data.manifest.get("matched_runs", [])
+        + data.manifest.get("validation_runs", [])
+    ):
         run = data.runs[r["key"]]
         if run.config.get("derived_from"):
             continue
@@ -896,14 +1177,18 @@ def _runtimes(doc: Doc, data: Data) -> list[str]:
         if w is not None and rows < len(run.table):
             wall += f" ({num(rows)} of {num(len(run.table))} images)"
             partial.append((r["key"], rows, len(run.table)))
-        out.append(f"| `{r['key']}` | {num(len(run.table))} | {wall} | {num(s, '.1f')} | "
-                   f"{num(s / len(run.table), '.2f')} |")
+        out.append(
+            f"| `{r['key']}` | {num(len(run.table))} | {wall} | {num(s, '.1f')} | "
+            f"{num(s / len(run.table), '.2f')} |"
+        )
     out.append("")
     for key, rows, total in partial:
-        out.append(f"`{key}`: the first call was interrupted after "
-                   f"{num(total - rows)} images and not recorded; the resumed call certified "
-                   f"the other {num(rows)} (its wall time is the one shown). The per-image sum "
-                   "covers all images.")
+        out.append(
+            f"`{key}`: the first call was interrupted after "
+            f"{num(total - rows)} images and not recorded; the resumed call certified "
+            f"the other {num(rows)} (its wall time is the one shown). The per-image sum "
+            "covers all images."
+        )
         out.append("")
     tab = rt.get("tables")
     out.append(
@@ -911,8 +1196,14 @@ def _runtimes(doc: Doc, data: Data) -> list[str]:
         f"{num(tot_w / 60, '.1f')} min of "
         f"recorded certify wall time, {num(tot_s / 60, '.1f')} min of per-image time; training "
         f"{num(sum(e['wall_s'] for e in tr.values()), '.1f')} s"
-        + (f"; certificate tables (equal p_A, point estimate, counterfactuals) "
-           f"{num(tab['wall_s'], '.1f')} s" if tab else "") + ".")
+        + (
+            f"; certificate tables (equal p_A, point estimate, counterfactuals) "
+            f"{num(tab['wall_s'], '.1f')} s"
+            if tab
+            else ""
+        )
+        + "."
+    )
     return out
 
 
@@ -966,21 +1257,37 @@ def load32(results32: Path) -> Data32 | None:
         if len(table) != n_of[r["start"]]:
             missing.append(r["key"])
             continue
-        runs[r["key"]] = Run(r["key"], r["sigma0"], r["noise"], r["k"], r["norm"], table,
-                             json.loads(cpath.read_text()))
+        runs[r["key"]] = Run(
+            r["key"],
+            r["sigma0"],
+            r["noise"],
+            r["k"],
+            r["norm"],
+            table,
+            json.loads(cpath.read_text()),
+        )
 
     def opt(name, reader):
         p = results32 / name
         return reader(p) if p.exists() else None
 
-    return Data32(cfg=cfg, manifest=manifest, runtimes=runtimes, runs=runs, missing=missing,
-                  equal_pa=opt("equal_pA_l2.tsv", lambda p: {
-                      n: _read_tsv(results32 / f"equal_pA_{n}.tsv") for n in ("l2", "linf")}),
-                  counterfactual=opt("counterfactual_l2.tsv", lambda p: {
-                      n: _read_tsv(results32 / f"counterfactual_{n}.tsv")
-                      for n in ("l2", "linf")}),
-                  selection=opt("selection.json", lambda p: json.loads(p.read_text())),
-                  linf_estimate=opt("equal_pA_linf_estimate.tsv", _read_tsv))
+    return Data32(
+        cfg=cfg,
+        manifest=manifest,
+        runtimes=runtimes,
+        runs=runs,
+        missing=missing,
+        equal_pa=opt(
+            "equal_pA_l2.tsv",
+            lambda p: {n: _read_tsv(results32 / f"equal_pA_{n}.tsv") for n in ("l2", "linf")},
+        ),
+        counterfactual=opt(
+            "counterfactual_l2.tsv",
+            lambda p: {n: _read_tsv(results32 / f"counterfactual_{n}.tsv") for n in ("l2", "linf")},
+        ),
+        selection=opt("selection.json", lambda p: json.loads(p.read_text())),
+        linf_estimate=opt("equal_pA_linf_estimate.tsv", _read_tsv),
+    )
 
 
 def run_key(sigma0, noise, k, norm, train, prefix="") -> str:
@@ -996,8 +1303,11 @@ def _tk(noise, k) -> str:
 
 def _envelope(runs: dict, sig, noise, k, norm, train, radii):
     """Best over the classifiers (sigma0) of the runs that exist (None when none)."""
-    accs = [_acc(runs[key].table, radii) for s in sig
-            if (key := run_key(s, noise, k, norm, train)) in runs]
+    accs = [
+        _acc(runs[key].table, radii)
+        for s in sig
+        if (key := run_key(s, noise, k, norm, train)) in runs
+    ]
     return np.max(accs, axis=0) if accs else None
 
 
@@ -1011,8 +1321,9 @@ def _wtl(doc: Doc, g, f, n, labels) -> str:
     g, f = _cnt(g, n), _cnt(f, n)
     hi, eq, lo = int((f > g).sum()), int((f == g).sum()), int((f < g).sum())
     txt = f"higher at {num(hi)}, equal at {num(eq)}, lower at {num(lo)} of the {num(g.size)} radii"
-    diff = [f"{labels[i]}: {num(int(f[i]))} vs {num(int(g[i]))}" for i in range(g.size)
-            if f[i] != g[i]]
+    diff = [
+        f"{labels[i]}: {num(int(f[i]))} vs {num(int(g[i]))}" for i in range(g.size) if f[i] != g[i]
+    ]
     return txt + (f" ({'; '.join(diff)} images)" if diff else "")
 
 
@@ -1056,10 +1367,13 @@ def _pa_side_by_side(doc: Doc, runs: dict, sig, fams, header_note: str) -> list[
     run (Gaussian-trained) and the matched run (trained with the noise), and the matched-vs-
     crossed image counts."""
     num = doc.num
-    out = [header_note, "",
-           "| σ0 | noise | correct: Gaussian run / crossed / matched | mean pA_lower: Gaussian "
-           "run / crossed / matched | matched vs crossed pA_lower: higher / lower / equal |",
-           "|" + " --- |" * 5]
+    out = [
+        header_note,
+        "",
+        "| σ0 | noise | correct: Gaussian run / crossed / matched | mean pA_lower: Gaussian "
+        "run / crossed / matched | matched vs crossed pA_lower: higher / lower / equal |",
+        "|" + " --- |" * 5,
+    ]
     for s in sig:
         for noise, k, norm in fams:
             g = runs.get(run_key(s, "gaussian", 0, "l2", "gaussian"))
@@ -1069,20 +1383,29 @@ def _pa_side_by_side(doc: Doc, runs: dict, sig, fams, header_note: str) -> list[
                 continue
 
             def cells(t):
-                return ("—", "—") if t is None else (
-                    num(int(t.table.correct.sum())),
-                    num(float(t.table["pA_lower"].mean()), ".4f"))
+                return (
+                    ("—", "—")
+                    if t is None
+                    else (
+                        num(int(t.table.correct.sum())),
+                        num(float(t.table["pA_lower"].mean()), ".4f"),
+                    )
+                )
 
             gc, cc, mc = cells(g), cells(c), cells(m)
             if c is not None:
                 assert (c.table.idx == m.table.idx).all()
                 d = m.table["pA_lower"] - c.table["pA_lower"]
-                hle = (f"{num(int((d > 0).sum()))} / {num(int((d < 0).sum()))} / "
-                       f"{num(int((d == 0).sum()))}")
+                hle = (
+                    f"{num(int((d > 0).sum()))} / {num(int((d < 0).sum()))} / "
+                    f"{num(int((d == 0).sum()))}"
+                )
             else:
                 hle = "— (crossed run not made)"
-            out.append(f"| {num(s)} | {_noise_label(doc, noise, k)} | {gc[0]} / {cc[0]} / "
-                       f"{mc[0]} | {gc[1]} / {cc[1]} / {mc[1]} | {hle} |")
+            out.append(
+                f"| {num(s)} | {_noise_label(doc, noise, k)} | {gc[0]} / {cc[0]} / "
+                f"{mc[0]} | {gc[1]} / {cc[1]} / {mc[1]} | {hle} |"
+            )
     return out
 
 
@@ -1098,16 +1421,22 @@ def _matched64_section(doc: Doc, data: Data) -> list[str]:
     linf_radii = [v / unit for v in r255]
     runs = data.runs
     tr = data.runtimes.get("training", {})
-    out = ["## Own-noise training at d = " + num(cfg["dim"]) + " (matched vs crossed)", "",
-           "Every non-Gaussian noise also trains its own classifiers (`smoothcert.training.train` "
-           "with `NoiseSpec(name, k, sigma0=σ0)`: the same σ0 grid, schedule and seed as the "
-           "Gaussian models) and certifies them with the same noise: the *matched* runs "
-           "(`results/digits/trained_<noise>_k<k>/`). The Gaussian-trained runs certified with "
-           "the other noise (above) are the *crossed* runs. Test accuracy of the base "
-           "classifier under its own training noise after the last epoch (%):", ""]
+    out = [
+        "## Own-noise training at d = " + num(cfg["dim"]) + " (matched vs crossed)",
+        "",
+        "Every non-Gaussian noise also trains its own classifiers (`smoothcert.training.train` "
+        "with `NoiseSpec(name, k, sigma0=σ0)`: the same σ0 grid, schedule and seed as the "
+        "Gaussian models) and certifies them with the same noise: the *matched* runs "
+        "(`results/digits/trained_<noise>_k<k>/`). The Gaussian-trained runs certified with "
+        "the other noise (above) are the *crossed* runs. Test accuracy of the base "
+        "classifier under its own training noise after the last epoch (%):",
+        "",
+    ]
     trains = [("gaussian", 0)] + [("l2-family", k) for k in ks] + [("linf-mixed", klinf)]
-    out += ["| σ0 | " + " | ".join(_noise_label(doc, n, k) for n, k in trains) + " |",
-            "|" + " --- |" * (len(trains) + 1)]
+    out += [
+        "| σ0 | " + " | ".join(_noise_label(doc, n, k) for n, k in trains) + " |",
+        "|" + " --- |" * (len(trains) + 1),
+    ]
     for s in sig:
         cells = []
         for n, k in trains:
@@ -1119,57 +1448,91 @@ def _matched64_section(doc: Doc, data: Data) -> list[str]:
     n = len(runs[run_key(sig[0], "gaussian", 0, "l2", "gaussian")].table)
     rows = [("Gaussian", _envelope(runs, sig, "gaussian", 0, "l2", "gaussian", l2_radii))]
     for k in ks:
-        rows += [(f"k = {num(k)}: crossed (Gaussian-trained)",
-                  _envelope(runs, sig, "l2-family", k, "l2", "gaussian", l2_radii)),
-                 (f"k = {num(k)}: matched (trained with it)",
-                  _envelope(runs, sig, "l2-family", k, "l2", _tk("l2-family", k), l2_radii))]
-    out += [f"Certified accuracy ({num(n)} images; one image = {num(100 / n, '.1f')} points), "
-            "each row the best over the classifiers:", "", "*l2:*", "",
-            doc.data_text(format_table(rows, l2_radii, "markdown", best="none")).rstrip(), ""]
-    rows = [("Gaussian (Theorem 3)",
-             _envelope(runs, sig, "gaussian", 0, "linf", "gaussian", linf_radii)),
-            (f"mixed l∞ k = {num(klinf)}: crossed (Gaussian-trained)",
-             _envelope(runs, sig, "linf-mixed", klinf, "linf", "gaussian", linf_radii)),
-            (f"mixed l∞ k = {num(klinf)}: matched (trained with it)",
-             _envelope(runs, sig, "linf-mixed", klinf, "linf", _tk("linf-mixed", klinf),
-                       linf_radii))]
+        rows += [
+            (
+                f"k = {num(k)}: crossed (Gaussian-trained)",
+                _envelope(runs, sig, "l2-family", k, "l2", "gaussian", l2_radii),
+            ),
+            (
+                f"k = {num(k)}: matched (trained with it)",
+                _envelope(runs, sig, "l2-family", k, "l2", _tk("l2-family", k), l2_radii),
+            ),
+        ]
+    out += [
+        f"Certified accuracy ({num(n)} images; one image = {num(100 / n, '.1f')} points), "
+        "each row the best over the classifiers:",
+        "",
+        "*l2:*",
+        "",
+        doc.data_text(format_table(rows, l2_radii, "markdown", best="none")).rstrip(),
+        "",
+    ]
+    rows = [
+        (
+            "Gaussian (Theorem 3)",
+            _envelope(runs, sig, "gaussian", 0, "linf", "gaussian", linf_radii),
+        ),
+        (
+            f"mixed l∞ k = {num(klinf)}: crossed (Gaussian-trained)",
+            _envelope(runs, sig, "linf-mixed", klinf, "linf", "gaussian", linf_radii),
+        ),
+        (
+            f"mixed l∞ k = {num(klinf)}: matched (trained with it)",
+            _envelope(runs, sig, "linf-mixed", klinf, "linf", _tk("linf-mixed", klinf), linf_radii),
+        ),
+    ]
     out += ["*l∞:*", "", _linf_table(doc, rows, r255, unit, best="none").rstrip(), ""]
     fams = [("l2-family", k, "l2") for k in ks] + [("linf-mixed", klinf, "linf")]
     out += _pa_side_by_side(
-        doc, runs, sig, fams,
+        doc,
+        runs,
+        sig,
+        fams,
         "p_A side by side (same images and seeds; 'correct': images the smoothed classifier "
         "predicts correctly; the Gaussian run is the Gaussian-trained model under Gaussian "
-        "noise):")
+        "noise):",
+    )
     out.append("")
     old = [r for r in runs.values() if "train_noise" not in r.config]
     new = [r for r in runs.values() if "train_noise" in r.config]
-    ok = all(_train_of(r) == (_tk(r.noise, r.k) if "trained_" in r.key else "gaussian")
-             for r in new)
+    ok = all(
+        _train_of(r) == (_tk(r.noise, r.k) if "trained_" in r.key else "gaussian") for r in new
+    )
     rr = data.runtimes.get("rerun", {})
-    text = (f"Matched and crossed from the files alone: {num(len(new))} results files record "
-            "the checkpoint's training noise (`train_noise` in `.config.json`), "
-            + ("each equal to the noise its folder names (Gaussian in `noise_<σ0>/`)" if ok
-               else "NOT all as their folder says") + ". ")
+    text = (
+        f"Matched and crossed from the files alone: {num(len(new))} results files record "
+        "the checkpoint's training noise (`train_noise` in `.config.json`), "
+        + (
+            "each equal to the noise its folder names (Gaussian in `noise_<σ0>/`)"
+            if ok
+            else "NOT all as their folder says"
+        )
+        + ". "
+    )
     if rr:
         repl = [e for e in rr.values() if e.get("replaced")]
         lowered = sum(e["radii_lowered"] for e in repl)
         above = sum(e["old_radius_above_exact"] for e in repl)
-        text += (f"The {num(len(rr))} Gaussian-trained files of the earlier runs, written before "
-                 "`certify` recorded it, were rerun (`--part rerun64`: the same checkpoints, "
-                 "sha256 equal, the same seeds): "
-                 f"{num(sum(bool(e.get('same_samples')) for e in rr.values()))} reproduce every "
-                 f"pA_lower and prediction, and {num(len(repl))} replaced the stored files. "
-                 "The earlier files had rounded the three-digit radius to nearest, so "
-                 f"{num(above)} stored radii lay above the exact radius (by at most "
-                 f"{num(max((e['max_above_exact'] for e in repl), default=0.0), '.1e')}, less than "
-                 "one unit of the third digit); the rerun files round toward zero "
-                 f"({num(lowered)} radius cells one unit lower) and carry the exact radius "
-                 "(`radius_exact`). Every table of this document, the earlier analysis "
-                 "included, is computed from the rerun files.")
+        text += (
+            f"The {num(len(rr))} Gaussian-trained files of the earlier runs, written before "
+            "`certify` recorded it, were rerun (`--part rerun64`: the same checkpoints, "
+            "sha256 equal, the same seeds): "
+            f"{num(sum(bool(e.get('same_samples')) for e in rr.values()))} reproduce every "
+            f"pA_lower and prediction, and {num(len(repl))} replaced the stored files. "
+            "The earlier files had rounded the three-digit radius to nearest, so "
+            f"{num(above)} stored radii lay above the exact radius (by at most "
+            f"{num(max((e['max_above_exact'] for e in repl), default=0.0), '.1e')}, less than "
+            "one unit of the third digit); the rerun files round toward zero "
+            f"({num(lowered)} radius cells one unit lower) and carry the exact radius "
+            "(`radius_exact`). Every table of this document, the earlier analysis "
+            "included, is computed from the rerun files."
+        )
     if old:
-        text += (f" {num(len(old))} Gaussian-trained files still lack the key (no rerun): "
-                 "they are the crossed runs by their folder, and their `checkpoint_sha256` is "
-                 "that of the Gaussian models.")
+        text += (
+            f" {num(len(old))} Gaussian-trained files still lack the key (no rerun): "
+            "they are the crossed runs by their folder, and their `checkpoint_sha256` is "
+            "that of the Gaussian models."
+        )
     out += [text, ""]
     return out
 
@@ -1178,12 +1541,14 @@ def _sampling_note(doc: Doc, n: int, conf: float) -> str:
     num = doc.num
     lo, hi = _cp(n // 2, n, conf)
     lo1, hi1 = _cp(n, n, conf)
-    return (f"Sampling error: {num(n)} images, so one image is {num(100 / n, '.1f')} points of "
-            f"certified accuracy; the exact {num(conf * 100, 'g')}% Clopper-Pearson interval of a "
-            f"certified accuracy of {num(n // 2)}/{num(n)} is "
-            f"[{num(lo, '.2f')}, {num(hi, '.2f')}], of {num(n)}/{num(n)} "
-            f"[{num(lo1, '.2f')}, {num(hi1, '.2f')}] (the sampling of the images; each image's "
-            "certificate has its own failure probability alpha on top).")
+    return (
+        f"Sampling error: {num(n)} images, so one image is {num(100 / n, '.1f')} points of "
+        f"certified accuracy; the exact {num(conf * 100, 'g')}% Clopper-Pearson interval of a "
+        f"certified accuracy of {num(n // 2)}/{num(n)} is "
+        f"[{num(lo, '.2f')}, {num(hi, '.2f')}], of {num(n)}/{num(n)} "
+        f"[{num(lo1, '.2f')}, {num(hi1, '.2f')}] (the sampling of the images; each image's "
+        "certificate has its own failure probability alpha on top)."
+    )
 
 
 def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]:
@@ -1204,12 +1569,15 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
         for row, norm in enumerate(("l2", "linf")):
             if norm == "l2":
                 curves = [("gaussian", 0, "Gaussian")] + [
-                    ("l2-family", k, f"l2 family k = {k}") for k in cfg["k_l2"]]
+                    ("l2-family", k, f"l2 family k = {k}") for k in cfg["k_l2"]
+                ]
                 xmax, scale = max(cfg["l2_radii"]), 1.0
                 xlabel = "l2 radius"
             else:
-                curves = [("gaussian", 0, "Gaussian (Theorem 3)"),
-                          ("linf-mixed", cfg["k_linf"], f"mixed l∞ k = {cfg['k_linf']}")]
+                curves = [
+                    ("gaussian", 0, "Gaussian (Theorem 3)"),
+                    ("linf-mixed", cfg["k_linf"], f"mixed l∞ k = {cfg['k_linf']}"),
+                ]
                 xmax, scale = max(cfg["linf_radii_255"]) / unit, unit
                 xlabel = f"l∞ radius (× 1/{unit})"
             for i, s in enumerate(sig):
@@ -1219,9 +1587,15 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
                     if run is None:
                         continue
                     x, y = certified_accuracy_curve(run.table, xmax)
-                    ax.plot(x * scale, y, drawstyle="steps-post", label=label,
-                            linestyle=styles[j % len(styles)], color=colors[j % len(colors)],
-                            linewidth=2.0 if j == 0 else 1.5)
+                    ax.plot(
+                        x * scale,
+                        y,
+                        drawstyle="steps-post",
+                        label=label,
+                        linestyle=styles[j % len(styles)],
+                        color=colors[j % len(colors)],
+                        linewidth=2.0 if j == 0 else 1.5,
+                    )
                 ax.set_xlim(0, xmax * scale)
                 ax.set_ylim(0, 1.02)
                 ax.set_title(f"σ0 = {s:g}")
@@ -1231,14 +1605,17 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
                 if i == 0:
                     ax.legend(loc="lower left", fontsize=8)
         n = len(range(cfg["test_start"], cfg["test_size"], cfg["certify"]["skip"]))
-        fig.suptitle(f"digits32 (d = {cfg['dim']}), models trained with their own noise, "
-                     f"{n} test images, N = {cfg['certify']['N']:,}")
+        fig.suptitle(
+            f"digits32 (d = {cfg['dim']}), models trained with their own noise, "
+            f"{n} test images, N = {cfg['certify']['N']:,}"
+        )
         fig.tight_layout()
         figures.mkdir(parents=True, exist_ok=True)
         for suffix in (".png", ".pdf"):
             meta = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
-            fig.savefig(figures / f"{name}{suffix}", dpi=120 if suffix == ".png" else None,
-                        metadata=meta)
+            fig.savefig(
+                figures / f"{name}{suffix}", dpi=120 if suffix == ".png" else None, metadata=meta
+            )
     return [f"![{name}]({FIG_LINK}/{name}.png)", "", f"([PDF]({FIG_LINK}/{name}.pdf))"]
 
 
@@ -1259,8 +1636,12 @@ def _litab(doc: Doc, rows, r255, unit, best: str) -> str:
     return _linf_table(doc, rows, r255, unit, best=best).rstrip()
 
 
-def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
-                      figures: Path | None = None) -> list[str]:
+def _digits32_section(
+    doc: Doc,
+    d: Data32,
+    DIM64: int,  # noqa: N803
+    figures: Path | None = None,
+) -> list[str]:
     from smoothcert.analysis import ENVELOPE_LABEL
 
     num = doc.num
@@ -1278,10 +1659,15 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
     p_max = c["alpha"] ** (1.0 / c["N"])
     t = cfg["train"]
     tr = d.runtimes.get("training", {})
-    at_cap = [(s, int(np.isclose(runs[k_].table["pA_lower"], p_max, rtol=0, atol=1e-12).sum()))
-              for s in sig if (k_ := run_key(s, "gaussian", 0, "l2", "gaussian")) in runs]
-    out = [f"## The paper's dimension: digits32 (d = {num(dim)}), models trained with their own "
-           "noise", ""]
+    at_cap = [
+        (s, int(np.isclose(runs[k_].table["pA_lower"], p_max, rtol=0, atol=1e-12).sum()))
+        for s in sig
+        if (k_ := run_key(s, "gaussian", 0, "l2", "gaussian")) in runs
+    ]
+    out = [
+        f"## The paper's dimension: digits32 (d = {num(dim)}), models trained with their own noise",
+        "",
+    ]
     out += [
         f"- Data: `{cfg['dataset']}`, the same digits upsampled bilinearly to {num(CH32)} × "
         f"{num(side)} × {num(side)} (d = {num(dim)}: the noise lives in {num(dim)} dimensions "
@@ -1310,19 +1696,32 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
         "samples; `derived_from` in their `.config.json`). The mixed family's Monte Carlo "
         f"certificate table: {num(c['cert_samples'], ',')} samples, failure probability "
         f"{num(c['cert_failure_prob'])}.",
-        "- " + _sampling_note(doc, n, conf), ""]
+        "- " + _sampling_note(doc, n, conf),
+        "",
+    ]
     if d.missing:
-        out += [f"**Missing runs** ({num(len(d.missing))} of {num(len(d.manifest['runs']))}, "
-                "not finished within the time budget; the tables below leave them out): "
-                + ", ".join(f"`{k}`" for k in d.missing) + ".", ""]
+        out += [
+            f"**Missing runs** ({num(len(d.missing))} of {num(len(d.manifest['runs']))}, "
+            "not finished within the time budget; the tables below leave them out): "
+            + ", ".join(f"`{k}`" for k in d.missing)
+            + ".",
+            "",
+        ]
     trains = [("gaussian", 0)] + [("l2-family", k) for k in ks] + [("linf-mixed", klinf)]
-    out += ["Test accuracy of each base classifier under its own training noise after the last "
-            f"epoch (%, all {num(cfg['test_size'])} test images):", "",
-            "| σ0 | " + " | ".join(_noise_label(doc, a, b) for a, b in trains) + " |",
-            "|" + " --- |" * (len(trains) + 1)]
+    out += [
+        "Test accuracy of each base classifier under its own training noise after the last "
+        f"epoch (%, all {num(cfg['test_size'])} test images):",
+        "",
+        "| σ0 | " + " | ".join(_noise_label(doc, a, b) for a, b in trains) + " |",
+        "|" + " --- |" * (len(trains) + 1),
+    ]
     for s in sig:
-        cells = [num(e["final_test_acc_under_noise"], ".1f")
-                 if (e := tr.get(f"{_tk(a, b)}/noise_{s:g}")) else "—" for a, b in trains]
+        cells = [
+            num(e["final_test_acc_under_noise"], ".1f")
+            if (e := tr.get(f"{_tk(a, b)}/noise_{s:g}"))
+            else "—"
+            for a, b in trains
+        ]
         out.append(f"| {num(s)} | " + " | ".join(cells) + " |")
     out.append("")
 
@@ -1330,10 +1729,14 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
         return _envelope(test, sig, noise, k, norm, train, radii)
 
     G = env("gaussian", 0, "l2", "gaussian", l2_radii)
-    out += ["### Table 1 layout (l2), matched", "",
-            f"Certified accuracy (fraction of the {num(n)} test images) at l2 radius r, each row "
-            "the best over the classifiers; every model trained with the noise it is certified "
-            "with.", ""]
+    out += [
+        "### Table 1 layout (l2), matched",
+        "",
+        f"Certified accuracy (fraction of the {num(n)} test images) at l2 radius r, each row "
+        "the best over the classifiers; every model trained with the noise it is certified "
+        "with.",
+        "",
+    ]
     rows = [("Gaussian (Cohen et al.)", G)]
     fm = env("l2-family", kmain, "l2", _tk("l2-family", kmain), l2_radii)
     if fm is not None:
@@ -1345,19 +1748,33 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
         for s in sig:
             key = run_key(s, noise, k, "l2", _tk(noise, k))
             if key in test:
-                rows.append((f"{_noise_label(doc, noise, k)}, σ0 = {num(s)}",
-                             _acc(test[key].table, l2_radii)))
+                rows.append(
+                    (
+                        f"{_noise_label(doc, noise, k)}, σ0 = {num(s)}",
+                        _acc(test[key].table, l2_radii),
+                    )
+                )
     out += [_l2tab(doc, rows, l2_radii, "none"), ""]
-    out += ["### Table 4 layout (l2, ablation over k), matched", "",
-            "Each row the best over the classifiers.", ""]
+    out += [
+        "### Table 4 layout (l2, ablation over k), matched",
+        "",
+        "Each row the best over the classifiers.",
+        "",
+    ]
     rows = [("Gaussian (Cohen et al.)", G)] + [
-        (f"k = {num(k)}", a) for k in ks
-        if (a := env("l2-family", k, "l2", _tk("l2-family", k), l2_radii)) is not None]
+        (f"k = {num(k)}", a)
+        for k in ks
+        if (a := env("l2-family", k, "l2", _tk("l2-family", k), l2_radii)) is not None
+    ]
     out += [_l2tab(doc, rows, l2_radii, "all"), ""]
-    out += ["### Table 3 layout (l∞), matched", "",
-            f"Certified accuracy at l∞ radius r (in units of `1/{num(unit)}`), best over the "
-            "classifiers. The Gaussian's l∞ radius is its l2 radius divided by "
-            f"√d = {num(dim ** 0.5, '.1f')} (Theorem 3).", ""]
+    out += [
+        "### Table 3 layout (l∞), matched",
+        "",
+        f"Certified accuracy at l∞ radius r (in units of `1/{num(unit)}`), best over the "
+        "classifiers. The Gaussian's l∞ radius is its l2 radius divided by "
+        f"√d = {num(dim**0.5, '.1f')} (Theorem 3).",
+        "",
+    ]
     rows = [("Gaussian (Theorem 3)", env("gaussian", 0, "linf", "gaussian", linf_radii))]
     mm = env("linf-mixed", klinf, "linf", _tk("linf-mixed", klinf), linf_radii)
     if mm is not None:
@@ -1374,42 +1791,54 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
         rows.append((ENVELOPE_LABEL, np.max([a for _, a in rows], axis=0)))
     out += ["Per classifier:", "", _litab(doc, rows, r255, unit, "none"), ""]
 
-    out += ["Certified accuracy against radius per classifier (matched models):", "",
-            *_figure32(doc, d, figures, "digits32_matched"), ""]
+    out += [
+        "Certified accuracy against radius per classifier (matched models):",
+        "",
+        *_figure32(doc, d, figures, "digits32_matched"),
+        "",
+    ]
     # matched vs crossed
-    out += ["### Matched vs crossed, and the certificate alone", "",
-            "Each row the best over the classifiers: the Gaussian run (Gaussian-trained); the "
-            "non-Gaussian certificate applied to the Gaussian run's pA_lower and prediction "
-            "(certificate effect only, `results/digits32/counterfactual_{l2,linf}.tsv`); the "
-            "non-Gaussian noise on the Gaussian-trained models (crossed: certificate and p_A of "
-            "a model not trained for it); the same noise on models trained with it (matched).",
-            ""]
+    out += [
+        "### Matched vs crossed, and the certificate alone",
+        "",
+        "Each row the best over the classifiers: the Gaussian run (Gaussian-trained); the "
+        "non-Gaussian certificate applied to the Gaussian run's pA_lower and prediction "
+        "(certificate effect only, `results/digits32/counterfactual_{l2,linf}.tsv`); the "
+        "non-Gaussian noise on the Gaussian-trained models (crossed: certificate and p_A of "
+        "a model not trained for it); the same noise on models trained with it (matched).",
+        "",
+    ]
     cf = d.counterfactual or {}
 
     def cert_only(norm, noise, k, radii):
         rows_ = cf.get(norm, [])
         acc = []
         for s in sig:
-            sub = [r for r in rows_ if float(r["sigma0"]) == s and r["noise"] == noise
-                   and float(r["k"]) == float(k)]
+            sub = [
+                r
+                for r in rows_
+                if float(r["sigma0"]) == s and r["noise"] == noise and float(r["k"]) == float(k)
+            ]
             if sub:
                 acc.append(_acc(_results_table(sub, "family_at_pA_gauss"), radii))
         return np.max(acc, axis=0) if acc else None
 
-    for norm, fams, radii in (("l2", [("l2-family", k) for k in ks], l2_radii),
-                              ("linf", [("linf-mixed", klinf)], linf_radii)):
+    for norm, fams, radii in (
+        ("l2", [("l2-family", k) for k in ks], l2_radii),
+        ("linf", [("linf-mixed", klinf)], linf_radii),
+    ):
         rows = [("Gaussian run", env("gaussian", 0, norm, "gaussian", radii))]
         for noise, k in fams:
             lab = _noise_label(doc, noise, k)
-            for what, a in (("certificate on Gaussian p_A", cert_only(norm, noise, k, radii)),
-                            ("crossed", env(noise, k, norm, "gaussian", radii)),
-                            ("matched", env(noise, k, norm, _tk(noise, k), radii))):
+            for what, a in (
+                ("certificate on Gaussian p_A", cert_only(norm, noise, k, radii)),
+                ("crossed", env(noise, k, norm, "gaussian", radii)),
+                ("matched", env(noise, k, norm, _tk(noise, k), radii)),
+            ):
                 if a is not None:
                     rows.append((f"{lab}: {what}", a))
         if norm == "l2":
-            out += ["*l2:*", "",
-                    _l2tab(doc, rows, radii, "none"),
-                    ""]
+            out += ["*l2:*", "", _l2tab(doc, rows, radii, "none"), ""]
         else:
             out += ["*l∞:*", "", _litab(doc, rows, r255, unit, "none"), ""]
     fams = [("l2-family", k, "l2") for k in ks] + [("linf-mixed", klinf, "linf")]
@@ -1418,20 +1847,31 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
 
     # equal p_A
     if d.equal_pa:
-        out += ["### Certificate strength at equal p_A", "",
-                "`get_certificate(noise, norm).radius(p)` at σ matched to σ0, in units of σ0 "
-                f"(`results/digits32/equal_pA_{{l2,linf}}.tsv`); in brackets the ratio to the "
-                f"Gaussian. The last row is the largest pA_lower N = {num(c['N'], ',')} can "
-                "give.", ""]
+        out += [
+            "### Certificate strength at equal p_A",
+            "",
+            "`get_certificate(noise, norm).radius(p)` at σ matched to σ0, in units of σ0 "
+            f"(`results/digits32/equal_pA_{{l2,linf}}.tsv`); in brackets the ratio to the "
+            f"Gaussian. The last row is the largest pA_lower N = {num(c['N'], ',')} can "
+            "give.",
+            "",
+        ]
         eq = d.equal_pa
         for norm, fams_, gname in (
-                ("l2", [("l2-family", float(k), f"k = {num(k)}") for k in ks], "Gaussian"),
-                ("linf", [("linf-mixed", float(klinf), f"mixed l∞ k = {num(klinf)}")],
-                 "Gaussian (Theorem 3)")):
+            ("l2", [("l2-family", float(k), f"k = {num(k)}") for k in ks], "Gaussian"),
+            (
+                "linf",
+                [("linf-mixed", float(klinf), f"mixed l∞ k = {num(klinf)}")],
+                "Gaussian (Theorem 3)",
+            ),
+        ):
             g = [r for r in eq[norm] if r["noise"] == "gaussian"]
-            out += [f"*{'l2' if norm == 'l2' else 'l∞'}:*", "",
-                    "| p_A | " + " | ".join([gname] + [f for _, _, f in fams_]) + " |",
-                    "|" + " --- |" * (len(fams_) + 2)]
+            out += [
+                f"*{'l2' if norm == 'l2' else 'l∞'}:*",
+                "",
+                "| p_A | " + " | ".join([gname] + [f for _, _, f in fams_]) + " |",
+                "|" + " --- |" * (len(fams_) + 2),
+            ]
             for i, gr in enumerate(g):
                 rg = float(gr["radius"])
                 cells = [num(rg, ".4f")]
@@ -1443,24 +1883,30 @@ def _digits32_section(doc: Doc, d: Data32, DIM64: int,  # noqa: N803
             out.append("")
     if d.linf_estimate and d.equal_pa:
         e = cfg["linf_estimate"]
-        closed = {r["p"]: float(r["radius"]) for r in d.equal_pa["linf"]
-                  if r["noise"] == "gaussian"}
+        closed = {
+            r["p"]: float(r["radius"]) for r in d.equal_pa["linf"] if r["noise"] == "gaussian"
+        }
         g_est = [r for r in d.linf_estimate if r["noise"] == "gaussian"]
         m_est = [r for r in d.linf_estimate if r["noise"] == "linf-mixed"]
-        out += ["*l∞ with exact probabilities (a point estimate, not a certificate),* as at "
-                f"d = {num(DIM64)}: the radius at which the sample estimate of the bound's "
-                f"threshold reaches p_A, from {num(e['samples'], ',')} draws (seed "
-                f"{num(e['seed'])}): the mixed family's bound without the Monte Carlo "
-                "certificate's DKW margin and radius grid "
-                "(`results/digits32/equal_pA_linf_estimate.tsv`).", "",
-                "| p_A | Gaussian (estimate) | Gaussian (closed form) | mixed l∞ "
-                f"k = {num(klinf)} (estimate) | mixed / Gaussian (estimates) |",
-                "|" + " --- |" * 5]
+        out += [
+            "*l∞ with exact probabilities (a point estimate, not a certificate),* as at "
+            f"d = {num(DIM64)}: the radius at which the sample estimate of the bound's "
+            f"threshold reaches p_A, from {num(e['samples'], ',')} draws (seed "
+            f"{num(e['seed'])}): the mixed family's bound without the Monte Carlo "
+            "certificate's DKW margin and radius grid "
+            "(`results/digits32/equal_pA_linf_estimate.tsv`).",
+            "",
+            "| p_A | Gaussian (estimate) | Gaussian (closed form) | mixed l∞ "
+            f"k = {num(klinf)} (estimate) | mixed / Gaussian (estimates) |",
+            "|" + " --- |" * 5,
+        ]
         for g, m in zip(g_est, m_est, strict=True):
             rg, rm = float(g["radius_estimate"]), float(m["radius_estimate"])
-            out.append(f"| {num(float(g['p']), '.5g')} | {num(rg, '.4f')} | "
-                       f"{num(closed[g['p']], '.4f')} | {num(rm, '.4f')} | "
-                       f"{num(rm / rg, '.3f')} |")
+            out.append(
+                f"| {num(float(g['p']), '.5g')} | {num(rg, '.4f')} | "
+                f"{num(closed[g['p']], '.4f')} | {num(rm, '.4f')} | "
+                f"{num(rm / rg, '.3f')} |"
+            )
         out.append("")
     return out
 
@@ -1472,19 +1918,24 @@ def _selection_rows(doc: Doc, d: Data32) -> tuple[list[str], list[dict]]:
     unit = cfg["linf_unit"]
     sel = d.selection
     conf = sel["confidence"]
-    out = ["| norm | target | chosen on validation (all candidates) | validation | test | "
-           "best Gaussian (chosen on validation) | validation | test | test images certified "
-           "by one pick only (chosen / Gaussian), McNemar p |", "|" + " --- |" * 9]
+    out = [
+        "| norm | target | chosen on validation (all candidates) | validation | test | "
+        "best Gaussian (chosen on validation) | validation | test | test images certified "
+        "by one pick only (chosen / Gaussian), McNemar p |",
+        "|" + " --- |" * 9,
+    ]
     facts = []
     for t in sel["targets"]:
         norm = t["norm"]
         if t["kind"] == "radius":
-            tgt = (f"r = {num(t['shown'])}" if norm == "l2"
-                   else f"r = {num(t['shown'])}/{num(unit)}")
+            tgt = f"r = {num(t['shown'])}" if norm == "l2" else f"r = {num(t['shown'])}/{num(unit)}"
         else:
             lo, hi = t["shown"]
-            tgt = (f"mean over [{num(lo)}, {num(hi)}]" if norm == "l2"
-                   else f"mean over [{num(lo)}, {num(hi)}]/{num(unit)}")
+            tgt = (
+                f"mean over [{num(lo)}, {num(hi)}]"
+                if norm == "l2"
+                else f"mean over [{num(lo)}, {num(hi)}]/{num(unit)}"
+            )
         cells = []
         picks = {}
         for which in ("all", "gaussian"):
@@ -1503,12 +1954,11 @@ def _selection_rows(doc: Doc, d: Data32) -> tuple[list[str], list[dict]]:
                 tc = int(round(e["test_score"] * e["test_n"]))
                 lo, hi = _cp(tc, e["test_n"], conf)
                 vtxt = f"{num(vc)}/{num(e['val_n'])}"
-                ttxt = (f"{num(tc)}/{num(e['test_n'])} [{num(lo, '.2f')}, {num(hi, '.2f')}]")
+                ttxt = f"{num(tc)}/{num(e['test_n'])} [{num(lo, '.2f')}, {num(hi, '.2f')}]"
             else:
                 vtxt = num(e["val_score"], ".3f")
                 ci = e["selection"]["test"]["ci"]
-                ttxt = (f"{num(e['test_score'], '.3f')} [{num(ci[0], '.2f')}, "
-                        f"{num(ci[1], '.2f')}]")
+                ttxt = f"{num(e['test_score'], '.3f')} [{num(ci[0], '.2f')}, {num(ci[1], '.2f')}]"
             assert run.key == e["chosen"]
             cells += [lab, vtxt, ttxt]
         if t["kind"] == "radius":
@@ -1517,13 +1967,29 @@ def _selection_rows(doc: Doc, d: Data32) -> tuple[list[str], list[dict]]:
             b = _certified(picks["gaussian"][1].table, r)
             oa, ob, p = _mcnemar(a, b)
             cells.append(f"{num(oa)} / {num(ob)}, p = {num(p, '.2g')}")
-            facts.append({"norm": norm, "target": tgt, "all": picks["all"][0],
-                          "gauss": picks["gaussian"][0], "only_chosen": oa, "only_gauss": ob,
-                          "p": p, "kind": "radius"})
+            facts.append(
+                {
+                    "norm": norm,
+                    "target": tgt,
+                    "all": picks["all"][0],
+                    "gauss": picks["gaussian"][0],
+                    "only_chosen": oa,
+                    "only_gauss": ob,
+                    "p": p,
+                    "kind": "radius",
+                }
+            )
         else:
             cells.append("—")
-            facts.append({"norm": norm, "target": tgt, "all": picks["all"][0],
-                          "gauss": picks["gaussian"][0], "kind": "range"})
+            facts.append(
+                {
+                    "norm": norm,
+                    "target": tgt,
+                    "all": picks["all"][0],
+                    "gauss": picks["gaussian"][0],
+                    "kind": "range",
+                }
+            )
         out.append(f"| {'l2' if norm == 'l2' else 'l∞'} | {tgt} | " + " | ".join(cells) + " |")
     return out, facts
 
@@ -1534,25 +2000,35 @@ def _selection_section(doc: Doc, d, val_start: int, where: str) -> list[str]:
     cfg = d.cfg
     c = cfg["certify"]
     if not d.selection:
-        return [f"### d = {num(cfg['dim'])}", "",
-                "Not run: the runs did not all finish within the time budget.", ""]
+        return [
+            f"### d = {num(cfg['dim'])}",
+            "",
+            "Not run: the runs did not all finish within the time budget.",
+            "",
+        ]
     conf = d.selection["confidence"]
     nv = len(range(val_start, cfg["test_size"], c["skip"]))
     table, _ = _selection_rows(doc, d)
-    return [f"### d = {num(cfg['dim'])}", "",
-            "`smoothcert.selection.select` (the library behind `smoothcert select`) picks, for "
-            "each target, the configuration (noise family, k, σ0; every model trained with its "
-            f"own noise) with the best certified accuracy on the {num(nv)} validation images "
-            f"(indices {num(val_start)}, {num(val_start + c['skip'])}, ...; a "
-            "range: the mean certified accuracy over it), ties to the candidate listed first "
-            "(the Gaussian ones first, as the default, then smaller k, then smaller σ0), and "
-            "reads the test result of the "
-            "chosen configuration only. 'Best Gaussian' is the same choice among the Gaussian "
-            "candidates only. Test: count/n with the exact "
-            f"{num(conf * 100, 'g')}% Clopper-Pearson interval (a range: the mean with "
-            "Hoeffding's interval). Both picks are evaluated on the same test images, so the "
-            "last column compares them image by image (exact McNemar test of the images "
-            f"certified by one pick and not the other). Stored in `{where}`.", "", *table, ""]
+    return [
+        f"### d = {num(cfg['dim'])}",
+        "",
+        "`smoothcert.selection.select` (the library behind `smoothcert select`) picks, for "
+        "each target, the configuration (noise family, k, σ0; every model trained with its "
+        f"own noise) with the best certified accuracy on the {num(nv)} validation images "
+        f"(indices {num(val_start)}, {num(val_start + c['skip'])}, ...; a "
+        "range: the mean certified accuracy over it), ties to the candidate listed first "
+        "(the Gaussian ones first, as the default, then smaller k, then smaller σ0), and "
+        "reads the test result of the "
+        "chosen configuration only. 'Best Gaussian' is the same choice among the Gaussian "
+        "candidates only. Test: count/n with the exact "
+        f"{num(conf * 100, 'g')}% Clopper-Pearson interval (a range: the mean with "
+        "Hoeffding's interval). Both picks are evaluated on the same test images, so the "
+        "last column compares them image by image (exact McNemar test of the images "
+        f"certified by one pick and not the other). Stored in `{where}`.",
+        "",
+        *table,
+        "",
+    ]
 
 
 def _train_effect(doc: Doc, runs: dict, sig, fams) -> str:
@@ -1570,9 +2046,11 @@ def _train_effect(doc: Doc, runs: dict, sig, fams) -> str:
         if not diffs:
             continue
         d = np.concatenate(diffs)
-        parts.append(f"{_noise_label(doc, noise, k)}: higher on {num(int((d > 0).sum()))}, lower "
-                     f"on {num(int((d < 0).sum()))} of {num(d.size)} (mean change "
-                     f"{num(float(d.mean()), '+.4f')})")
+        parts.append(
+            f"{_noise_label(doc, noise, k)}: higher on {num(int((d > 0).sum()))}, lower "
+            f"on {num(int((d < 0).sum()))} of {num(d.size)} (mean change "
+            f"{num(float(d.mean()), '+.4f')})"
+        )
     return "; ".join(parts)
 
 
@@ -1605,34 +2083,44 @@ def _why32(doc: Doc, d: Data32) -> list[str]:
         out.append(
             f"- **Why, d = {num(dc['dim'])}, l2.** At matched σ the l2 family's noise is "
             "practically the Gaussian here: on the Gaussian-trained models (crossed runs) it "
-            + ("certifies exactly as many images as the Gaussian at every radius, for every k"
-               if all(same) else f"certifies the same counts for {num(sum(same))} of the "
-               f"{num(len(same))} k")
+            + (
+                "certifies exactly as many images as the Gaussian at every radius, for every k"
+                if all(same)
+                else f"certifies the same counts for {num(sum(same))} of the {num(len(same))} k"
+            )
             + f" (pA_lower per image within {num(max(dpa), '.4f')} of the Gaussian run's), "
             "and its certificate gives the Gaussian's radius at equal p_A. The matched rows "
             "differ from the Gaussian only through the classifiers trained with the other noise: "
             "a likely reading (not measured separately: one training seed) is training "
-            "variation, not the noise family.")
+            "variation, not the noise family."
+        )
     cf = (d.counterfactual or {}).get("linf", [])
     accs = []
     for s in sig:
         sub = [r for r in cf if float(r["sigma0"]) == s and r["noise"] == "linf-mixed"]
         if sub:
             accs.append(_acc(_results_table(sub, "family_at_pA_gauss"), li))
-    mi = _envelope(test, sig, "linf-mixed", dc["k_linf"], "linf",
-                   _tk("linf-mixed", dc["k_linf"]), li)
+    mi = _envelope(
+        test, sig, "linf-mixed", dc["k_linf"], "linf", _tk("linf-mixed", dc["k_linf"]), li
+    )
     intrinsic = ""
     if d.linf_estimate:
-        ge = {r["p"]: float(r["radius_estimate"]) for r in d.linf_estimate
-              if r["noise"] == "gaussian"}
-        est = [float(r["radius_estimate"]) / ge[r["p"]] for r in d.linf_estimate
-               if r["noise"] == "linf-mixed"]
+        ge = {
+            r["p"]: float(r["radius_estimate"]) for r in d.linf_estimate if r["noise"] == "gaussian"
+        }
+        est = [
+            float(r["radius_estimate"]) / ge[r["p"]]
+            for r in d.linf_estimate
+            if r["noise"] == "linf-mixed"
+        ]
         if est and max(est) < 1:
-            intrinsic = (" The bound itself, not only its finite-sample price, is below "
-                         "Theorem 3 at this k and d: with exact probabilities it gives "
-                         f"{_range(doc, est, '.3f')} × the Gaussian's radius (section "
-                         "\"Certificate strength at equal p_A\"), so the gain the paper "
-                         "derives for high dimension does not appear with this certificate.")
+            intrinsic = (
+                " The bound itself, not only its finite-sample price, is below "
+                "Theorem 3 at this k and d: with exact probabilities it gives "
+                f"{_range(doc, est, '.3f')} × the Gaussian's radius (section "
+                '"Certificate strength at equal p_A"), so the gain the paper '
+                "derives for high dimension does not appear with this certificate."
+            )
     if accs and mi is not None:
         C = _cnt(np.max(accs, axis=0), n)
         g, m = _cnt(Gi, n), _cnt(mi, n)
@@ -1642,7 +2130,8 @@ def _why32(doc: Doc, d: Data32) -> list[str]:
             f"certifies fewer images than Theorem 3 at {num(int((C < g).sum()))} of the "
             f"{num(g.size)} radii (up to {num(int(np.max(g - C, initial=0)))} fewer); its "
             f"own matched runs certify fewer at {num(int((m < g).sum()))} radii (up to "
-            f"{num(int(np.max(g - m, initial=0)))} fewer)." + intrinsic)
+            f"{num(int(np.max(g - m, initial=0)))} fewer)." + intrinsic
+        )
     return out
 
 
@@ -1654,32 +2143,44 @@ def _verdict(doc: Doc, d) -> list[str]:
     for norm in ("l2", "linf"):
         fs = [f for f in facts if f["norm"] == norm]
         nong = [f for f in fs if f["all"]["noise"] != "gaussian"]
-        sure = [f for f in nong if f["kind"] == "radius" and f["p"] < 0.05
-                and f["only_chosen"] > f["only_gauss"]]
-        worse = [f for f in nong if f["kind"] == "radius" and f["p"] < 0.05
-                 and f["only_chosen"] < f["only_gauss"]]
+        sure = [
+            f
+            for f in nong
+            if f["kind"] == "radius" and f["p"] < 0.05 and f["only_chosen"] > f["only_gauss"]
+        ]
+        worse = [
+            f
+            for f in nong
+            if f["kind"] == "radius" and f["p"] < 0.05 and f["only_chosen"] < f["only_gauss"]
+        ]
         name = "l2" if norm == "l2" else "l∞"
         if not nong:
-            verdict.append(f"for {name}, the Gaussian: validation picks it at every target "
-                           f"({num(len(fs))} targets)")
+            verdict.append(
+                f"for {name}, the Gaussian: validation picks it at every target "
+                f"({num(len(fs))} targets)"
+            )
         elif sure and not worse:
-            picks = sorted({_noise_label(doc, f["all"]["noise"], f["all"]["k"])
-                            for f in nong})
+            picks = sorted({_noise_label(doc, f["all"]["noise"], f["all"]["k"]) for f in nong})
             n_r = len([f for f in fs if f["kind"] == "radius"])
-            verdict.append(f"for {name}, the {' / '.join(picks)}: validation picks it at "
-                           f"{num(len(nong))} of {num(len(fs))} targets, and on the test "
-                           "images it certifies significantly more images than the "
-                           f"validation-chosen Gaussian (paired, McNemar p < {num(0.05)}) "
-                           f"at {num(len(sure))} of the {num(n_r)} target radii and "
-                           "significantly fewer at none")
+            verdict.append(
+                f"for {name}, the {' / '.join(picks)}: validation picks it at "
+                f"{num(len(nong))} of {num(len(fs))} targets, and on the test "
+                "images it certifies significantly more images than the "
+                f"validation-chosen Gaussian (paired, McNemar p < {num(0.05)}) "
+                f"at {num(len(sure))} of the {num(n_r)} target radii and "
+                "significantly fewer at none"
+            )
         else:
-            picks = sorted({_noise_label(doc, f["all"]["noise"], f["all"]["k"])
-                            for f in nong})
+            picks = sorted({_noise_label(doc, f["all"]["noise"], f["all"]["k"]) for f in nong})
+
             def test_count(e):
                 return num(int(round(e["test_score"] * e["test_n"])))
 
-            counts = [f"{f['target']}: {test_count(f['all'])} vs {test_count(f['gauss'])}"
-                      for f in nong if f["kind"] == "radius"]
+            counts = [
+                f"{f['target']}: {test_count(f['all'])} vs {test_count(f['gauss'])}"
+                for f in nong
+                if f["kind"] == "radius"
+            ]
             verdict.append(
                 f"for {name}, no clear winner: validation picks a non-Gaussian noise "
                 f"({', '.join(picks)}) at {num(len(nong))} of {num(len(fs))} targets, but "
@@ -1687,9 +2188,13 @@ def _verdict(doc: Doc, d) -> list[str]:
                 f"significantly (McNemar p < {num(0.05)}) at {num(len(sure))} and loses "
                 f"significantly at {num(len(worse))} of the "
                 f"{num(len([f for f in fs if f['kind'] == 'radius']))} target radii"
-                + (f" (test images certified, pick vs Gaussian: {'; '.join(counts)})"
-                   if counts else "")
-                + "; the Gaussian is the safe default")
+                + (
+                    f" (test images certified, pick vs Gaussian: {'; '.join(counts)})"
+                    if counts
+                    else ""
+                )
+                + "; the Gaussian is the safe default"
+            )
     return verdict
 
 
@@ -1708,40 +2213,62 @@ def _headline(doc: Doc, data: Data, d: Data32 | None, sel64=None) -> list[str]:
     G64i = _envelope(runs, sig, "gaussian", 0, "linf", "gaussian", li)
     lab64 = _radius_labels(doc, cfg, "l2")
     lab64i = _radius_labels(doc, cfg, "linf")
-    m64 = [(k, _envelope(runs, sig, "l2-family", k, "l2", _tk("l2-family", k),
-                         cfg["l2_radii"])) for k in cfg["k_l2"]]
-    mi64 = _envelope(runs, sig, "linf-mixed", cfg["k_linf"], "linf",
-                     _tk("linf-mixed", cfg["k_linf"]), li)
+    m64 = [
+        (k, _envelope(runs, sig, "l2-family", k, "l2", _tk("l2-family", k), cfg["l2_radii"]))
+        for k in cfg["k_l2"]
+    ]
+    mi64 = _envelope(
+        runs, sig, "linf-mixed", cfg["k_linf"], "linf", _tk("linf-mixed", cfg["k_linf"]), li
+    )
     have64 = all(a is not None for _, a in m64) and mi64 is not None
     # the paper's claim, Table 1 and Table 3 layouts, matched models, test images
     claim = {}
     if have64:
         f64 = dict(m64)[cfg["k_l2_main"]]
-        claim[cfg["dim"]] = [("l2", cfg["k_l2_main"], _cnt(G64, n64), _cnt(f64, n64)),
-                             ("linf", cfg["k_linf"], _cnt(G64i, n64), _cnt(mi64, n64))]
+        claim[cfg["dim"]] = [
+            ("l2", cfg["k_l2_main"], _cnt(G64, n64), _cnt(f64, n64)),
+            ("linf", cfg["k_linf"], _cnt(G64i, n64), _cnt(mi64, n64)),
+        ]
     if d is not None:
         dc = d.cfg
         n32 = len(range(dc["test_start"], dc["test_size"], dc["certify"]["skip"]))
         t32 = {k: v for k, v in d.runs.items() if not k.startswith("validation/")}
         li32 = [v / dc["linf_unit"] for v in dc["linf_radii_255"]]
         g2 = _envelope(t32, dc["sigma0s"], "gaussian", 0, "l2", "gaussian", dc["l2_radii"])
-        f2 = _envelope(t32, dc["sigma0s"], "l2-family", dc["k_l2_main"], "l2",
-                       _tk("l2-family", dc["k_l2_main"]), dc["l2_radii"])
+        f2 = _envelope(
+            t32,
+            dc["sigma0s"],
+            "l2-family",
+            dc["k_l2_main"],
+            "l2",
+            _tk("l2-family", dc["k_l2_main"]),
+            dc["l2_radii"],
+        )
         gi = _envelope(t32, dc["sigma0s"], "gaussian", 0, "linf", "gaussian", li32)
-        mi = _envelope(t32, dc["sigma0s"], "linf-mixed", dc["k_linf"], "linf",
-                       _tk("linf-mixed", dc["k_linf"]), li32)
+        mi = _envelope(
+            t32,
+            dc["sigma0s"],
+            "linf-mixed",
+            dc["k_linf"],
+            "linf",
+            _tk("linf-mixed", dc["k_linf"]),
+            li32,
+        )
         if all(x is not None for x in (g2, f2, gi, mi)):
-            claim[dc["dim"]] = [("l2", dc["k_l2_main"], _cnt(g2, n32), _cnt(f2, n32)),
-                                ("linf", dc["k_linf"], _cnt(gi, n32), _cnt(mi, n32))]
+            claim[dc["dim"]] = [
+                ("l2", dc["k_l2_main"], _cnt(g2, n32), _cnt(f2, n32)),
+                ("linf", dc["k_linf"], _cnt(gi, n32), _cnt(mi, n32)),
+            ]
     if claim:
-        holds = {dim_: any(int((f > g).sum()) > int((f < g).sum()) for _, _, g, f in rows)
-                 for dim_, rows in claim.items()}
+        holds = {
+            dim_: any(int((f > g).sum()) > int((f < g).sum()) for _, _, g, f in rows)
+            for dim_, rows in claim.items()
+        }
         dims = sorted(claim)
         if all(holds.values()):
             word = "holds"
         elif any(holds.values()):
-            word = ("holds only at d = "
-                    + " and ".join(num(x) for x in dims if holds[x]))
+            word = "holds only at d = " + " and ".join(num(x) for x in dims if holds[x])
         else:
             word = "does not hold"
         from scipy.stats import binomtest
@@ -1761,44 +2288,65 @@ def _headline(doc: Doc, data: Data, d: Data32 | None, sel64=None) -> list[str]:
         parts = []
         for dim_ in dims:
             for norm, k, g, f in claim[dim_]:
-                fam = (f"l2 family k = {num(k)}" if norm == "l2"
-                       else f"mixed l∞ family k = {num(k)}")
-                parts.append(f"d = {num(dim_)}, {fam} {word_of(g, f)}: more images at "
-                             f"{num(int((f > g).sum()))}, fewer at {num(int((f < g).sum()))} "
-                             f"of {num(g.size)} radii, at most "
-                             f"{num(int(np.max(f - g, initial=0)))} more and "
-                             f"{num(int(np.max(g - f, initial=0)))} fewer")
-        out += [f"**The paper's claim (its non-Gaussian noises certify more than the Gaussian, "
-                f"Table 1 and Table 3) {word} on this data**, with every model trained with its "
-                "own noise, best over the classifiers, on the test images: "
-                + "; ".join(parts) + " images (the sampling error of such counts is several "
-                "images: see \"How sure\" below).", ""]
+                fam = f"l2 family k = {num(k)}" if norm == "l2" else f"mixed l∞ family k = {num(k)}"
+                parts.append(
+                    f"d = {num(dim_)}, {fam} {word_of(g, f)}: more images at "
+                    f"{num(int((f > g).sum()))}, fewer at {num(int((f < g).sum()))} "
+                    f"of {num(g.size)} radii, at most "
+                    f"{num(int(np.max(f - g, initial=0)))} more and "
+                    f"{num(int(np.max(g - f, initial=0)))} fewer"
+                )
+        out += [
+            f"**The paper's claim (its non-Gaussian noises certify more than the Gaussian, "
+            f"Table 1 and Table 3) {word} on this data**, with every model trained with its "
+            "own noise, best over the classifiers, on the test images: "
+            + "; ".join(parts)
+            + " images (the sampling error of such counts is several "
+            'images: see "How sure" below).',
+            "",
+        ]
     verdicts = [(x, _verdict(doc, x)) for x in (d, sel64) if x is not None and x.selection]
     if claim and verdicts:
         any_win = any(" wins " in p or "wins clearly" in p for p in parts)
-        safe = all(v.startswith("for l2, the Gaussian") or v.startswith("for l∞, the Gaussian")
-                   or "no clear winner" in v for _, vs in verdicts for v in vs)
+        safe = all(
+            v.startswith("for l2, the Gaussian")
+            or v.startswith("for l∞, the Gaussian")
+            or "no clear winner" in v
+            for _, vs in verdicts
+            for v in vs
+        )
         if not any_win and safe:
-            out.insert(2, "**Recommendation: use the Gaussian noise (Cohen et al.).** On this "
-                       "data no non-Gaussian noise certifies significantly more images than the "
-                       "Gaussian, at either dimension, whether chosen on validation or compared "
-                       "at the paper's k"
-                       + ("; the mixed l∞ family certifies clearly fewer at d = "
-                          + " and ".join(num(x) for x in dims
-                                         if any(nm == "linf" and "loses clearly" in word_of(g, f)
-                                                for nm, _, g, f in claim[x]))
-                          if any("mixed l∞" in p and "loses clearly" in p for p in parts)
-                          else "")
-                       + ". The numbers follow.")
+            out.insert(
+                2,
+                "**Recommendation: use the Gaussian noise (Cohen et al.).** On this "
+                "data no non-Gaussian noise certifies significantly more images than the "
+                "Gaussian, at either dimension, whether chosen on validation or compared "
+                "at the paper's k"
+                + (
+                    "; the mixed l∞ family certifies clearly fewer at d = "
+                    + " and ".join(
+                        num(x)
+                        for x in dims
+                        if any(
+                            nm == "linf" and "loses clearly" in word_of(g, f)
+                            for nm, _, g, f in claim[x]
+                        )
+                    )
+                    if any("mixed l∞" in p and "loses clearly" in p for p in parts)
+                    else ""
+                )
+                + ". The numbers follow.",
+            )
             out.insert(3, "")
     for x, verdict in verdicts:
-        out.append(f"**What to pick at d = {num(x.cfg['dim'])} (models trained with their own "
-                   "noise, noise chosen on validation images and scored on separate test "
-                   "images): " + "; ".join(verdict) + ".**")
+        out.append(
+            f"**What to pick at d = {num(x.cfg['dim'])} (models trained with their own "
+            "noise, noise chosen on validation images and scored on separate test "
+            "images): " + "; ".join(verdict) + ".**"
+        )
         out.append("")
     if verdicts:
-        out += ["Details and every number: section \"Choosing the noise on validation "
-                "images\".", ""]
+        out += ['Details and every number: section "Choosing the noise on validation images".', ""]
     if d is not None:
         dc = d.cfg
         n = len(range(dc["test_start"], dc["test_size"], dc["certify"]["skip"]))
@@ -1812,15 +2360,19 @@ def _headline(doc: Doc, data: Data, d: Data32 | None, sel64=None) -> list[str]:
             a = _envelope(test, s32, "l2-family", k, "l2", _tk("l2-family", k), dc["l2_radii"])
             if a is not None and G is not None:
                 parts.append(f"k = {num(k)}: {_wtl(doc, G, a, n, _radius_labels(doc, dc, 'l2'))}")
-        mi = _envelope(test, s32, "linf-mixed", dc["k_linf"], "linf",
-                       _tk("linf-mixed", dc["k_linf"]), li32)
-        txt = (f"- **d = {num(dc['dim'])} (digits32), matched training, test images "
-               f"({num(n)} images; one image = {num(100 / n, '.1f')} points).** l2 family "
-               "against the Gaussian, each the best over the classifiers: " + "; ".join(parts)
-               + ".")
+        mi = _envelope(
+            test, s32, "linf-mixed", dc["k_linf"], "linf", _tk("linf-mixed", dc["k_linf"]), li32
+        )
+        txt = (
+            f"- **d = {num(dc['dim'])} (digits32), matched training, test images "
+            f"({num(n)} images; one image = {num(100 / n, '.1f')} points).** l2 family "
+            "against the Gaussian, each the best over the classifiers: " + "; ".join(parts) + "."
+        )
         if mi is not None and Gi is not None:
-            txt += (f" Mixed l∞ family k = {num(dc['k_linf'])} against the Gaussian through "
-                    f"Theorem 3: {_wtl(doc, Gi, mi, n, _radius_labels(doc, dc, 'linf'))}.")
+            txt += (
+                f" Mixed l∞ family k = {num(dc['k_linf'])} against the Gaussian through "
+                f"Theorem 3: {_wtl(doc, Gi, mi, n, _radius_labels(doc, dc, 'linf'))}."
+            )
         out.append(txt)
     if d is not None and d.equal_pa:
         dc = d.cfg
@@ -1830,63 +2382,86 @@ def _headline(doc: Doc, data: Data, d: Data32 | None, sel64=None) -> list[str]:
             rows = rows if rows is not None else eq[norm]
             col = "radius" if rows is eq[norm] else "radius_estimate"
             g = {r["p"]: float(r[col]) for r in rows if r["noise"] == "gaussian"}
-            return [float(r[col]) / g[r["p"]] for r in rows
-                    if r["noise"] == noise and float(r["k"]) == float(k)]
+            return [
+                float(r[col]) / g[r["p"]]
+                for r in rows
+                if r["noise"] == noise and float(r["k"]) == float(k)
+            ]
 
         p_all = [float(r["p"]) for r in eq["l2"] if r["noise"] == "gaussian"]
-        txt = (f"- **Certificate strength at d = {num(dc['dim'])}, at equal p_A** (p_A from "
-               f"{num(p_all[0])} to {num(p_all[-1], '.5f')}, σ matched): the l2 family's "
-               "certified l2 radius is "
-               + "; ".join(f"{_range(doc, rat('l2', 'l2-family', k), '.3f')} × the Gaussian's "
-                           f"(k = {num(k)})" for k in dc["k_l2"])
-               + f"; the mixed l∞ family's (k = {num(dc['k_linf'])}) Monte Carlo certificate "
-               f"gives {_range(doc, rat('linf', 'linf-mixed', dc['k_linf']), '.3f')} × the "
-               "Gaussian's Theorem 3 l∞ radius")
+        txt = (
+            f"- **Certificate strength at d = {num(dc['dim'])}, at equal p_A** (p_A from "
+            f"{num(p_all[0])} to {num(p_all[-1], '.5f')}, σ matched): the l2 family's "
+            "certified l2 radius is "
+            + "; ".join(
+                f"{_range(doc, rat('l2', 'l2-family', k), '.3f')} × the Gaussian's (k = {num(k)})"
+                for k in dc["k_l2"]
+            )
+            + f"; the mixed l∞ family's (k = {num(dc['k_linf'])}) Monte Carlo certificate "
+            f"gives {_range(doc, rat('linf', 'linf-mixed', dc['k_linf']), '.3f')} × the "
+            "Gaussian's Theorem 3 l∞ radius"
+        )
         if d.linf_estimate:
             est = rat("linf", "linf-mixed", dc["k_linf"], d.linf_estimate)
-            txt += (", and with exact probabilities (no DKW margin, no radius grid; a point "
-                    f"estimate) {_range(doc, est, '.3f')} ×")
-        out.append(txt + ". Section \"Certificate strength at equal p_A\".")
+            txt += (
+                ", and with exact probabilities (no DKW margin, no radius grid; a point "
+                f"estimate) {_range(doc, est, '.3f')} ×"
+            )
+        out.append(txt + '. Section "Certificate strength at equal p_A".')
         out += _why32(doc, d)
     if have64:
         parts = [f"k = {num(k)}: {_wtl(doc, G64, a, n64, lab64)}" for k, a in m64]
-        out.append(f"- **d = {num(cfg['dim'])} (digits), matched training ({num(n64)} test "
-                   "images).** l2 family against the Gaussian: " + "; ".join(parts)
-                   + f". Mixed l∞ family k = {num(cfg['k_linf'])} against the Gaussian "
-                   f"(Theorem 3): {_wtl(doc, G64i, mi64, n64, lab64i)}.")
+        out.append(
+            f"- **d = {num(cfg['dim'])} (digits), matched training ({num(n64)} test "
+            "images).** l2 family against the Gaussian: "
+            + "; ".join(parts)
+            + f". Mixed l∞ family k = {num(cfg['k_linf'])} against the Gaussian "
+            f"(Theorem 3): {_wtl(doc, G64i, mi64, n64, lab64i)}."
+        )
     eff = []
     if d is not None:
         dc = d.cfg
         test = {k: v for k, v in d.runs.items() if not k.startswith("validation/")}
-        e = _train_effect(doc, test, dc["sigma0s"],
-                          [("l2-family", k, "l2") for k in dc["k_l2"]]
-                          + [("linf-mixed", dc["k_linf"], "linf")])
+        e = _train_effect(
+            doc,
+            test,
+            dc["sigma0s"],
+            [("l2-family", k, "l2") for k in dc["k_l2"]] + [("linf-mixed", dc["k_linf"], "linf")],
+        )
         if e:
             eff.append(f"at d = {num(dc['dim'])}: {e}")
     if have64:
-        e = _train_effect(doc, runs, sig, [("l2-family", k, "l2") for k in cfg["k_l2"]]
-                          + [("linf-mixed", cfg["k_linf"], "linf")])
+        e = _train_effect(
+            doc,
+            runs,
+            sig,
+            [("l2-family", k, "l2") for k in cfg["k_l2"]] + [("linf-mixed", cfg["k_linf"], "linf")],
+        )
         eff.append(f"at d = {num(cfg['dim'])}: {e}")
     if eff:
-        out.append("- **Training with the noise (matched) against the Gaussian-trained model "
-                   "under the same noise (crossed)**, pA_lower per image and model, same images "
-                   "and seeds: " + "; ".join(eff) + ". Tables: sections \"Own-noise training\" "
-                   "and \"Matched vs crossed\".")
+        out.append(
+            "- **Training with the noise (matched) against the Gaussian-trained model "
+            "under the same noise (crossed)**, pA_lower per image and model, same images "
+            "and seeds: " + "; ".join(eff) + '. Tables: sections "Own-noise training" '
+            'and "Matched vs crossed".'
+        )
     from scipy.stats import binomtest
 
     m_sig = next(m for m in range(1, 100) if binomtest(0, m).pvalue < 0.05)
     lo, hi = _cp(n64 // 2, n64, 0.95)
-    out.append(f"- **How sure.** {num(n64)} test images per comparison: one image is "
-               f"{num(100 / n64, '.1f')} points of certified accuracy, and a certified accuracy "
-               f"of {num(n64 // 2)}/{num(n64)} has the exact {num(95)}% interval "
-               f"[{num(lo, '.2f')}, {num(hi, '.2f')}]. Two noises compared on the same images "
-               "(paired) differ significantly (two-sided McNemar p < "
-               f"{num(0.05)}) only when at least {num(m_sig)} images are certified by one and "
-               f"not the other with none the other way: a difference of fewer than "
-               f"{num(m_sig)} images is within the sampling noise. These are digits resampled "
-               "to the paper's dimension, small CNNs and "
-               f"N = {num(c64['N'], ',')}, not CIFAR-10 with a ResNet and N = "
-               f"{num(100_000, ',')}.")
+    out.append(
+        f"- **How sure.** {num(n64)} test images per comparison: one image is "
+        f"{num(100 / n64, '.1f')} points of certified accuracy, and a certified accuracy "
+        f"of {num(n64 // 2)}/{num(n64)} has the exact {num(95)}% interval "
+        f"[{num(lo, '.2f')}, {num(hi, '.2f')}]. Two noises compared on the same images "
+        "(paired) differ significantly (two-sided McNemar p < "
+        f"{num(0.05)}) only when at least {num(m_sig)} images are certified by one and "
+        f"not the other with none the other way: a difference of fewer than "
+        f"{num(m_sig)} images is within the sampling noise. These are digits resampled "
+        "to the paper's dimension, small CNNs and "
+        f"N = {num(c64['N'], ',')}, not CIFAR-10 with a ResNet and N = "
+        f"{num(100_000, ',')}."
+    )
     out.append("")
     return out
 
@@ -1896,13 +2471,17 @@ def _runtimes32(doc: Doc, d: Data32) -> list[str]:
     num = doc.num
     rt = d.runtimes
     tr = rt.get("training", {})
-    out = [f"### d = {num(d.cfg['dim'])}", "",
-           f"{num(len(tr))} models trained, "
-           f"{num(sum(e['wall_s'] for e in tr.values()) / 60, '.1f')} min in all (per model "
-           + (_range(doc, [e["wall_s"] for e in tr.values()], ".1f") if tr else "—")
-           + " s).", "",
-           "| certify run | images | wall (s) | per-image sum (s) | s / image |",
-           "| --- | --- | --- | --- | --- |"]
+    out = [
+        f"### d = {num(d.cfg['dim'])}",
+        "",
+        f"{num(len(tr))} models trained, "
+        f"{num(sum(e['wall_s'] for e in tr.values()) / 60, '.1f')} min in all (per model "
+        + (_range(doc, [e["wall_s"] for e in tr.values()], ".1f") if tr else "—")
+        + " s).",
+        "",
+        "| certify run | images | wall (s) | per-image sum (s) | s / image |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     tot_w = tot_s = 0.0
     for r in d.manifest["runs"]:
         run = d.runs.get(r["key"])
@@ -1912,19 +2491,32 @@ def _runtimes32(doc: Doc, d: Data32) -> list[str]:
         s = float(run.table.time_seconds.sum())
         tot_w += w or 0.0
         tot_s += s
-        out.append(f"| `{r['key']}` | {num(len(run.table))} | "
-                   f"{num(w, '.1f') if w is not None else '—'} | {num(s, '.1f')} | "
-                   f"{num(s / len(run.table), '.2f')} |")
+        out.append(
+            f"| `{r['key']}` | {num(len(run.table))} | "
+            f"{num(w, '.1f') if w is not None else '—'} | {num(s, '.1f')} | "
+            f"{num(s / len(run.table), '.2f')} |"
+        )
     tab = rt.get("tables")
     ct = rt.get("certificate_tables", {})
     if ct:
-        out += ["", "Certificate tables, built once before the runs (then read from the cache): "
-                + "; ".join(f"`{k}` ({e['method']}) {num(e['wall_s'], '.1f')} s"
-                            for k, e in ct.items()) + "."]
-    out += ["", f"Total: {num(tot_w / 60, '.1f')} min of recorded certify wall time "
-            f"({num(tot_s / 60, '.1f')} min of per-image time)"
-            + (f"; certificate tables (equal p_A, counterfactuals; the Monte Carlo table is "
-               f"cached from the runs) {num(tab['wall_s'], '.1f')} s" if tab else "") + "."]
+        out += [
+            "",
+            "Certificate tables, built once before the runs (then read from the cache): "
+            + "; ".join(f"`{k}` ({e['method']}) {num(e['wall_s'], '.1f')} s" for k, e in ct.items())
+            + ".",
+        ]
+    out += [
+        "",
+        f"Total: {num(tot_w / 60, '.1f')} min of recorded certify wall time "
+        f"({num(tot_s / 60, '.1f')} min of per-image time)"
+        + (
+            f"; certificate tables (equal p_A, counterfactuals; the Monte Carlo table is "
+            f"cached from the runs) {num(tab['wall_s'], '.1f')} s"
+            if tab
+            else ""
+        )
+        + ".",
+    ]
     return out
 
 
@@ -1933,11 +2525,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=RESULTS, help="results/digits folder")
     ap.add_argument("--out", type=Path, default=DOC, help="the document (docs/results.md)")
-    ap.add_argument("--figures", type=Path, default=FIGURES,
-                    help="folder of the figures (docs/figures/results)")
+    ap.add_argument(
+        "--figures", type=Path, default=FIGURES, help="folder of the figures (docs/figures/results)"
+    )
     ap.add_argument("--no-figures", action="store_true", help="write the document only")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 when --out differs from the generated text")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when --out differs from the generated text",
+    )
     args = ap.parse_args(argv)
     doc = build(args.results, None if (args.no_figures or args.check) else args.figures)
     text = doc.text()

@@ -72,22 +72,60 @@ DATASETS = (
 
 SIZES = {
     "full": {
-        "published": {"limit": None, "N": 100_000, "n0": 100, "alpha": 0.001, "batch": 100_000,
-                      "bisect_steps": 7, "bisect_stride": 5},
+        "published": {
+            "limit": None,
+            "N": 100_000,
+            "n0": 100,
+            "alpha": 0.001,
+            "batch": 100_000,
+            "bisect_steps": 7,
+            "bisect_stride": 5,
+        },
         "tradeoff": {"limit": None, "stride": 5},
-        "validity": {"runs_below": 600, "runs_above": 200, "n_max": 4_000, "n0": 100,
-                     "mc_check": 1_000_000},
-        "digits": {"images": 50, "skip": 7, "N": 10_000, "n0": 100, "alpha": 0.001,
-                   "epochs": 10, "batch": 2000},
+        "validity": {
+            "runs_below": 600,
+            "runs_above": 200,
+            "n_max": 4_000,
+            "n0": 100,
+            "mc_check": 1_000_000,
+        },
+        "digits": {
+            "images": 50,
+            "skip": 7,
+            "N": 10_000,
+            "n0": 100,
+            "alpha": 0.001,
+            "epochs": 10,
+            "batch": 2000,
+        },
     },
     "tiny": {
-        "published": {"limit": 5, "N": 4_000, "n0": 100, "alpha": 0.001, "batch": 4_000,
-                      "bisect_steps": 2, "bisect_stride": 1},
+        "published": {
+            "limit": 5,
+            "N": 4_000,
+            "n0": 100,
+            "alpha": 0.001,
+            "batch": 4_000,
+            "bisect_steps": 2,
+            "bisect_stride": 1,
+        },
         "tradeoff": {"limit": 5, "stride": 1},
-        "validity": {"runs_below": 6, "runs_above": 3, "n_max": 1_000, "n0": 50,
-                     "mc_check": 20_000},
-        "digits": {"images": 2, "skip": 100, "N": 300, "n0": 20, "alpha": 0.001, "epochs": 1,
-                   "batch": 300},
+        "validity": {
+            "runs_below": 6,
+            "runs_above": 3,
+            "n_max": 1_000,
+            "n0": 50,
+            "mc_check": 20_000,
+        },
+        "digits": {
+            "images": 2,
+            "skip": 100,
+            "N": 300,
+            "n0": 20,
+            "alpha": 0.001,
+            "epochs": 1,
+            "batch": 300,
+        },
     },
 }
 
@@ -138,9 +176,14 @@ def environment() -> dict:
     import scipy
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def grid_for(sigma: float, top: float, step: float = 0.25) -> list[float]:
@@ -197,8 +240,12 @@ def _linf_density(sigma, dim, k):
     from scipy import special, stats
 
     def logf(m):  # log of m^-k phi(m/sigma) (2 Phi(m/sigma) - 1)^(d-1), unnormalised
-        return (-k * np.log(m) + stats.norm.logpdf(m / sigma)
-                + (dim - 1) * np.log(special.erf(m / (sigma * math.sqrt(2)))))
+        return (
+            -k * np.log(m)
+            + stats.norm.logpdf(m / sigma)
+            + (dim - 1) * np.log(special.erf(m / (sigma * math.sqrt(2))))
+        )
+
     return logf
 
 
@@ -212,8 +259,11 @@ def _linf_norm(sigma, dim, k):
 
     def f(m):
         return math.exp(float(logf(m)) - shift)
-    total = (integrate.quad(f, 0, 3 * sigma, epsabs=0, epsrel=1e-13, limit=500)[0]
-             + integrate.quad(f, 3 * sigma, 40 * sigma, epsabs=0, epsrel=1e-13, limit=500)[0])
+
+    total = (
+        integrate.quad(f, 0, 3 * sigma, epsabs=0, epsrel=1e-13, limit=500)[0]
+        + integrate.quad(f, 3 * sigma, 40 * sigma, epsabs=0, epsrel=1e-13, limit=500)[0]
+    )
     return shift, total, f
 
 
@@ -235,8 +285,9 @@ def linf_cut(p, sigma, dim, k):
 
     if p >= 1:
         return math.inf
-    return optimize.brentq(lambda c: linf_cdf(c, sigma, dim, k) - p, 1e-4 * sigma, 30 * sigma,
-                           xtol=1e-15, maxiter=200)
+    return optimize.brentq(
+        lambda c: linf_cdf(c, sigma, dim, k) - p, 1e-4 * sigma, 30 * sigma, xtol=1e-15, maxiter=200
+    )
 
 
 # ----------------------------------------------------------------------------- part 1
@@ -275,8 +326,9 @@ def load_published(data: Path, limit=None) -> tuple[list[dict], list[list]]:
             fit.append([name, PUBLISHED_N, a, matched, int(live.size), float(rad[-1])])
             tables[a] = (n, rad)
         # the level that explains every radius
-        best = max(PUBLISHED_ALPHAS, key=lambda a: [f for f in fit if f[0] == name
-                                                    and f[2] == a][0][3])
+        best = max(
+            PUBLISHED_ALPHAS, key=lambda a: [f for f in fit if f[0] == name and f[2] == a][0][3]
+        )
         n_tab, rad_tab = tables[best]
         keep = rad_tab > 0
         n_tab, rad_tab = n_tab[keep], rad_tab[keep]
@@ -293,15 +345,39 @@ def load_published(data: Path, limit=None) -> tuple[list[dict], list[list]]:
                 n_a = int(n_tab[i])
                 p_a = n_a / PUBLISHED_N
                 kind = "capped" if n_a == PUBLISHED_N else "inverted"
-            inputs.append({"dataset": name, "sigma": sigma, "idx": int(r["idx"]),
-                           "label": int(r["label"]), "predict": pr, "radius": rr,
-                           "correct": int(r["correct"]), "alpha_fit": best, "n_A": n_a,
-                           "pA": p_a, "kind": kind})
+            inputs.append(
+                {
+                    "dataset": name,
+                    "sigma": sigma,
+                    "idx": int(r["idx"]),
+                    "label": int(r["label"]),
+                    "predict": pr,
+                    "radius": rr,
+                    "correct": int(r["correct"]),
+                    "alpha_fit": best,
+                    "n_A": n_a,
+                    "pA": p_a,
+                    "kind": kind,
+                }
+            )
     return inputs, fit
 
 
-def simulate(p_list, thresholds, radius_fn, *, alpha, n_max, first=None, growth=None,
-             share=None, rtol=None, n0=100, seed=0, forecast_level=None):
+def simulate(
+    p_list,
+    thresholds,
+    radius_fn,
+    *,
+    alpha,
+    n_max,
+    first=None,
+    growth=None,
+    share=None,
+    rtol=None,
+    n0=100,
+    seed=0,
+    forecast_level=None,
+):
     """The engine of certify_adaptive (bound, schedule, stopping rule) with exact binomial
     draws: (samples incl. n0, pA_lower, grid index or radius) per p_A. p_A in {0, 1} are
     deterministic and computed once."""
@@ -317,8 +393,9 @@ def simulate(p_list, thresholds, radius_fn, *, alpha, n_max, first=None, growth=
         forecast = None
     else:  # grid mode: the grid-aware schedule of certify_adaptive
         share = sq.DEFAULT_GRID_FINAL_SHARE if share is None else share
-        looks, weights = sq.grid_look_schedule(thresholds, int(n_max), alpha, int(first),
-                                               float(growth), final_share=share)
+        looks, weights = sq.grid_look_schedule(
+            thresholds, int(n_max), alpha, int(first), float(growth), final_share=share
+        )
         cs = sq.UnionBoundCP(alpha, looks, weights=weights)
         forecast = sq.DEFAULT_FORECAST_LEVEL if forecast_level is None else forecast_level
         forecast = None if forecast == "time-uniform" else forecast
@@ -328,8 +405,9 @@ def simulate(p_list, thresholds, radius_fn, *, alpha, n_max, first=None, growth=
         if p in memo:
             out.append(memo[p])
             continue
-        stop = sq.run_certification(cs, looks, lambda m, p=p: rng.binomial(m, p), thresholds,
-                                    radius_fn, rtol, forecast)
+        stop = sq.run_certification(
+            cs, looks, lambda m, p=p: rng.binomial(m, p), thresholds, radius_fn, rtol, forecast
+        )
         res = (n0 + stop.n, stop.lower)
         if p in (0.0, 1.0):
             memo[p] = res
@@ -348,16 +426,40 @@ def run_published(args, size) -> None:
     cfg = size["published"]
     inputs, fit = load_published(Path(args.data), cfg["limit"])
     out = Path(args.results)
-    write_tsv(out / "published_inputs.tsv",
-              ["dataset", "sigma", "idx", "label", "predict", "radius", "correct", "alpha_fit",
-               "n_A", "pA", "kind"], [list(r.values()) for r in inputs])
-    write_tsv(out / "published_fit.tsv", ["dataset", "N", "alpha", "matched", "radii", "cap"],
-              fit)
+    write_tsv(
+        out / "published_inputs.tsv",
+        [
+            "dataset",
+            "sigma",
+            "idx",
+            "label",
+            "predict",
+            "radius",
+            "correct",
+            "alpha_fit",
+            "n_A",
+            "pA",
+            "kind",
+        ],
+        [list(r.values()) for r in inputs],
+    )
+    write_tsv(out / "published_fit.tsv", ["dataset", "N", "alpha", "matched", "radii", "cap"], fit)
     N, n0, alpha, batch = cfg["N"], cfg["n0"], cfg["alpha"], cfg["batch"]
-    runs, meta = [], {"config": {**cfg, "abstain_pA": ABSTAIN_PA,
-                                 "abstain_pA_alt": ABSTAIN_PA_ALT, "dim": 2,
-                                 "num_classes": NUM_CLASSES, "seed": SEED},
-                      "datasets": {}, "seconds": {}}
+    runs, meta = (
+        [],
+        {
+            "config": {
+                **cfg,
+                "abstain_pA": ABSTAIN_PA,
+                "abstain_pA_alt": ABSTAIN_PA_ALT,
+                "dim": 2,
+                "num_classes": NUM_CLASSES,
+                "seed": SEED,
+            },
+            "datasets": {},
+            "seconds": {},
+        },
+    )
     x = torch.zeros(2, dtype=torch.float64)
     for d, (name, _, sigma) in enumerate(DATASETS):
         rows = [r for r in inputs if r["dataset"] == name]
@@ -369,21 +471,32 @@ def run_published(args, size) -> None:
         cert = smooth.certificate
         # same-cost n_max: bisection (in log n_max) of the simulated mean cost to N + n0
         thr_wide = grid_thresholds(cert, wide)
-        p_list = [r["pA"] for r in rows][::cfg["bisect_stride"]]
+        p_list = [r["pA"] for r in rows][:: cfg["bisect_stride"]]
         lo_n, hi_n = math.log(N), math.log(N * 100)
         for _ in range(cfg["bisect_steps"]):
             mid = 0.5 * (lo_n + hi_n)
-            sim = simulate(p_list, thr_wide, None, alpha=alpha, n_max=int(math.exp(mid)),
-                           n0=n0, seed=SEED)
+            sim = simulate(
+                p_list, thr_wide, None, alpha=alpha, n_max=int(math.exp(mid)), n0=n0, seed=SEED
+            )
             if np.mean([s for s, _ in sim]) > N + n0:
                 hi_n = mid
             else:
                 lo_n = mid
         n_same = max(N, int(round(math.exp(lo_n))))
-        meta["datasets"][name] = {"sigma": sigma, "grid": grid, "grid_samecost": wide,
-                                  "n_max_samecost": n_same, "top_published": top}
-        modes = [("fixed", None), ("adaptive", grid), ("samecost", wide), ("rtol", None),
-                 ("adaptive_abstain_alt", grid)]
+        meta["datasets"][name] = {
+            "sigma": sigma,
+            "grid": grid,
+            "grid_samecost": wide,
+            "n_max_samecost": n_same,
+            "top_published": top,
+        }
+        modes = [
+            ("fixed", None),
+            ("adaptive", grid),
+            ("samecost", wide),
+            ("rtol", None),
+            ("adaptive_abstain_alt", grid),
+        ]
         for mode, radii in modes:
             t0 = time.perf_counter()
             for r in rows:
@@ -400,20 +513,56 @@ def run_published(args, size) -> None:
                     up, samples, reason = math.nan, n0 + N, "fixed"
                 else:
                     res = smooth.certify_adaptive(
-                        x, n0, n_same if mode == "samecost" else N, alpha, batch,
-                        radii=radii, generator=gen)
-                    c, rad, lo, up, samples, reason = (res.prediction, res.radius, res.pA_lower,
-                                                       res.pA_upper, res.samples, res.reason)
+                        x,
+                        n0,
+                        n_same if mode == "samecost" else N,
+                        alpha,
+                        batch,
+                        radii=radii,
+                        generator=gen,
+                    )
+                    c, rad, lo, up, samples, reason = (
+                        res.prediction,
+                        res.radius,
+                        res.pA_lower,
+                        res.pA_upper,
+                        res.samples,
+                        res.reason,
+                    )
                 if model.calls != samples:
                     raise AssertionError(f"forward passes {model.calls} != samples {samples}")
-                runs.append([name, r["idx"], mode, p, int(c), float(rad), float(lo), float(up),
-                             int(samples), reason])
+                runs.append(
+                    [
+                        name,
+                        r["idx"],
+                        mode,
+                        p,
+                        int(c),
+                        float(rad),
+                        float(lo),
+                        float(up),
+                        int(samples),
+                        reason,
+                    ]
+                )
             meta["seconds"][f"{name}/{mode}"] = round(time.perf_counter() - t0, 2)
-            print(f"published {name} {mode}: {meta['seconds'][f'{name}/{mode}']:.1f} s",
-                  flush=True)
-    write_tsv(out / "published_runs.tsv",
-              ["dataset", "idx", "mode", "pA", "prediction", "radius", "pA_lower", "pA_upper",
-               "samples", "reason"], runs)
+            print(f"published {name} {mode}: {meta['seconds'][f'{name}/{mode}']:.1f} s", flush=True)
+    write_tsv(
+        out / "published_runs.tsv",
+        [
+            "dataset",
+            "idx",
+            "mode",
+            "pA",
+            "prediction",
+            "radius",
+            "pA_lower",
+            "pA_upper",
+            "samples",
+            "reason",
+        ],
+        runs,
+    )
     meta["environment"] = environment()
     write_json(out / "published.json", meta)
 
@@ -461,9 +610,17 @@ def run_tradeoff(args, size) -> None:
                 kw["share"] = kw.pop("final_share")
             grid_mode = knob != "rtol"
             t0 = time.perf_counter()
-            sim = simulate(p_list, thr if grid_mode else None,
-                           lambda p, cert=cert: float(cert.radius(p)), alpha=alpha, n_max=n_max,
-                           rtol=rtol, n0=n0, seed=SEED, **kw)
+            sim = simulate(
+                p_list,
+                thr if grid_mode else None,
+                lambda p, cert=cert: float(cert.radius(p)),
+                alpha=alpha,
+                n_max=n_max,
+                rtol=rtol,
+                n0=n0,
+                seed=SEED,
+                **kw,
+            )
             secs = time.perf_counter() - t0
             samples = int(sum(s for s, _ in sim))
             for j, r in enumerate(grid):
@@ -471,28 +628,53 @@ def run_tradeoff(args, size) -> None:
                     cnt = sum(1 for _, lo in sim if lo >= 0.5 and _gi(thr, lo) >= j)
                 else:
                     cnt = sum(1 for _, lo in sim if lo >= 0.5 and float(cert.radius(lo)) >= r)
-                rows.append([name, knob, value, len(p_list), samples, r, "count_pA", cnt,
-                             round(secs, 3)])
+                rows.append(
+                    [name, knob, value, len(p_list), samples, r, "count_pA", cnt, round(secs, 3)]
+                )
             if not grid_mode:
                 for (s, lo), p in zip(sim, p_list, strict=True):
-                    rtol_rows.append([name, value, p, s, float(cert.radius(lo))
-                                      if lo >= 0.5 else 0.0])
+                    rtol_rows.append(
+                        [name, value, p, s, float(cert.radius(lo)) if lo >= 0.5 else 0.0]
+                    )
             print(f"tradeoff {name} {knob}={value}: {secs:.1f} s", flush=True)
-    write_tsv(res / "tradeoff.tsv", ["dataset", "knob", "value", "inputs", "samples", "radius",
-                                     "what", "certified_pA_only", "seconds"], rows)
-    write_tsv(res / "tradeoff_rtol.tsv", ["dataset", "rtol", "pA", "samples", "radius"],
-              rtol_rows)
+    write_tsv(
+        res / "tradeoff.tsv",
+        [
+            "dataset",
+            "knob",
+            "value",
+            "inputs",
+            "samples",
+            "radius",
+            "what",
+            "certified_pA_only",
+            "seconds",
+        ],
+        rows,
+    )
+    write_tsv(res / "tradeoff_rtol.tsv", ["dataset", "rtol", "pA", "samples", "radius"], rtol_rows)
     from smoothcert import sequential as sq
 
-    defaults = {"first": sq.DEFAULT_FIRST_LOOK, "growth": sq.DEFAULT_GROWTH,
-                "final_share": sq.DEFAULT_GRID_FINAL_SHARE,
-                "forecast_level": sq.DEFAULT_FORECAST_LEVEL, "n_max": n_default,
-                "rtol": sq.DEFAULT_RTOL}
-    write_json(res / "tradeoff.json", {"knobs": {k: list(v) for k, v in knobs.items()},
-                                       "defaults": defaults,
-                                       "limit": limit, "stride": stride, "seed": SEED,
-                                       "seconds": round(time.perf_counter() - t_all, 1),
-                                       "environment": environment()})
+    defaults = {
+        "first": sq.DEFAULT_FIRST_LOOK,
+        "growth": sq.DEFAULT_GROWTH,
+        "final_share": sq.DEFAULT_GRID_FINAL_SHARE,
+        "forecast_level": sq.DEFAULT_FORECAST_LEVEL,
+        "n_max": n_default,
+        "rtol": sq.DEFAULT_RTOL,
+    }
+    write_json(
+        res / "tradeoff.json",
+        {
+            "knobs": {k: list(v) for k, v in knobs.items()},
+            "defaults": defaults,
+            "limit": limit,
+            "stride": stride,
+            "seed": SEED,
+            "seconds": round(time.perf_counter() - t_all, 1),
+            "environment": environment(),
+        },
+    )
 
 
 def _gi(thr, lo) -> int:
@@ -504,13 +686,38 @@ def _gi(thr, lo) -> int:
 # ----------------------------------------------------------------------------- part 3
 def validity_settings(tiny: bool) -> list[dict]:
     return [
-        {"noise": "gaussian", "dim": 2, "k": 0.0, "sigma": 0.25, "norm": "l2",
-         "model": "coord", "radii": [0.25, 0.5, 0.75], "target": 1},
-        {"noise": "l2-family", "dim": 8, "k": 4.0, "sigma0": 0.25, "norm": "l2",
-         "model": "l2norm", "radii": [0.25, 0.5, 0.75], "target": 1},
-        {"noise": "linf-mixed", "dim": 8, "k": 2.0, "sigma0": 0.25, "norm": "linf",
-         "model": "linfnorm", "radii_from_p": [0.75, 0.95, 0.995], "target": 1,
-         "cert_samples": 100_000 if tiny else 1_000_000, "cert_failure_prob": 0.001},
+        {
+            "noise": "gaussian",
+            "dim": 2,
+            "k": 0.0,
+            "sigma": 0.25,
+            "norm": "l2",
+            "model": "coord",
+            "radii": [0.25, 0.5, 0.75],
+            "target": 1,
+        },
+        {
+            "noise": "l2-family",
+            "dim": 8,
+            "k": 4.0,
+            "sigma0": 0.25,
+            "norm": "l2",
+            "model": "l2norm",
+            "radii": [0.25, 0.5, 0.75],
+            "target": 1,
+        },
+        {
+            "noise": "linf-mixed",
+            "dim": 8,
+            "k": 2.0,
+            "sigma0": 0.25,
+            "norm": "linf",
+            "model": "linfnorm",
+            "radii_from_p": [0.75, 0.95, 0.995],
+            "target": 1,
+            "cert_samples": 100_000 if tiny else 1_000_000,
+            "cert_failure_prob": 0.001,
+        },
     ]
 
 
@@ -552,13 +759,24 @@ def run_validity(args, size) -> None:
             m = z.abs().amax(1)
             for p in (p_below,):
                 emp = float((m <= linf_cut(p, noise.sigma, st["dim"], st["k"])).double().mean())
-                check[repr(p)] = {"empirical": emp, "samples": cfg["mc_check"],
-                                  "se": math.sqrt(p * (1 - p) / cfg["mc_check"])}
-        meta["settings"].append({**st, "sigma": noise.sigma, "radii": radii,
-                                 "thresholds": [float(t) for t in thr],
-                                 "failure_prob": float(getattr(cert, "failure_prob", 0.0)),
-                                 "method": cert.method, "p_below": p_below,
-                                 "p_above": p_above, "mc_check": check})
+                check[repr(p)] = {
+                    "empirical": emp,
+                    "samples": cfg["mc_check"],
+                    "se": math.sqrt(p * (1 - p) / cfg["mc_check"]),
+                }
+        meta["settings"].append(
+            {
+                **st,
+                "sigma": noise.sigma,
+                "radii": radii,
+                "thresholds": [float(t) for t in thr],
+                "failure_prob": float(getattr(cert, "failure_prob", 0.0)),
+                "method": cert.method,
+                "p_below": p_below,
+                "p_above": p_above,
+                "mc_check": check,
+            }
+        )
         x = torch.zeros(st["dim"], dtype=torch.float64)
         cells = [(a, side) for a in (0.01, 0.05) for side in ("below", "above")]
         if st["noise"] == "gaussian":
@@ -572,9 +790,14 @@ def run_validity(args, size) -> None:
             wrong = hit = abstain = samples = 0
             for s in range(runs):
                 out = smooth.certify_adaptive(
-                    x, cfg["n0"], cfg["n_max"], alpha, cfg["n_max"],
+                    x,
+                    cfg["n0"],
+                    cfg["n_max"],
+                    alpha,
+                    cfg["n_max"],
                     radii=None if side == "rtol" else radii,
-                    generator=derive_seed(SEED, si, int(alpha * 1000), SIDES.index(side), s))
+                    generator=derive_seed(SEED, si, int(alpha * 1000), SIDES.index(side), s),
+                )
                 samples += out.samples
                 if out.prediction == Smooth.ABSTAIN:
                     abstain += 1
@@ -585,19 +808,56 @@ def run_validity(args, size) -> None:
                 else:
                     bad_radius = out.radius > 0 and not cert.certifies(p, out.radius)
                 wrong += int(bad_class or bad_radius)
-                hit += int(out.radius >= radii[j]) if side != "rtol" else int(
-                    out.pA_lower > p)
+                hit += int(out.radius >= radii[j]) if side != "rtol" else int(out.pA_lower > p)
             secs = time.perf_counter() - t0
-            rows.append([st["noise"], st["dim"], st["k"], noise.sigma, st["norm"], alpha, side,
-                         radii[j] if side != "rtol" else math.nan, t_j, p, runs, wrong, hit,
-                         abstain, samples, float(getattr(cert, "failure_prob", 0.0)),
-                         round(secs, 2)])
-            print(f"validity {st['noise']} alpha={alpha} {side}: {wrong}/{runs} wrong, "
-                  f"{secs:.1f} s", flush=True)
-    write_tsv(res / "validity.tsv",
-              ["noise", "dim", "k", "sigma", "norm", "alpha", "side", "radius", "threshold",
-               "pA", "runs", "wrong", "reached", "abstain", "samples", "failure_prob",
-               "seconds"], rows)
+            rows.append(
+                [
+                    st["noise"],
+                    st["dim"],
+                    st["k"],
+                    noise.sigma,
+                    st["norm"],
+                    alpha,
+                    side,
+                    radii[j] if side != "rtol" else math.nan,
+                    t_j,
+                    p,
+                    runs,
+                    wrong,
+                    hit,
+                    abstain,
+                    samples,
+                    float(getattr(cert, "failure_prob", 0.0)),
+                    round(secs, 2),
+                ]
+            )
+            print(
+                f"validity {st['noise']} alpha={alpha} {side}: {wrong}/{runs} wrong, {secs:.1f} s",
+                flush=True,
+            )
+    write_tsv(
+        res / "validity.tsv",
+        [
+            "noise",
+            "dim",
+            "k",
+            "sigma",
+            "norm",
+            "alpha",
+            "side",
+            "radius",
+            "threshold",
+            "pA",
+            "runs",
+            "wrong",
+            "reached",
+            "abstain",
+            "samples",
+            "failure_prob",
+            "seconds",
+        ],
+        rows,
+    )
     meta["environment"] = environment()
     write_json(res / "validity.json", meta)
 
@@ -614,49 +874,100 @@ def run_digits(args, size) -> None:
     res = Path(args.results)
     outdir = Path(args.models) / f"digits_sigma0.25_e{cfg['epochs']}"
     t0 = time.perf_counter()
-    trained = train("digits", "digits_cnn", outdir, {"noise": "gaussian", "sigma0": 0.25},
-                    epochs=cfg["epochs"], batch=64, lr=0.05, lr_step_size=8, gamma=0.1,
-                    momentum=0.9, weight_decay=1e-4, seed=SEED, progress=False, verbose=False)
+    trained = train(
+        "digits",
+        "digits_cnn",
+        outdir,
+        {"noise": "gaussian", "sigma0": 0.25},
+        epochs=cfg["epochs"],
+        batch=64,
+        lr=0.05,
+        lr_step_size=8,
+        gamma=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        seed=SEED,
+        progress=False,
+        verbose=False,
+    )
     train_secs = time.perf_counter() - t0
     model = trained.model.eval()
     test = load_dataset("digits", "test")
-    idxs = list(range(0, len(test), cfg["skip"]))[:cfg["images"]]
+    idxs = list(range(0, len(test), cfg["skip"]))[: cfg["images"]]
     dim = 64
-    settings = [("gaussian", 0.0, "l2", [0.25, 0.5, 0.75]),
-                ("l2-family", 16.0, "l2", [0.25, 0.5, 0.75]),
-                ("linf-mixed", 2.0, "linf", [v / 255 for v in (4, 8, 12, 16, 24)])]
-    rows, meta = [], {"config": cfg, "train_seconds": round(train_secs, 1),
-                      "test_acc": trained.history[-1].get("test_acc") if trained.history else
-                      None, "settings": [], "images": idxs, "seconds": {}}
+    settings = [
+        ("gaussian", 0.0, "l2", [0.25, 0.5, 0.75]),
+        ("l2-family", 16.0, "l2", [0.25, 0.5, 0.75]),
+        ("linf-mixed", 2.0, "linf", [v / 255 for v in (4, 8, 12, 16, 24)]),
+    ]
+    rows, meta = (
+        [],
+        {
+            "config": cfg,
+            "train_seconds": round(train_secs, 1),
+            "test_acc": trained.history[-1].get("test_acc") if trained.history else None,
+            "settings": [],
+            "images": idxs,
+            "seconds": {},
+        },
+    )
     for noise_name, k, norm, radii in settings:
         noise = make_noise(noise_name, dim, k=k, sigma0=0.25)
         smooth = Smooth(model, 10, noise, norm=norm)
         t0 = time.perf_counter()
         smooth.certificate  # noqa: B018 (built once, not counted in the per-image times)
-        meta["settings"].append({"noise": noise_name, "k": k, "norm": norm, "radii": radii,
-                                 "sigma": noise.sigma,
-                                 "certificate_seconds": round(time.perf_counter() - t0, 1),
-                                 "failure_prob": float(getattr(smooth.certificate,
-                                                               "failure_prob", 0.0))})
+        meta["settings"].append(
+            {
+                "noise": noise_name,
+                "k": k,
+                "norm": norm,
+                "radii": radii,
+                "sigma": noise.sigma,
+                "certificate_seconds": round(time.perf_counter() - t0, 1),
+                "failure_prob": float(getattr(smooth.certificate, "failure_prob", 0.0)),
+            }
+        )
         for mode in ("fixed", "adaptive"):
             for i in idxs:
                 x, label = test[i]
                 gen = derive_seed(SEED, i)
                 t0 = time.perf_counter()
                 if mode == "fixed":
-                    c, rad, _ = smooth.certify(x, cfg["n0"], cfg["N"], cfg["alpha"],
-                                               cfg["batch"], generator=gen)
+                    c, rad, _ = smooth.certify(
+                        x, cfg["n0"], cfg["N"], cfg["alpha"], cfg["batch"], generator=gen
+                    )
                     samples = cfg["n0"] + cfg["N"]
                 else:
-                    out = smooth.certify_adaptive(x, cfg["n0"], cfg["N"], cfg["alpha"],
-                                                  cfg["batch"], radii=radii, generator=gen)
+                    out = smooth.certify_adaptive(
+                        x,
+                        cfg["n0"],
+                        cfg["N"],
+                        cfg["alpha"],
+                        cfg["batch"],
+                        radii=radii,
+                        generator=gen,
+                    )
                     c, rad, samples = out.prediction, out.radius, out.samples
                 secs = time.perf_counter() - t0
-                rows.append([noise_name, norm, mode, i, int(label), int(c), float(rad),
-                             int(samples), round(secs, 4)])
+                rows.append(
+                    [
+                        noise_name,
+                        norm,
+                        mode,
+                        i,
+                        int(label),
+                        int(c),
+                        float(rad),
+                        int(samples),
+                        round(secs, 4),
+                    ]
+                )
             print(f"digits {noise_name} {mode}: done", flush=True)
-    write_tsv(res / "digits_runs.tsv", ["noise", "norm", "mode", "idx", "label", "prediction",
-                                        "radius", "samples", "seconds"], rows)
+    write_tsv(
+        res / "digits_runs.tsv",
+        ["noise", "norm", "mode", "idx", "label", "prediction", "radius", "samples", "seconds"],
+        rows,
+    )
     meta["environment"] = environment()
     write_json(res / "digits.json", meta)
 
@@ -695,23 +1006,40 @@ def published_summary(res: Path) -> dict:
         info = pub["datasets"].get(name)
         if info is None:
             continue
-        d = {"sigma": sigma, "grid": info["grid"], "wide": info["grid_samecost"],
-             "n_same": info["n_max_samecost"], "modes": {}}
+        d = {
+            "sigma": sigma,
+            "grid": info["grid"],
+            "wide": info["grid_samecost"],
+            "n_same": info["n_max_samecost"],
+            "modes": {},
+        }
         ins = [v for (ds, _), v in inputs.items() if ds == name]
         d["n"] = len(ins)
-        d["kinds"] = {k: sum(1 for v in ins if v["kind"] == k)
-                      for k in ("inverted", "capped", "abstain")}
+        d["kinds"] = {
+            k: sum(1 for v in ins if v["kind"] == k) for k in ("inverted", "capped", "abstain")
+        }
         for mode in ("fixed", "adaptive", "samecost", "rtol", "adaptive_abstain_alt"):
             rr = [r for r in runs if r["dataset"] == name and r["mode"] == mode]
-            ok = [(int(inputs[(name, int(r["idx"]))]["correct"]) == 1
-                   and int(r["prediction"]) == 0, float(r["radius"]), int(r["samples"]),
-                   int(r["idx"])) for r in rr]
+            ok = [
+                (
+                    int(inputs[(name, int(r["idx"]))]["correct"]) == 1
+                    and int(r["prediction"]) == 0,
+                    float(r["radius"]),
+                    int(r["samples"]),
+                    int(r["idx"]),
+                )
+                for r in rr
+            ]
             d["modes"][mode] = {
-                "samples": sum(s for _, _, s, _ in ok), "count": len(ok),
-                "acc": {g: sum(1 for c, rad, _, _ in ok if c and rad >= g) / max(1, d["n"])
-                        for g in d["wide"]},
+                "samples": sum(s for _, _, s, _ in ok),
+                "count": len(ok),
+                "acc": {
+                    g: sum(1 for c, rad, _, _ in ok if c and rad >= g) / max(1, d["n"])
+                    for g in d["wide"]
+                },
                 "radius": {i: (c, rad) for c, rad, _, i in ok},
-                "seconds": pub["seconds"].get(f"{name}/{mode}", math.nan)}
+                "seconds": pub["seconds"].get(f"{name}/{mode}", math.nan),
+            }
         out[name] = d
     return out
 
@@ -731,6 +1059,7 @@ def oracle_passes(p: np.ndarray, t: np.ndarray, alpha: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             b = np.where(s > 0, stats.beta.ppf(alpha, np.maximum(s, 1e-300), n - s + 1), 0.0)
         return b > t
+
     for _ in range(64):
         mid = np.floor(np.sqrt(lo * hi))
         good = ok(mid)
@@ -747,8 +1076,9 @@ def oracle_summary(pubs: dict, res: Path, alpha: float, n0: int) -> dict:
     certified), and the all-successes minimum for the top grid radius."""
     from scipy import stats
 
-    inputs = {(r["dataset"], r["idx"]): float(r["pA"])
-              for r in read_tsv(res / "published_inputs.tsv")}
+    inputs = {
+        (r["dataset"], r["idx"]): float(r["pA"]) for r in read_tsv(res / "published_inputs.tsv")
+    }
     runs = [r for r in read_tsv(res / "published_runs.tsv") if r["mode"] == "fixed"]
     out = {}
     for name, d in pubs.items():
@@ -763,10 +1093,13 @@ def oracle_summary(pubs: dict, res: Path, alpha: float, n0: int) -> dict:
                 ts.append(float(stats.norm.cdf(grid[j] / sigma)))
         n = oracle_passes(np.array(ps), np.array(ts), alpha) if ps else np.zeros(0)
         top = float(stats.norm.cdf(grid[-1] / sigma))
-        out[name] = {"passes": float(n.sum() + n0 * len(rr)), "inputs": len(rr),
-                     "top_sigma": float(grid[-1] / sigma),
-                     "top_all_successes": math.ceil(math.log(alpha) / math.log(top)),
-                     "top_inputs": int(sum(1 for t in ts if t == top))}
+        out[name] = {
+            "passes": float(n.sum() + n0 * len(rr)),
+            "inputs": len(rr),
+            "top_sigma": float(grid[-1] / sigma),
+            "top_all_successes": math.ceil(math.log(alpha) / math.log(top)),
+            "top_inputs": int(sum(1 for t in ts if t == top)),
+        }
     return out
 
 
@@ -787,14 +1120,23 @@ def _cap(n: int, alpha: float) -> float:
 def build_doc(res: Path, fig: bool) -> str:
     L: list[str] = []
     have = {p: (res / f"{p}.json").is_file() for p in PARTS}
-    secs = {p: json.loads((res / f"{p}.json").read_text()).get("part_seconds")
-            for p in PARTS if have[p]}
+    secs = {
+        p: json.loads((res / f"{p}.json").read_text()).get("part_seconds") for p in PARTS if have[p]
+    }
     took = ", ".join(f"{p} {v / 60:.1f} min" for p, v in secs.items() if v)
-    L += ["# Sequential certification: evidence", "",
-          "Generated by `" + COMMAND + "` (all experiments, then this page) or `" + COMMAND
-          + " --report-only` (this page from `results/sequential/` alone). Do not edit by hand.",
-          "", f"Wall time of the stored run, part by part (2 CPU cores shared with other jobs, "
-          f"one torch thread): {took}.", ""]
+    L += [
+        "# Sequential certification: evidence",
+        "",
+        "Generated by `"
+        + COMMAND
+        + "` (all experiments, then this page) or `"
+        + COMMAND
+        + " --report-only` (this page from `results/sequential/` alone). Do not edit by hand.",
+        "",
+        f"Wall time of the stored run, part by part (2 CPU cores shared with other jobs, "
+        f"one torch thread): {took}.",
+        "",
+    ]
     pubs = published_summary(res) if have["published"] else {}
     pub = json.loads((res / "published.json").read_text()) if have["published"] else {}
     # ---------------------------------------------------------------- summary
@@ -802,69 +1144,89 @@ def build_doc(res: Path, fig: bool) -> str:
     if pubs:
         tot_f = sum(d["modes"]["fixed"]["samples"] for d in pubs.values())
         tot_a = sum(d["modes"]["adaptive"]["samples"] for d in pubs.values())
-        worst = max((d["modes"]["fixed"]["acc"][g] - d["modes"]["adaptive"]["acc"][g], name, g)
-                    for name, d in pubs.items() for g in d["grid"])
+        worst = max(
+            (d["modes"]["fixed"]["acc"][g] - d["modes"]["adaptive"]["acc"][g], name, g)
+            for name, d in pubs.items()
+            for g in d["grid"]
+        )
         ratio = tot_f / tot_a
-        verdict = ("met" if ratio >= 10 and worst[0] <= 0.01 else "NOT met")
-        L.append(f"- **Target (≥ 10× fewer forward passes, certified accuracy at every grid radius "
-                 f"≤ 1 point below fixed N): {verdict}.** Over the "
-                 f"{_int(sum(d['n'] for d in pubs.values()))} published inputs, adaptive "
-                 f"certification spent {_int(tot_a)} forward passes against {_int(tot_f)} for "
-                 f"fixed N = {_int(pub['config']['N'])}: **{ratio:.1f}× fewer** (stretch goal "
-                 f"20×: {'met' if ratio >= 20 else 'not met'}). The largest drop in certified "
-                 f"accuracy at a grid radius is {_pct(worst[0])} points ({worst[1]}, r = "
-                 f"{worst[2]:g}).")
+        verdict = "met" if ratio >= 10 and worst[0] <= 0.01 else "NOT met"
+        L.append(
+            f"- **Target (≥ 10× fewer forward passes, certified accuracy at every grid radius "
+            f"≤ 1 point below fixed N): {verdict}.** Over the "
+            f"{_int(sum(d['n'] for d in pubs.values()))} published inputs, adaptive "
+            f"certification spent {_int(tot_a)} forward passes against {_int(tot_f)} for "
+            f"fixed N = {_int(pub['config']['N'])}: **{ratio:.1f}× fewer** (stretch goal "
+            f"20×: {'met' if ratio >= 20 else 'not met'}). The largest drop in certified "
+            f"accuracy at a grid radius is {_pct(worst[0])} points ({worst[1]}, r = "
+            f"{worst[2]:g})."
+        )
         per = ", ".join(
             f"{name} {d['modes']['fixed']['samples'] / d['modes']['adaptive']['samples']:.1f}×"
-            for name, d in pubs.items())
+            for name, d in pubs.items()
+        )
         L.append(f"- Per data set: {per}.")
         orc = oracle_summary(pubs, res, pub["config"]["alpha"], pub["config"]["n0"])
         tot_o = sum(o["passes"] for o in orc.values())
-        tops = "; ".join(f"{name}: {o['top_sigma']:g}σ needs {_int(o['top_all_successes'])}"
-                         for name, o in orc.items())
-        L.append(f"- Why the 10× is missed: the published workload has many inputs with a very "
-                 f"high p_A and the grids reach {max(o['top_sigma'] for o in orc.values()):g}σ. "
-                 "Certifying a radius r at alpha needs at least ln(alpha)/ln Φ(r/σ) samples even "
-                 f"if every one succeeds ({tops}). An oracle that knew every p_A in advance and "
-                 "took the smallest sufficient fixed N per input (Clopper–Pearson at the "
-                 f"expected count) would spend {_int(tot_o)} passes, **{tot_f / tot_o:.1f}×** "
-                 f"fewer than fixed N (a reference, not a bound on every method), against "
-                 f"{ratio:.1f}× measured: the adaptive run pays the difference for not knowing "
-                 "p_A (alpha split over the looks, inputs near a threshold sampled until the "
-                 "next radius is ruled out). The default since this run places a look where "
-                 "all-success draws first certify each grid threshold (half of alpha at the top "
-                 "one) and forecasts with a fixed-n upper bound at level 0.05 (stopping only); "
-                 "the old default (geometric looks, time-uniform forecast) measured 5.8× with a "
-                 "0.2-point loss. Forecast level 0.1 reached 10.1-10.4× in the simulation but "
-                 "lost 1.2 points at a radius (section 2; variants in the docstring of "
-                 "`smoothcert.sequential`). Section 2: a smaller n_max saves more but gives up "
-                 "the top grid radius.")
+        tops = "; ".join(
+            f"{name}: {o['top_sigma']:g}σ needs {_int(o['top_all_successes'])}"
+            for name, o in orc.items()
+        )
+        L.append(
+            f"- Why the 10× is missed: the published workload has many inputs with a very "
+            f"high p_A and the grids reach {max(o['top_sigma'] for o in orc.values()):g}σ. "
+            "Certifying a radius r at alpha needs at least ln(alpha)/ln Φ(r/σ) samples even "
+            f"if every one succeeds ({tops}). An oracle that knew every p_A in advance and "
+            "took the smallest sufficient fixed N per input (Clopper–Pearson at the "
+            f"expected count) would spend {_int(tot_o)} passes, **{tot_f / tot_o:.1f}×** "
+            f"fewer than fixed N (a reference, not a bound on every method), against "
+            f"{ratio:.1f}× measured: the adaptive run pays the difference for not knowing "
+            "p_A (alpha split over the looks, inputs near a threshold sampled until the "
+            "next radius is ruled out). The default since this run places a look where "
+            "all-success draws first certify each grid threshold (half of alpha at the top "
+            "one) and forecasts with a fixed-n upper bound at level 0.05 (stopping only); "
+            "the old default (geometric looks, time-uniform forecast) measured 5.8× with a "
+            "0.2-point loss. Forecast level 0.1 reached 10.1-10.4× in the simulation but "
+            "lost 1.2 points at a radius (section 2; variants in the docstring of "
+            "`smoothcert.sequential`). Section 2: a smaller n_max saves more but gives up "
+            "the top grid radius."
+        )
         same = []
         for name, d in pubs.items():
-            gains = [(d["modes"]["samecost"]["acc"][g] - d["modes"]["fixed"]["acc"][g], g)
-                     for g in d["wide"]]
+            gains = [
+                (d["modes"]["samecost"]["acc"][g] - d["modes"]["fixed"]["acc"][g], g)
+                for g in d["wide"]
+            ]
             best = max(gains)
-            same.append(f"{name}: +{_pct(best[0])} points at r = {best[1]:g} (n_max = "
-                        f"{_int(d['n_same'])}, mean cost "
-                        f"{_int(d['modes']['samecost']['samples'] / d['n'])})")
-        L.append("- Same cost (n_max raised until the mean cost is fixed N's "
-                 f"{_int(pub['config']['N'] + pub['config']['n0'])} per input): largest gain in "
-                 "certified accuracy " + "; ".join(same) + ".")
+            same.append(
+                f"{name}: +{_pct(best[0])} points at r = {best[1]:g} (n_max = "
+                f"{_int(d['n_same'])}, mean cost "
+                f"{_int(d['modes']['samecost']['samples'] / d['n'])})"
+            )
+        L.append(
+            "- Same cost (n_max raised until the mean cost is fixed N's "
+            f"{_int(pub['config']['N'] + pub['config']['n0'])} per input): largest gain in "
+            "certified accuracy " + "; ".join(same) + "."
+        )
     if have["validity"]:
         vrows = read_tsv(res / "validity.tsv")
         worst_v = max(vrows, key=lambda r: int(r["wrong"]) / int(r["runs"]) / float(r["alpha"]))
         over = [r for r in vrows if int(r["wrong"]) / int(r["runs"]) > float(r["alpha"])]
         nruns = _int(sum(int(r["runs"]) for r in vrows))
         how = "never above" if not over else f"ABOVE alpha in {len(over)} cells of"
-        L.append(f"- Validity: in {len(vrows)} coverage cells ({nruns} runs of the real "
-                 f"`certify_adaptive`) the rate of wrong certificates was {how} alpha; the "
-                 f"largest rate relative to alpha: {worst_v['wrong']}/"
-                 f"{worst_v['runs']} at alpha = {worst_v['alpha']} ({worst_v['noise']}, "
-                 f"{worst_v['side']}).")
+        L.append(
+            f"- Validity: in {len(vrows)} coverage cells ({nruns} runs of the real "
+            f"`certify_adaptive`) the rate of wrong certificates was {how} alpha; the "
+            f"largest rate relative to alpha: {worst_v['wrong']}/"
+            f"{worst_v['runs']} at alpha = {worst_v['alpha']} ({worst_v['noise']}, "
+            f"{worst_v['side']})."
+        )
     if have["digits"]:
         dsum = digits_summary(res)
-        parts = [f"{n}: {v['ratio']:.1f}× fewer passes, {v['time_ratio']:.1f}× less time"
-                 for n, v in dsum.items()]
+        parts = [
+            f"{n}: {v['ratio']:.1f}× fewer passes, {v['time_ratio']:.1f}× less time"
+            for n, v in dsum.items()
+        ]
         L.append("- Digits model, fixed N against adaptive: " + "; ".join(parts) + ".")
     L.append("")
     if pubs:
@@ -875,140 +1237,247 @@ def build_doc(res: Path, fig: bool) -> str:
         L += _doc_validity(res)
     if have["digits"]:
         L += _doc_digits(res)
-    L += ["## Files", "",
-          "`results/sequential/`: " + ", ".join(
-              f"`{p.name}`" for p in sorted(res.iterdir()) if p.suffix in (".tsv", ".json")) + ".",
-          ""]
+    L += [
+        "## Files",
+        "",
+        "`results/sequential/`: "
+        + ", ".join(f"`{p.name}`" for p in sorted(res.iterdir()) if p.suffix in (".tsv", ".json"))
+        + ".",
+        "",
+    ]
     return "\n".join(L)
 
 
 def _doc_published(pubs: dict, pub: dict, res: Path) -> list[str]:
     c = pub["config"]
     fit = read_tsv(res / "published_fit.tsv")
-    L = ["## 1. The published workload", "",
-         "Cohen et al.'s published `certify` outputs (CIFAR-10 ResNet-110 σ = 0.25 and 0.50, "
-         "ImageNet ResNet-50 σ = 0.50, test split, train σ = certify σ). Each radius was "
-         "inverted to the count n_A of 100,000 whose Clopper–Pearson radius rounds (3 "
-         "significant digits) to it, the closest one; p_A = n_A / 100,000 is then taken as the "
-         "true probability of the top class.", "",
-         "**The published radii were computed at a one-sided level of "
-         f"{_fit_level(fit)}, not 0.001.** Every published radius is σ Φ⁻¹ of a "
-         f"Clopper–Pearson bound at N = {_int(PUBLISHED_N)} and that level (table: published "
-         "radii reproduced by some count n_A, to 3 significant digits); at 0.001 the largest "
-         "ones are out of reach (the radius at n_A = N is the cap):", ""]
-    rows = [[f["dataset"], f["alpha"], f"{f['matched']} / {f['radii']}",
-             f"{float(f['cap']):.4f}"] for f in fit]
+    L = [
+        "## 1. The published workload",
+        "",
+        "Cohen et al.'s published `certify` outputs (CIFAR-10 ResNet-110 σ = 0.25 and 0.50, "
+        "ImageNet ResNet-50 σ = 0.50, test split, train σ = certify σ). Each radius was "
+        "inverted to the count n_A of 100,000 whose Clopper–Pearson radius rounds (3 "
+        "significant digits) to it, the closest one; p_A = n_A / 100,000 is then taken as the "
+        "true probability of the top class.",
+        "",
+        "**The published radii were computed at a one-sided level of "
+        f"{_fit_level(fit)}, not 0.001.** Every published radius is σ Φ⁻¹ of a "
+        f"Clopper–Pearson bound at N = {_int(PUBLISHED_N)} and that level (table: published "
+        "radii reproduced by some count n_A, to 3 significant digits); at 0.001 the largest "
+        "ones are out of reach (the radius at n_A = N is the cap):",
+        "",
+    ]
+    rows = [
+        [f["dataset"], f["alpha"], f"{f['matched']} / {f['radii']}", f"{float(f['cap']):.4f}"]
+        for f in fit
+    ]
     L += _table(["data set", "level", "radii explained", "largest radius (n_A = N)"], rows)
-    L += ["", f"The inversion uses the level that explains them; the comparison below runs both "
-          f"modes at alpha = {c['alpha']:g}, N = {_int(c['N'])}, n0 = {c['n0']} (the reference "
-          f"setting). Abstentions (predict = -1, p_A not identified) get p_A = {c['abstain_pA']}"
-          f"; with {c['abstain_pA_alt']} instead (closer to 1/2) the adaptive cost changes as "
-          f"shown below. Inputs whose count was {_int(PUBLISHED_N)} of {_int(PUBLISHED_N)} get "
-          "p_A = 1 (their true p_A is only known to be above 1 - "
-          f"{-math.log(float(_fit_level(fit))):.2f}/{_int(PUBLISHED_N)}, the published "
-          "bound).", "",
-          f"Base classifier: Gaussian noise in d = {c['dim']} at x = 0, class 0 (the published "
-          "prediction; `correct` is kept from the file) iff z_0 ≤ σ Φ⁻¹(p_A), otherwise one of 9 "
-          "classes by z_1, so P(class 0) = p_A exactly and an abstention stays one. Both modes "
-          "run through the real `Smooth` (`certify` and `certify_adaptive`, default knobs) with "
-          "the same seed per input; forward passes are counted by the classifier and match "
-          "`samples`.", ""]
+    L += [
+        "",
+        f"The inversion uses the level that explains them; the comparison below runs both "
+        f"modes at alpha = {c['alpha']:g}, N = {_int(c['N'])}, n0 = {c['n0']} (the reference "
+        f"setting). Abstentions (predict = -1, p_A not identified) get p_A = {c['abstain_pA']}"
+        f"; with {c['abstain_pA_alt']} instead (closer to 1/2) the adaptive cost changes as "
+        f"shown below. Inputs whose count was {_int(PUBLISHED_N)} of {_int(PUBLISHED_N)} get "
+        "p_A = 1 (their true p_A is only known to be above 1 - "
+        f"{-math.log(float(_fit_level(fit))):.2f}/{_int(PUBLISHED_N)}, the published "
+        "bound).",
+        "",
+        f"Base classifier: Gaussian noise in d = {c['dim']} at x = 0, class 0 (the published "
+        "prediction; `correct` is kept from the file) iff z_0 ≤ σ Φ⁻¹(p_A), otherwise one of 9 "
+        "classes by z_1, so P(class 0) = p_A exactly and an abstention stays one. Both modes "
+        "run through the real `Smooth` (`certify` and `certify_adaptive`, default knobs) with "
+        "the same seed per input; forward passes are counted by the classifier and match "
+        "`samples`.",
+        "",
+    ]
     rows = []
     for name, d in pubs.items():
         k = d["kinds"]
-        rows.append([name, d["n"], k["inverted"], k["capped"], k["abstain"],
-                     ", ".join(f"{g:g}" for g in d["grid"])])
-    L += _table(["data set", "inputs", "p_A from radius", "capped (p_A = 1)", "abstentions",
-                 "grid radii"], rows)
-    L += ["", "### Certified accuracy (%) and forward passes", "",
-          "Wall time: all inputs of the data set on one CPU thread. The threshold classifier "
-          "costs almost nothing, so this time is the sampling of the noise plus, for the "
-          "adaptive mode, the engine's work at each look (bounds and projections); with a real "
-          "network the forward passes dominate both.", ""]
+        rows.append(
+            [
+                name,
+                d["n"],
+                k["inverted"],
+                k["capped"],
+                k["abstain"],
+                ", ".join(f"{g:g}" for g in d["grid"]),
+            ]
+        )
+    L += _table(
+        ["data set", "inputs", "p_A from radius", "capped (p_A = 1)", "abstentions", "grid radii"],
+        rows,
+    )
+    L += [
+        "",
+        "### Certified accuracy (%) and forward passes",
+        "",
+        "Wall time: all inputs of the data set on one CPU thread. The threshold classifier "
+        "costs almost nothing, so this time is the sampling of the noise plus, for the "
+        "adaptive mode, the engine's work at each look (bounds and projections); with a real "
+        "network the forward passes dominate both.",
+        "",
+    ]
     for name, d in pubs.items():
         f, a = d["modes"]["fixed"], d["modes"]["adaptive"]
-        hdr = ["mode"] + [f"r = {g:g}" for g in d["grid"]] + ["passes / input", "total passes",
-                                                             "wall time (s)"]
+        hdr = (
+            ["mode"]
+            + [f"r = {g:g}" for g in d["grid"]]
+            + ["passes / input", "total passes", "wall time (s)"]
+        )
         rows = []
         for label, m in (("fixed N", f), ("adaptive", a)):
-            rows.append([label] + [_pct(m["acc"][g]) for g in d["grid"]]
-                        + [_int(m["samples"] / d["n"]), _int(m["samples"]),
-                           f"{m['seconds']:.1f}"])
-        rows.append(["difference (points)"] + [f"{100 * (a['acc'][g] - f['acc'][g]):+.1f}"
-                                               for g in d["grid"]]
-                    + [f"{f['samples'] / a['samples']:.1f}× fewer", "", ""])
+            rows.append(
+                [label]
+                + [_pct(m["acc"][g]) for g in d["grid"]]
+                + [_int(m["samples"] / d["n"]), _int(m["samples"]), f"{m['seconds']:.1f}"]
+            )
+        rows.append(
+            ["difference (points)"]
+            + [f"{100 * (a['acc'][g] - f['acc'][g]):+.1f}" for g in d["grid"]]
+            + [f"{f['samples'] / a['samples']:.1f}× fewer", "", ""]
+        )
         L += [f"**{name}**", ""] + _table(hdr, rows) + [""]
         alt = d["modes"].get("adaptive_abstain_alt")
         if alt and alt["count"]:
-            base_ab = sum(int(r["samples"]) for r in read_tsv(res / "published_runs.tsv")
-                          if r["dataset"] == name and r["mode"] == "adaptive"
-                          and r["pA"] == repr(ABSTAIN_PA))
+            base_ab = sum(
+                int(r["samples"])
+                for r in read_tsv(res / "published_runs.tsv")
+                if r["dataset"] == name and r["mode"] == "adaptive" and r["pA"] == repr(ABSTAIN_PA)
+            )
             tot = a["samples"] - base_ab + alt["samples"]
-            L += [f"Abstentions at p_A = {pub['config']['abstain_pA_alt']}: their adaptive cost "
-                  f"{_int(alt['samples'] / alt['count'])} passes each (against "
-                  f"{_int(base_ab / max(1, alt['count']))} at {pub['config']['abstain_pA']}); "
-                  f"the whole data set then costs {_int(tot)} passes, "
-                  f"{f['samples'] / tot:.1f}× fewer than fixed N.", ""]
+            L += [
+                f"Abstentions at p_A = {pub['config']['abstain_pA_alt']}: their adaptive cost "
+                f"{_int(alt['samples'] / alt['count'])} passes each (against "
+                f"{_int(base_ab / max(1, alt['count']))} at {pub['config']['abstain_pA']}); "
+                f"the whole data set then costs {_int(tot)} passes, "
+                f"{f['samples'] / tot:.1f}× fewer than fixed N.",
+                "",
+            ]
     # where the samples go
-    L += ["### Where the adaptive samples go", "",
-          "Adaptive passes by the fixed-N radius of the input (the same seed), all data sets:", ""]
+    L += [
+        "### Where the adaptive samples go",
+        "",
+        "Adaptive passes by the fixed-N radius of the input (the same seed), all data sets:",
+        "",
+    ]
     runs = read_tsv(res / "published_runs.tsv")
     fixed = {(r["dataset"], r["idx"]): float(r["radius"]) for r in runs if r["mode"] == "fixed"}
     fpred = {(r["dataset"], r["idx"]): int(r["prediction"]) for r in runs if r["mode"] == "fixed"}
-    bins = [("abstain", None), ("0 ≤ R < 1σ", (0, 1)), ("1σ ≤ R < 2σ", (1, 2)),
-            ("2σ ≤ R < 3σ", (2, 3)), ("3σ ≤ R", (3, 99))]
+    bins = [
+        ("abstain", None),
+        ("0 ≤ R < 1σ", (0, 1)),
+        ("1σ ≤ R < 2σ", (1, 2)),
+        ("2σ ≤ R < 3σ", (2, 3)),
+        ("3σ ≤ R", (3, 99)),
+    ]
     sig = {name: s for name, _, s in DATASETS}
     rows = []
     ad = [r for r in runs if r["mode"] == "adaptive"]
     tot_all = sum(int(r["samples"]) for r in ad)
     for label, b in bins:
-        sel = [r for r in ad if (fpred[(r["dataset"], r["idx"])] == -1 if b is None else (
-            fpred[(r["dataset"], r["idx"])] != -1
-            and b[0] <= fixed[(r["dataset"], r["idx"])] / sig[r["dataset"]] < b[1]))]
+        sel = [
+            r
+            for r in ad
+            if (
+                fpred[(r["dataset"], r["idx"])] == -1
+                if b is None
+                else (
+                    fpred[(r["dataset"], r["idx"])] != -1
+                    and b[0] <= fixed[(r["dataset"], r["idx"])] / sig[r["dataset"]] < b[1]
+                )
+            )
+        ]
         if not sel:
             continue
         s = [int(r["samples"]) for r in sel]
-        rows.append([label, len(sel), _int(np.mean(s)), _int(np.median(s)), _int(max(s)),
-                     _pct(sum(s) / tot_all)])
-    L += _table(["fixed-N radius R", "inputs", "mean passes", "median", "max",
-                 "share of all passes (%)"], rows)
-    L += ["", "An input costs most when its p_A sits near a grid threshold: the grid radius "
-          "stays undecided until the bound is tight, up to n_max.", ""]
+        rows.append(
+            [
+                label,
+                len(sel),
+                _int(np.mean(s)),
+                _int(np.median(s)),
+                _int(max(s)),
+                _pct(sum(s) / tot_all),
+            ]
+        )
+    L += _table(
+        ["fixed-N radius R", "inputs", "mean passes", "median", "max", "share of all passes (%)"],
+        rows,
+    )
+    L += [
+        "",
+        "An input costs most when its p_A sits near a grid threshold: the grid radius "
+        "stays undecided until the bound is tight, up to n_max.",
+        "",
+    ]
     # same cost
-    L += ["### The same cost: a larger budget instead of fewer passes", "",
-          "n_max raised (bisection on the engine's exact simulation) so that the adaptive mean "
-          f"cost matches fixed N's {_int(c['N'] + c['n0'])} per input; grid extended to 5σ. "
-          f"Fixed N cannot certify beyond {_cap(c['N'], c['alpha']):.2f}σ (Clopper–Pearson at "
-          f"N = {_int(c['N'])}, alpha = {c['alpha']:g}). Certified accuracy (%):", ""]
+    L += [
+        "### The same cost: a larger budget instead of fewer passes",
+        "",
+        "n_max raised (bisection on the engine's exact simulation) so that the adaptive mean "
+        f"cost matches fixed N's {_int(c['N'] + c['n0'])} per input; grid extended to 5σ. "
+        f"Fixed N cannot certify beyond {_cap(c['N'], c['alpha']):.2f}σ (Clopper–Pearson at "
+        f"N = {_int(c['N'])}, alpha = {c['alpha']:g}). Certified accuracy (%):",
+        "",
+    ]
     for name, d in pubs.items():
         f, s = d["modes"]["fixed"], d["modes"]["samecost"]
         hdr = ["mode"] + [f"r = {g:g}" for g in d["wide"]] + ["passes / input"]
-        rows = [["fixed N"] + [_pct(f["acc"][g]) for g in d["wide"]]
-                + [_int(f["samples"] / d["n"])],
-                [f"adaptive, n_max = {_int(d['n_same'])}"] + [_pct(s["acc"][g]) for g in d["wide"]]
-                + [_int(s["samples"] / d["n"])]]
+        rows = [
+            ["fixed N"] + [_pct(f["acc"][g]) for g in d["wide"]] + [_int(f["samples"] / d["n"])],
+            [f"adaptive, n_max = {_int(d['n_same'])}"]
+            + [_pct(s["acc"][g]) for g in d["wide"]]
+            + [_int(s["samples"] / d["n"])],
+        ]
         L += [f"**{name}**", ""] + _table(hdr, rows) + [""]
     lvl = float(_fit_level(fit))
     top = _cap(1, 1.0 - (-math.log(lvl) / PUBLISHED_N))
-    L += [f"Radii above {_cap(c['N'], c['alpha']):.2f}σ are certified only for inputs with a "
-          "very high p_A, in this workload the capped ones (p_A = 1 here): the adaptive run "
-          "spends on them the budget the easy inputs left over. Their true p_A is only known "
-          f"to exceed 1 - {-math.log(lvl):.2f}/{_int(PUBLISHED_N)}, where the radius is "
-          f"{top:.2f}σ: the gains beyond that radius are an upper estimate.", ""]
+    L += [
+        f"Radii above {_cap(c['N'], c['alpha']):.2f}σ are certified only for inputs with a "
+        "very high p_A, in this workload the capped ones (p_A = 1 here): the adaptive run "
+        "spends on them the budget the easy inputs left over. Their true p_A is only known "
+        f"to exceed 1 - {-math.log(lvl):.2f}/{_int(PUBLISHED_N)}, where the radius is "
+        f"{top:.2f}σ: the gains beyond that radius are an upper estimate.",
+        "",
+    ]
     # rtol
-    L += ["### Without a grid (`rtol` mode, default 0.05)", "",
-          "The certified radius at the final lower bound (no grid), n_max = 100,000; radius "
-          "ratio over the inputs both modes certify:", ""]
+    L += [
+        "### Without a grid (`rtol` mode, default 0.05)",
+        "",
+        "The certified radius at the final lower bound (no grid), n_max = 100,000; radius "
+        "ratio over the inputs both modes certify:",
+        "",
+    ]
     rows = []
     for name, d in pubs.items():
         f, r = d["modes"]["fixed"], d["modes"]["rtol"]
-        ratios = [r["radius"][i][1] / rf for i, (cf, rf) in f["radius"].items()
-                  if cf and rf > 0 and r["radius"][i][0] and r["radius"][i][1] > 0]
-        rows.append([name, f"{f['samples'] / r['samples']:.2f}×", _int(r["samples"] / d["n"]),
-                     f"{np.mean(ratios):.4f}", f"{np.percentile(ratios, 5):.4f}",
-                     f"{min(ratios):.4f}"])
-    L += _table(["data set", "fewer passes", "passes / input", "mean radius ratio",
-                 "5th percentile", "min"], rows)
+        ratios = [
+            r["radius"][i][1] / rf
+            for i, (cf, rf) in f["radius"].items()
+            if cf and rf > 0 and r["radius"][i][0] and r["radius"][i][1] > 0
+        ]
+        rows.append(
+            [
+                name,
+                f"{f['samples'] / r['samples']:.2f}×",
+                _int(r["samples"] / d["n"]),
+                f"{np.mean(ratios):.4f}",
+                f"{np.percentile(ratios, 5):.4f}",
+                f"{min(ratios):.4f}",
+            ]
+        )
+    L += _table(
+        [
+            "data set",
+            "fewer passes",
+            "passes / input",
+            "mean radius ratio",
+            "5th percentile",
+            "min",
+        ],
+        rows,
+    )
     L.append("")
     return L
 
@@ -1017,22 +1486,26 @@ def _doc_tradeoff(res: Path, pubs: dict, fig: bool) -> list[str]:
     rows = read_tsv(res / "tradeoff.tsv")
     meta = json.loads((res / "tradeoff.json").read_text())
     dflt = meta["defaults"]
-    L = ["## 2. The trade-off: forward passes against certified accuracy", "",
-         "The same inputs and grids as section 1, pooled over the three data sets, one knob "
-         f"varied at a time from the defaults (grid-aware look schedule: geometric looks from "
-         f"{dflt['first']}, growth {dflt['growth']:g}, plus the look where all-success draws "
-         f"first certify each grid threshold; share of alpha at n_max (`final_share`) "
-         f"{dflt['final_share']:g}; forecast level of the stopping rule "
-         f"{dflt.get('forecast_level', 'time-uniform')} ('time-uniform': the time-uniform "
-         f"upper bound, the old rule); n_max {_int(dflt['n_max'])}; `rtol` {dflt['rtol']:g} in "
-         "grid-free mode, which keeps the geometric schedule). Computed with the "
-         "engine's own bound and stopping rule (`smoothcert.sequential.run_certification`, "
-         "`UnionBoundCP`, `grid_look_schedule`) and exact binomial draws — the law of the "
-         "threshold classifier's counts — because `certify_adaptive` exposes n_max and rtol "
-         "only (the others are module defaults). Certified accuracy here counts "
-         "the p_A alone (`correct` ignored): the mean over every (data set, grid radius) of "
-         "the fraction certified, against fixed N on the same inputs (section 1's run), and the "
-         "largest drop at any single grid radius.", ""]
+    L = [
+        "## 2. The trade-off: forward passes against certified accuracy",
+        "",
+        "The same inputs and grids as section 1, pooled over the three data sets, one knob "
+        f"varied at a time from the defaults (grid-aware look schedule: geometric looks from "
+        f"{dflt['first']}, growth {dflt['growth']:g}, plus the look where all-success draws "
+        f"first certify each grid threshold; share of alpha at n_max (`final_share`) "
+        f"{dflt['final_share']:g}; forecast level of the stopping rule "
+        f"{dflt.get('forecast_level', 'time-uniform')} ('time-uniform': the time-uniform "
+        f"upper bound, the old rule); n_max {_int(dflt['n_max'])}; `rtol` {dflt['rtol']:g} in "
+        "grid-free mode, which keeps the geometric schedule). Computed with the "
+        "engine's own bound and stopping rule (`smoothcert.sequential.run_certification`, "
+        "`UnionBoundCP`, `grid_look_schedule`) and exact binomial draws — the law of the "
+        "threshold classifier's counts — because `certify_adaptive` exposes n_max and rtol "
+        "only (the others are module defaults). Certified accuracy here counts "
+        "the p_A alone (`correct` ignored): the mean over every (data set, grid radius) of "
+        "the fraction certified, against fixed N on the same inputs (section 1's run), and the "
+        "largest drop at any single grid radius.",
+        "",
+    ]
     runs = read_tsv(res / "published_runs.tsv")
     limit, stride = meta["limit"], meta["stride"]
     fixed_counts, fixed_samples, n_inputs = {}, 0, 0
@@ -1041,58 +1514,106 @@ def _doc_tradeoff(res: Path, pubs: dict, fig: bool) -> list[str]:
         fixed_samples += sum(int(r["samples"]) for r in fr)
         n_inputs += len(fr)
         for g in d["grid"]:
-            fixed_counts[(name, g)] = (sum(1 for r in fr if int(r["prediction"]) != -1
-                                           and float(r["radius"]) >= g), len(fr))
+            fixed_counts[(name, g)] = (
+                sum(1 for r in fr if int(r["prediction"]) != -1 and float(r["radius"]) >= g),
+                len(fr),
+            )
     fixed_mean = np.mean([c / n for c, n in fixed_counts.values()])
     agg: dict = {}
     for r in rows:
         a = agg.setdefault((r["knob"], r["value"]), {"samples": {}, "frac": {}})
         a["samples"][r["dataset"]] = int(r["samples"])
-        a["frac"][(r["dataset"], float(r["radius"]))] = (int(r["certified_pA_only"]),
-                                                         int(r["inputs"]))
+        a["frac"][(r["dataset"], float(r["radius"]))] = (
+            int(r["certified_pA_only"]),
+            int(r["inputs"]),
+        )
     table, series, best = [], {}, []
     for (knob, value), a in agg.items():
         smp = sum(a["samples"].values())
         mean = np.mean([c / n for c, n in a["frac"].values()])
-        drop = max(fixed_counts[k][0] / fixed_counts[k][1] - c / n
-                   for k, (c, n) in a["frac"].items())
-        table.append([knob, value, _int(smp / n_inputs), f"{fixed_samples / smp:.1f}×",
-                      _pct(mean), f"{100 * (mean - fixed_mean):+.1f}", f"{100 * drop:.1f}"])
+        drop = max(
+            fixed_counts[k][0] / fixed_counts[k][1] - c / n for k, (c, n) in a["frac"].items()
+        )
+        table.append(
+            [
+                knob,
+                value,
+                _int(smp / n_inputs),
+                f"{fixed_samples / smp:.1f}×",
+                _pct(mean),
+                f"{100 * (mean - fixed_mean):+.1f}",
+                f"{100 * drop:.1f}",
+            ]
+        )
         if knob != "default":
             series.setdefault(knob, []).append((fixed_samples / smp, 100 * (mean - fixed_mean)))
             if knob != "rtol":
                 best.append((fixed_samples / smp, drop, knob, value))
-    L += _table(["knob", "value", "passes / input", "fewer than fixed N",
-                 "certified, grid mean (%)", "vs fixed N (points)",
-                 "largest drop at a radius (points)"], table)
+    L += _table(
+        [
+            "knob",
+            "value",
+            "passes / input",
+            "fewer than fixed N",
+            "certified, grid mean (%)",
+            "vs fixed N (points)",
+            "largest drop at a radius (points)",
+        ],
+        table,
+    )
     ok = [b for b in best if b[1] <= 0.01 + 1e-9]
     if ok:
         b = max(ok)
         worse = sorted(c for c in best if c[0] > b[0])
-        L += ["", f"Grid mode: largest saving with no grid radius more than 1 point below fixed N: "
-              f"{b[2]} = {b[3]}, {b[0]:.1f}× fewer passes."
-              + (f" The next larger saving, {worse[0][2]} = {worse[0][3]} ({worse[0][0]:.1f}×), "
-                 f"loses {100 * worse[0][1]:.0f} points at one radius"
-                 if worse else "")
-              + f" (on these inputs one input of a data set is "
-              f"{100 / (n_inputs / len(pubs)):g} point(s)).", ""]
-    real_default = sum(int(r["samples"]) for name in pubs for r in [
-        r for r in runs if r["dataset"] == name and r["mode"] == "adaptive"][:limit][::stride])
+        L += [
+            "",
+            f"Grid mode: largest saving with no grid radius more than 1 point below fixed N: "
+            f"{b[2]} = {b[3]}, {b[0]:.1f}× fewer passes."
+            + (
+                f" The next larger saving, {worse[0][2]} = {worse[0][3]} ({worse[0][0]:.1f}×), "
+                f"loses {100 * worse[0][1]:.0f} points at one radius"
+                if worse
+                else ""
+            )
+            + f" (on these inputs one input of a data set is "
+            f"{100 / (n_inputs / len(pubs)):g} point(s)).",
+            "",
+        ]
+    real_default = sum(
+        int(r["samples"])
+        for name in pubs
+        for r in [r for r in runs if r["dataset"] == name and r["mode"] == "adaptive"][:limit][
+            ::stride
+        ]
+    )
     sim_default = sum(agg[("default", "-")]["samples"].values())
-    L += ["", f"Inputs: every {stride}th of section 1's ({_int(n_inputs)}). "
-          f"Fixed N on the same inputs: grid mean {_pct(fixed_mean)}%, "
-          f"{_int(fixed_samples / n_inputs)} passes per input. Check of the simulation against "
-          f"the real `Smooth` at the default knobs (section 1): {_int(sim_default)} passes in "
-          f"total here, {_int(real_default)} there (other random draws).", ""]
+    L += [
+        "",
+        f"Inputs: every {stride}th of section 1's ({_int(n_inputs)}). "
+        f"Fixed N on the same inputs: grid mean {_pct(fixed_mean)}%, "
+        f"{_int(fixed_samples / n_inputs)} passes per input. Check of the simulation against "
+        f"the real `Smooth` at the default knobs (section 1): {_int(sim_default)} passes in "
+        f"total here, {_int(real_default)} there (other random draws).",
+        "",
+    ]
     if fig:
         _figure(series, FIGURES / "tradeoff.png")
-    L += [f"![trade-off: forward-pass saving against certified accuracy]({FIG_LINK}/tradeoff.png)",
-          ""]
+    L += [
+        f"![trade-off: forward-pass saving against certified accuracy]({FIG_LINK}/tradeoff.png)",
+        "",
+    ]
     rt = read_tsv(res / "tradeoff_rtol.tsv")
-    fixed_rad = {name: [float(r["radius"]) for r in runs if r["dataset"] == name
-                        and r["mode"] == "fixed"][:limit][::stride] for name in pubs}
-    L += ["Grid-free mode: radius given up against passes (ratio to the fixed-N radius over "
-          "the inputs fixed N certifies):", ""]
+    fixed_rad = {
+        name: [float(r["radius"]) for r in runs if r["dataset"] == name and r["mode"] == "fixed"][
+            :limit
+        ][::stride]
+        for name in pubs
+    }
+    L += [
+        "Grid-free mode: radius given up against passes (ratio to the fixed-N radius over "
+        "the inputs fixed N certifies):",
+        "",
+    ]
     table = []
     for v in meta["knobs"]["rtol"]:
         sel = [r for r in rt if float(r["rtol"]) == float(v)]
@@ -1100,13 +1621,28 @@ def _doc_tradeoff(res: Path, pubs: dict, fig: bool) -> list[str]:
         for name in pubs:
             rr = [r for r in sel if r["dataset"] == name]
             smp += sum(int(r["samples"]) for r in rr)
-            ratios += [float(r["radius"]) / f for r, f in zip(rr, fixed_rad[name], strict=True)
-                       if f > 0]
-        table.append([f"{float(v):g}", _int(smp / len(sel)), f"{fixed_samples / smp:.2f}×",
-                      f"{100 * (1 - np.mean(ratios)):.2f}",
-                      f"{100 * (1 - np.percentile(ratios, 5)):.2f}"])
-    L += _table(["rtol", "passes / input", "fewer than fixed N", "mean radius loss (%)",
-                 "95th percentile loss (%)"], table)
+            ratios += [
+                float(r["radius"]) / f for r, f in zip(rr, fixed_rad[name], strict=True) if f > 0
+            ]
+        table.append(
+            [
+                f"{float(v):g}",
+                _int(smp / len(sel)),
+                f"{fixed_samples / smp:.2f}×",
+                f"{100 * (1 - np.mean(ratios)):.2f}",
+                f"{100 * (1 - np.percentile(ratios, 5)):.2f}",
+            ]
+        )
+    L += _table(
+        [
+            "rtol",
+            "passes / input",
+            "fewer than fixed N",
+            "mean radius loss (%)",
+            "95th percentile loss (%)",
+        ],
+        table,
+    )
     L.append("")
     return L
 
@@ -1123,8 +1659,14 @@ def _figure(series: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for i, (knob, pts) in enumerate(sorted(series.items())):
         pts = sorted(pts)
-        ax.plot([q[0] for q in pts], [q[1] for q in pts], color=palette.color(i),
-                linestyle=palette.linestyle(i), marker=palette.marker(i), label=knob)
+        ax.plot(
+            [q[0] for q in pts],
+            [q[1] for q in pts],
+            color=palette.color(i),
+            linestyle=palette.linestyle(i),
+            marker=palette.marker(i),
+            label=knob,
+        )
     ax.axhline(-1.0, color=palette.GREY, lw=0.8)
     ax.axvline(10.0, color=palette.GREY, lw=0.8)
     ax.set_xscale("log")
@@ -1146,50 +1688,92 @@ def _doc_validity(res: Path) -> list[str]:
     rows = read_tsv(res / "validity.tsv")
     meta = json.loads((res / "validity.json").read_text())
     c = meta["config"]
-    L = ["## 3. Validity: wrong certificates at most alpha", "",
-         f"Real `certify_adaptive` (n0 = {c['n0']}, n_max = {_int(c['n_max'])}, default knobs), "
-         "many seeds, p_A placed 1e-9 below or above the threshold t_j of the middle grid "
-         "radius r_j. A certificate is wrong when its class is not class 0 or its radius is not "
-         "certified by the true p_A (`certificate.certifies(p_A, r)` is false; grid-free rows: "
-         "radius above the certificate's radius at p_A). Below the threshold, every "
-         "certificate of r_j is wrong: the worst case for the bound. 95% Clopper–Pearson "
-         "interval on the rate.", ""]
+    L = [
+        "## 3. Validity: wrong certificates at most alpha",
+        "",
+        f"Real `certify_adaptive` (n0 = {c['n0']}, n_max = {_int(c['n_max'])}, default knobs), "
+        "many seeds, p_A placed 1e-9 below or above the threshold t_j of the middle grid "
+        "radius r_j. A certificate is wrong when its class is not class 0 or its radius is not "
+        "certified by the true p_A (`certificate.certifies(p_A, r)` is false; grid-free rows: "
+        "radius above the certificate's radius at p_A). Below the threshold, every "
+        "certificate of r_j is wrong: the worst case for the bound. 95% Clopper–Pearson "
+        "interval on the rate.",
+        "",
+    ]
     for s in meta["settings"]:
-        desc = (f"- {s['noise']}, d = {s['dim']}, k = {s['k']:g}, σ = {s['sigma']:.4f}, "
-                f"{s['norm']}: {s['method']} certificate, grid "
-                f"{', '.join(f'{r:g}' for r in s['radii'])}, thresholds "
-                f"{', '.join(f'{t:.6f}' for t in s['thresholds'])}; base classifier: ")
-        desc += {"coord": "z_0 ≤ σ Φ⁻¹(p_A) (exact)",
-                 "l2norm": "‖z‖² ≤ σ² χ²_{d-k}⁻¹(p_A) (the sampler's law of ‖z‖, exact)",
-                 "linfnorm": "‖z‖_∞ ≤ c(p_A), c from the 1-D law of ‖z‖_∞ by quadrature"}[
-                     s["model"]]
+        desc = (
+            f"- {s['noise']}, d = {s['dim']}, k = {s['k']:g}, σ = {s['sigma']:.4f}, "
+            f"{s['norm']}: {s['method']} certificate, grid "
+            f"{', '.join(f'{r:g}' for r in s['radii'])}, thresholds "
+            f"{', '.join(f'{t:.6f}' for t in s['thresholds'])}; base classifier: "
+        )
+        desc += {
+            "coord": "z_0 ≤ σ Φ⁻¹(p_A) (exact)",
+            "l2norm": "‖z‖² ≤ σ² χ²_{d-k}⁻¹(p_A) (the sampler's law of ‖z‖, exact)",
+            "linfnorm": "‖z‖_∞ ≤ c(p_A), c from the 1-D law of ‖z‖_∞ by quadrature",
+        }[s["model"]]
         if s["mc_check"]:
-            chk = "; ".join(f"p_A = {float(p):.9f}: empirical {v['empirical']:.6f} over "
-                            f"{_int(v['samples'])} samples of the sampler (s.e. {v['se']:.1e})"
-                            for p, v in s["mc_check"].items())
+            chk = "; ".join(
+                f"p_A = {float(p):.9f}: empirical {v['empirical']:.6f} over "
+                f"{_int(v['samples'])} samples of the sampler (s.e. {v['se']:.1e})"
+                for p, v in s["mc_check"].items()
+            )
             desc += f" (check: {chk})"
         if s["failure_prob"]:
-            desc += (f"; the Monte Carlo table fails with probability {s['failure_prob']:g}, "
-                     "shared by all runs (not measurable by seeds): the guarantee is alpha + "
-                     f"{s['failure_prob']:g}")
+            desc += (
+                f"; the Monte Carlo table fails with probability {s['failure_prob']:g}, "
+                "shared by all runs (not measurable by seeds): the guarantee is alpha + "
+                f"{s['failure_prob']:g}"
+            )
         L.append(desc + ".")
     L.append("")
     table = []
     for r in rows:
         k, n = int(r["wrong"]), int(r["runs"])
         lo, hi = cp_interval(k, n)
-        side = {"below": "p_A = t_j − 1e-9", "above": "p_A = t_j + 1e-9",
-                "rtol": "no grid, p_A = t_j − 1e-9"}[r["side"]]
-        reached = (f"{_pct(int(r['reached']) / n)}" if r["side"] != "rtol" else "—")
-        table.append([r["noise"], r["alpha"], side, n, k, f"{k / n:.4f}",
-                      f"[{lo:.4f}, {hi:.4f}]", "yes" if k / n <= float(r["alpha"]) else "NO",
-                      reached, _int(int(r["samples"]) / n)])
-    L += _table(["noise", "alpha", "p_A", "runs", "wrong", "rate", "95% CI", "rate ≤ alpha",
-                 "certified r_j (%)", "passes / run"], table)
-    L += ["", "Below the threshold every run that certifies r_j is wrong: the rate is the "
-          "probability that the lower bound exceeded p_A at the stopping look, which the union "
-          "bound over the looks keeps below alpha. Above it, a wrong certificate would need "
-          "r_(j+1).", ""]
+        side = {
+            "below": "p_A = t_j − 1e-9",
+            "above": "p_A = t_j + 1e-9",
+            "rtol": "no grid, p_A = t_j − 1e-9",
+        }[r["side"]]
+        reached = f"{_pct(int(r['reached']) / n)}" if r["side"] != "rtol" else "—"
+        table.append(
+            [
+                r["noise"],
+                r["alpha"],
+                side,
+                n,
+                k,
+                f"{k / n:.4f}",
+                f"[{lo:.4f}, {hi:.4f}]",
+                "yes" if k / n <= float(r["alpha"]) else "NO",
+                reached,
+                _int(int(r["samples"]) / n),
+            ]
+        )
+    L += _table(
+        [
+            "noise",
+            "alpha",
+            "p_A",
+            "runs",
+            "wrong",
+            "rate",
+            "95% CI",
+            "rate ≤ alpha",
+            "certified r_j (%)",
+            "passes / run",
+        ],
+        table,
+    )
+    L += [
+        "",
+        "Below the threshold every run that certifies r_j is wrong: the rate is the "
+        "probability that the lower bound exceeded p_A at the stopping look, which the union "
+        "bound over the looks keeps below alpha. Above it, a wrong certificate would need "
+        "r_(j+1).",
+        "",
+    ]
     return L
 
 
@@ -1202,8 +1786,16 @@ def digits_summary(res: Path) -> dict:
         a = [r for r in rr if r["mode"] == "adaptive"]
         fs, as_ = sum(int(r["samples"]) for r in f), sum(int(r["samples"]) for r in a)
         ft, at = sum(float(r["seconds"]) for r in f), sum(float(r["seconds"]) for r in a)
-        out[noise] = {"fixed": f, "adaptive": a, "fs": fs, "as": as_, "ft": ft, "at": at,
-                      "ratio": fs / as_, "time_ratio": ft / at}
+        out[noise] = {
+            "fixed": f,
+            "adaptive": a,
+            "fs": fs,
+            "as": as_,
+            "ft": ft,
+            "at": at,
+            "ratio": fs / as_,
+            "time_ratio": ft / at,
+        }
     return out
 
 
@@ -1211,54 +1803,87 @@ def _doc_digits(res: Path) -> list[str]:
     meta = json.loads((res / "digits.json").read_text())
     c = meta["config"]
     dsum = digits_summary(res)
-    L = ["## 4. The digits model", "",
-         f"`digits_cnn` trained here ({c['epochs']} epochs, Gaussian augmentation σ0 = 0.25, "
-         f"{meta['train_seconds']:.0f} s, test accuracy {meta['test_acc']:.1f}% under noise), "
-         f"{len(meta['images'])} test images (every {c['skip']}th), n0 = {c['n0']}, "
-         f"N = n_max = {_int(c['N'])}, alpha = {c['alpha']:g}, one torch thread, CPU. σ matched "
-         "by the paper's rule for the non-Gaussian noises; wall time per image excludes the "
-         "one-off certificate table and varies with the load of the shared machine (the "
-         "modes ran one after the other). A difference of 2 points is one image.", ""]
+    L = [
+        "## 4. The digits model",
+        "",
+        f"`digits_cnn` trained here ({c['epochs']} epochs, Gaussian augmentation σ0 = 0.25, "
+        f"{meta['train_seconds']:.0f} s, test accuracy {meta['test_acc']:.1f}% under noise), "
+        f"{len(meta['images'])} test images (every {c['skip']}th), n0 = {c['n0']}, "
+        f"N = n_max = {_int(c['N'])}, alpha = {c['alpha']:g}, one torch thread, CPU. σ matched "
+        "by the paper's rule for the non-Gaussian noises; wall time per image excludes the "
+        "one-off certificate table and varies with the load of the shared machine (the "
+        "modes ran one after the other). A difference of 2 points is one image.",
+        "",
+    ]
     for s in meta["settings"]:
         d = dsum[s["noise"]]
-        L.append(f"**{s['noise']}** ({s['norm']}, σ = {s['sigma']:.4f}, certificate built in "
-                 f"{s['certificate_seconds']:.1f} s)")
+        L.append(
+            f"**{s['noise']}** ({s['norm']}, σ = {s['sigma']:.4f}, certificate built in "
+            f"{s['certificate_seconds']:.1f} s)"
+        )
         L.append("")
         radii = s["radii"]
-        lab = [f"{r * 255:g}/255" for r in radii] if s["norm"] == "linf" else [
-            f"{r:g}" for r in radii]
+        lab = (
+            [f"{r * 255:g}/255" for r in radii]
+            if s["norm"] == "linf"
+            else [f"{r:g}" for r in radii]
+        )
         hdr = ["mode"] + [f"r = {x}" for x in lab] + ["passes / image", "s / image"]
         rows = []
         for mode, key_s, key_t in (("fixed", "fs", "ft"), ("adaptive", "as", "at")):
             rr = d[mode]
             n = len(rr)
-            acc = [sum(1 for r in rr if int(r["prediction"]) == int(r["label"])
-                       and float(r["radius"]) >= g) / n for g in radii]
-            rows.append([mode] + [_pct(a) for a in acc] + [_int(d[key_s] / n),
-                                                         f"{d[key_t] / n:.3f}"])
-        rows.append(["ratio"] + ["" for _ in radii] + [f"{d['ratio']:.1f}× fewer",
-                                                      f"{d['time_ratio']:.1f}× less"])
+            acc = [
+                sum(
+                    1
+                    for r in rr
+                    if int(r["prediction"]) == int(r["label"]) and float(r["radius"]) >= g
+                )
+                / n
+                for g in radii
+            ]
+            rows.append(
+                [mode] + [_pct(a) for a in acc] + [_int(d[key_s] / n), f"{d[key_t] / n:.3f}"]
+            )
+        rows.append(
+            ["ratio"]
+            + ["" for _ in radii]
+            + [f"{d['ratio']:.1f}× fewer", f"{d['time_ratio']:.1f}× less"]
+        )
         L += _table(hdr, rows) + [""]
-    L += [f"N = n_max = {_int(c['N'])} here (the budget of the repository's digits "
-          "experiments, for CPU time). Wall time includes the sequential engine's own work at "
-          "each look (bounds and projections, a few milliseconds), which a small model does "
-          "not hide.", ""]
+    L += [
+        f"N = n_max = {_int(c['N'])} here (the budget of the repository's digits "
+        "experiments, for CPU time). Wall time includes the sequential engine's own work at "
+        "each look (bounds and projections, a few milliseconds), which a small model does "
+        "not hide.",
+        "",
+    ]
     return L
 
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", nargs="*", choices=PARTS, default=None,
-                    help="parts to run (default: all; none with --report-only)")
-    ap.add_argument("--report-only", action="store_true",
-                    help="only write the document from the stored results")
-    ap.add_argument("--data", default=str(DEFAULT_DATA),
-                    help="the cohen2019 folder (with data/certify/...)")
+    ap.add_argument(
+        "--parts",
+        nargs="*",
+        choices=PARTS,
+        default=None,
+        help="parts to run (default: all; none with --report-only)",
+    )
+    ap.add_argument(
+        "--report-only", action="store_true", help="only write the document from the stored results"
+    )
+    ap.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="the cohen2019 folder (with data/certify/...)"
+    )
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--out", default=str(DOC))
-    ap.add_argument("--models", default=str(ROOT / "runs" / "sequential_report"),
-                    help="where the digits model is trained (reused when present)")
+    ap.add_argument(
+        "--models",
+        default=str(ROOT / "runs" / "sequential_report"),
+        help="where the digits model is trained (reused when present)",
+    )
     ap.add_argument("--size", choices=tuple(SIZES), default="full")
     ap.add_argument("--no-figures", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -1270,10 +1895,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         size = SIZES[args.size]
         started = time.perf_counter()
-        for part in (args.parts or PARTS):
+        for part in args.parts or PARTS:
             t0 = time.perf_counter()
-            {"published": run_published, "tradeoff": run_tradeoff, "validity": run_validity,
-             "digits": run_digits}[part](args, size)
+            {
+                "published": run_published,
+                "tradeoff": run_tradeoff,
+                "validity": run_validity,
+                "digits": run_digits,
+            }[part](args, size)
             meta_path = res / f"{part}.json"
             meta = json.loads(meta_path.read_text())
             meta["part_seconds"] = round(time.perf_counter() - t0, 1)

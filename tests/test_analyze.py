@@ -70,8 +70,9 @@ def test_reproduces_reference_tables(dataset, fmt):
     model, sigmas, radii = REFERENCE_TABLES[dataset]
     rows = []
     for s in sigmas:
-        results = read_results(REF / "data" / "certify" / model / f"noise_{s}" / "test"
-                               / f"sigma_{s}")
+        results = read_results(
+            REF / "data" / "certify" / model / f"noise_{s}" / "test" / f"sigma_{s}"
+        )
         rows.append((REFERENCE_LABELS[fmt].format(s), certified_accuracy(results, radii)))
     expected = (REF / "analysis" / fmt / f"vary_noise_{dataset}").read_text()
     assert format_table(rows, radii, fmt) == expected
@@ -82,8 +83,12 @@ def test_reference_table_through_the_cli(capsys):
         pytest.skip(f"shared reference data not found at {REF}")
     base = REF / "data" / "certify" / "imagenet" / "resnet50"
     files = [f"$\\sigma = {s}$={base}/noise_{s}/test/sigma_{s}" for s in ("0.25", "0.50", "1.00")]
-    assert main(["analyze", *files, "--format", "latex", "--radii", "0.5", "1", "1.5", "2",
-                 "2.5", "3"]) == 0
+    assert (
+        main(
+            ["analyze", *files, "--format", "latex", "--radii", "0.5", "1", "1.5", "2", "2.5", "3"]
+        )
+        == 0
+    )
     expected = (REF / "analysis" / "latex" / "vary_noise_imagenet").read_text()
     assert capsys.readouterr().out == expected
 
@@ -102,6 +107,7 @@ def test_reference_data_files_all_parse():
 
 
 # --- reading -----------------------------------------------------------------------------
+
 
 def test_read_results_both_time_formats(tmp_path):
     r = read_results(_write(tmp_path / "res.tsv", _results_text()))
@@ -127,8 +133,9 @@ def test_parse_time():
 
 
 def test_extra_columns_comments_and_column_order(tmp_path):
-    text = ("# certify --noise gaussian --sigma 0.25\n#  N=100000 alpha=0.001\n"
-            + _results_text(extra=["pA_lower", "note"]))
+    text = "# certify --noise gaussian --sigma 0.25\n#  N=100000 alpha=0.001\n" + _results_text(
+        extra=["pA_lower", "note"]
+    )
     r = read_results(_write(tmp_path / "res", text))
     assert r.comments == ("certify --noise gaussian --sigma 0.25", "N=100000 alpha=0.001")
     assert list(r.extra) == ["pA_lower", "note"]
@@ -143,21 +150,24 @@ def test_extra_columns_comments_and_column_order(tmp_path):
     assert (r2.idx[0], r2.label[0], r2.radius[0], r2.time_seconds[0]) == (9, 4, 0.3, 1.0)
 
 
-@pytest.mark.parametrize("text, where, what", [
-    ("", ":", "empty file"),
-    ("# only a comment\n", ":", "empty file"),
-    ("idx\tlabel\tpredict\tradius\tcorrect\n0\t1\t1\t0.5\t1\n", ":1:", "lacks column(s) time"),
-    ("idx label predict radius correct time\n", ":1:", "tab-separated"),
-    (HEADER + "0\t1\t1\t0.5\t1\n", ":2:", "expected 6 tab-separated columns"),
-    (HEADER + "0\t1\t1\t0.5\t1\t2.0\n1\t1\t1\t0.5\t1\t2.0\textra\n", ":3:", "found 7"),
-    (HEADER + "0\t1\t1\tbig\t1\t2.0\n", ":2:", "column radius: 'big' is not a number"),
-    (HEADER + "0\tcat\t1\t0.5\t1\t2.0\n", ":2:", "column label: 'cat' is not an integer"),
-    (HEADER + "0\t1\t1\t0.5\t1\tyesterday\n", ":2:", "column time"),
-    (HEADER + "0\t1\t1\t0.5\t2\t2.0\n", ":2:", "correct must be 0 or 1"),
-    (HEADER + "0\t1\t1\t-0.5\t1\t2.0\n", ":2:", "radius must be >= 0"),
-    (HEADER + "0\t1\t1\tnan\t1\t2.0\n", ":2:", "radius must be >= 0"),
-    ("idx\tidx\tlabel\tpredict\tradius\tcorrect\ttime\n", ":1:", "repeated column(s) idx"),
-])
+@pytest.mark.parametrize(
+    "text, where, what",
+    [
+        ("", ":", "empty file"),
+        ("# only a comment\n", ":", "empty file"),
+        ("idx\tlabel\tpredict\tradius\tcorrect\n0\t1\t1\t0.5\t1\n", ":1:", "lacks column(s) time"),
+        ("idx label predict radius correct time\n", ":1:", "tab-separated"),
+        (HEADER + "0\t1\t1\t0.5\t1\n", ":2:", "expected 6 tab-separated columns"),
+        (HEADER + "0\t1\t1\t0.5\t1\t2.0\n1\t1\t1\t0.5\t1\t2.0\textra\n", ":3:", "found 7"),
+        (HEADER + "0\t1\t1\tbig\t1\t2.0\n", ":2:", "column radius: 'big' is not a number"),
+        (HEADER + "0\tcat\t1\t0.5\t1\t2.0\n", ":2:", "column label: 'cat' is not an integer"),
+        (HEADER + "0\t1\t1\t0.5\t1\tyesterday\n", ":2:", "column time"),
+        (HEADER + "0\t1\t1\t0.5\t2\t2.0\n", ":2:", "correct must be 0 or 1"),
+        (HEADER + "0\t1\t1\t-0.5\t1\t2.0\n", ":2:", "radius must be >= 0"),
+        (HEADER + "0\t1\t1\tnan\t1\t2.0\n", ":2:", "radius must be >= 0"),
+        ("idx\tidx\tlabel\tpredict\tradius\tcorrect\ttime\n", ":1:", "repeated column(s) idx"),
+    ],
+)
 def test_malformed_files_give_one_line_errors(tmp_path, text, where, what):
     path = _write(tmp_path / "bad.tsv", text)
     with pytest.raises(SmoothCertError) as info:
@@ -180,6 +190,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 # --- certified accuracy ------------------------------------------------------------------
+
 
 def test_certified_accuracy_definition(tmp_path):
     r = read_results(_write(tmp_path / "res", _results_text()))
@@ -209,6 +220,7 @@ def test_certified_accuracy_curve_is_the_exact_step_function(tmp_path):
 
 # --- tables ------------------------------------------------------------------------------
 
+
 def test_format_radius_matches_the_reference_and_keeps_digits():
     for r in [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, *np.arange(0.25, 1.75, 0.25)]:
         assert format_radius(r) == f"{r:.3}"
@@ -235,8 +247,9 @@ def test_envelope_row():
     rows = [("a", [0.6, 0.1]), ("b", [0.4, 0.3])]
     md = format_table(rows, [0.25, 0.5], "markdown", envelope=True).splitlines()
     assert md[-1] == "<b> best over classifiers </b>| 0.60 |0.30 |"
-    tex = format_table(rows, [0.25, 0.5], "latex", envelope=True,
-                       envelope_label="envelope").splitlines()
+    tex = format_table(
+        rows, [0.25, 0.5], "latex", envelope=True, envelope_label="envelope"
+    ).splitlines()
     assert tex[-2:] == ["\\midrule", "envelope & 0.60 & 0.30\\\\"]
 
 
@@ -274,16 +287,21 @@ def test_format_table_errors():
 
 # --- labels ------------------------------------------------------------------------------
 
+
 def test_default_labels():
-    assert default_label("data/certify/cifar10/resnet110/noise_0.25/test/sigma_0.25") == \
-        "noise_0.25"
+    assert (
+        default_label("data/certify/cifar10/resnet110/noise_0.25/test/sigma_0.25") == "noise_0.25"
+    )
     assert default_label("x/noise_0.25/test/sigma_0.50") == "noise_0.25 sigma_0.50"
     assert default_label("x/noise_0.50/train/sigma_0.50") == "noise_0.50 (train)"
     assert default_label("runs/noise_1.00/certify.tsv") == "noise_1.00 certify"
     assert default_label("out/resnet_sigma_0.5.tsv") == "resnet_sigma_0.5"
     assert default_label("out/sigma_0.50") == "sigma_0.50"
-    assert default_labels(["a/results.tsv", "b/results.tsv", "c/other.txt"]) == \
-        ["a/results", "b/results", "other"]
+    assert default_labels(["a/results.tsv", "b/results.tsv", "c/other.txt"]) == [
+        "a/results",
+        "b/results",
+        "other",
+    ]
     assert default_labels(["same.tsv", "same.tsv"]) == ["same #1", "same #2"]
 
 
@@ -298,12 +316,17 @@ def test_split_file_argument(tmp_path):
 
 # --- plots -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-")],
-                         ids=["png", "pdf"])
+
+@pytest.mark.parametrize(
+    "suffix, magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-")], ids=["png", "pdf"]
+)
 def test_plot_writes_a_valid_file(tmp_path, suffix, magic):
     r = read_results(_write(tmp_path / "res", _results_text()))
-    out = plot_certified_accuracy([("$\\sigma = 0.25$", r), ("noise_0.50", r)],
-                                  tmp_path / f"curve{suffix}", norm_label="linf radius")
+    out = plot_certified_accuracy(
+        [("$\\sigma = 0.25$", r), ("noise_0.50", r)],
+        tmp_path / f"curve{suffix}",
+        norm_label="linf radius",
+    )
     data = out.read_bytes()
     assert data.startswith(magic)
     if suffix == ".png":
@@ -324,15 +347,32 @@ def test_plot_errors(tmp_path):
 
 # --- command line ------------------------------------------------------------------------
 
+
 def test_cli_end_to_end(tmp_path, capsys):
     a = _write(tmp_path / "a.tsv", _results_text())
     b = _write(tmp_path / "b.tsv", "# config line\n" + _results_text(extra=["pA_lower", "n"]))
     plot = tmp_path / "curves.png"
-    assert main(["analyze", str(a), f"second={b}", "--radii", "0.5", "1.0",
-                 "--envelope", "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(a),
+                f"second={b}",
+                "--radii",
+                "0.5",
+                "1.0",
+                "--envelope",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
-    assert captured.err == ("# l2 radius: a: no a.tsv.config.json, l2 radii as the reference's; "
-                            "second: no b.tsv.config.json, l2 radii as the reference's\n")
+    assert captured.err == (
+        "# l2 radius: a: no a.tsv.config.json, l2 radii as the reference's; "
+        "second: no b.tsv.config.json, l2 radii as the reference's\n"
+    )
     assert captured.out.splitlines() == [
         "|  | r = 0.5 |r = 1.0 |",
         "| --- |  --- | --- |",
@@ -354,22 +394,45 @@ def test_cli_latex_escapes_derived_labels_only(tmp_path, capsys):
     d = tmp_path / "noise_0.25" / "test"
     d.mkdir(parents=True)
     f = _write(d / "sigma_0.25", _results_text())
-    assert main(["analyze", str(f), f"$\\sigma = 0.25$={f}", "--format", "latex",
-                 "--radii", "0.5", "--best", "none"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(f),
+                f"$\\sigma = 0.25$={f}",
+                "--format",
+                "latex",
+                "--radii",
+                "0.5",
+                "--best",
+                "none",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[2:] == ["noise\\_0.25 & 0.50\\\\", "$\\sigma = 0.25$ & 0.50\\\\"]
 
 
-@pytest.mark.parametrize("make_args, what", [
-    (lambda t: [str(t / "absent.tsv")], "absent.tsv: no such file"),
-    (lambda t: [str(_write(t / "bad.tsv", HEADER + "0\t1\n"))], "bad.tsv:2: expected 6"),
-    (lambda t: [str(_write(t / "ok.tsv", _results_text())), "--radii", "-1"],
-     "radii must be finite and >= 0"),
-    (lambda t: [str(_write(t / "ok.tsv", _results_text())), "--plot", str(t / "p.gif")],
-     "must end in .png or .pdf"),
-    (lambda t: [str(_write(t / "ok.tsv", _results_text())), "-o", str(t / "no" / "x")],
-     "cannot write the table"),
-])
+@pytest.mark.parametrize(
+    "make_args, what",
+    [
+        (lambda t: [str(t / "absent.tsv")], "absent.tsv: no such file"),
+        (lambda t: [str(_write(t / "bad.tsv", HEADER + "0\t1\n"))], "bad.tsv:2: expected 6"),
+        (
+            lambda t: [str(_write(t / "ok.tsv", _results_text())), "--radii", "-1"],
+            "radii must be finite and >= 0",
+        ),
+        (
+            lambda t: [str(_write(t / "ok.tsv", _results_text())), "--plot", str(t / "p.gif")],
+            "must end in .png or .pdf",
+        ),
+        (
+            lambda t: [str(_write(t / "ok.tsv", _results_text())), "-o", str(t / "no" / "x")],
+            "cannot write the table",
+        ),
+    ],
+)
 def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, make_args, what):
     assert main(["analyze", *make_args(tmp_path)]) == 2
     captured = capsys.readouterr()

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("smoothcert_bench_run",
-                                                  ROOT / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location(
+        "smoothcert_bench_run", ROOT / "benchmarks" / "run.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up by name
     spec.loader.exec_module(module)
@@ -48,8 +49,15 @@ def test_certify_rows(bench, tables):
     _, by_key = tables
     t = by_key["certify"]
     assert t.column("noise") == list(bench.NOISES)
-    for col in ("sampling", "forward", "certificate lookup", "counting & other",
-                "wall / input", "CPU vs Gaussian", "forward-equalised vs Gaussian"):
+    for col in (
+        "sampling",
+        "forward",
+        "certificate lookup",
+        "counting & other",
+        "wall / input",
+        "CPU vs Gaussian",
+        "forward-equalised vs Gaussian",
+    ):
         assert col in t.columns
     assert t.rows[0][-1] == "—"  # the Gaussian is the reference
     assert t.rows[0][t.columns.index("wall vs Gaussian")] == "1.00×"
@@ -70,8 +78,12 @@ def test_certificate_rows(bench, tables):
     expected = [(f"{d:,}", name) for d in cfg.cert_dims for name in bench.NOISES]
     assert list(zip(t.column("d"), t.column("noise"), strict=True)) == expected
     methods = dict(zip(t.column("noise"), t.column("method"), strict=False))
-    assert methods == {"gaussian": "closed-form", "l2-family": "quadrature",
-                       "linf-mixed": "monte-carlo", "linf-pure": "monte-carlo"}
+    assert methods == {
+        "gaussian": "closed-form",
+        "l2-family": "quadrature",
+        "linf-mixed": "monte-carlo",
+        "linf-pure": "monte-carlo",
+    }
 
 
 def test_memory_rows(tables):
@@ -92,8 +104,14 @@ def test_direct_loop_without_smooth(bench, tmp_path):
 
 def test_render_has_machine_command_and_tables(bench, tables):
     cfg, by_key = tables
-    text = bench.render(list(by_key.values()), bench.machine_info("cpu"),
-                        "python benchmarks/run.py --quick", cfg, "2000-01-01 00:00 UTC", 1.0)
+    text = bench.render(
+        list(by_key.values()),
+        bench.machine_info("cpu"),
+        "python benchmarks/run.py --quick",
+        cfg,
+        "2000-01-01 00:00 UTC",
+        1.0,
+    )
     assert "python benchmarks/run.py --quick" in text
     assert "| CPU |" in text and "| torch |" in text
     for t in by_key.values():
@@ -102,10 +120,19 @@ def test_render_has_machine_command_and_tables(bench, tables):
 
 def test_summary_names_failed_rows(bench):
     cfg = bench.make_config("tiny", "cpu")
-    t = bench.Table("samplers", "2. Sampler throughput", ["d", "noise", "x", "PASS/FAIL"],
-                    [["3,072", "l2-family", "1", "FAIL"], ["64", "gaussian", "1", "—"]])
-    c = bench.Table("certify", "1. Per-input", ["noise", "x", "≤ 1.05×"],
-                    [["l2-family", "1", "FAIL"]], label_cols=1)
+    t = bench.Table(
+        "samplers",
+        "2. Sampler throughput",
+        ["d", "noise", "x", "PASS/FAIL"],
+        [["3,072", "l2-family", "1", "FAIL"], ["64", "gaussian", "1", "—"]],
+    )
+    c = bench.Table(
+        "certify",
+        "1. Per-input",
+        ["noise", "x", "≤ 1.05×"],
+        [["l2-family", "1", "FAIL"]],
+        label_cols=1,
+    )
     text = bench.render([c, t], {"CPU": "x"}, "cmd", cfg, "now", 1.0)
     assert "1 FAIL (d = 3,072 l2-family)" in text
     assert "1 FAIL (l2-family)" in text

@@ -37,8 +37,14 @@ def _line_cdf(c, r, k, under="pi0"):
     {ell <= c} is split at the roots of ell = c (grid scan over the real line + brentq) and at
     the poles 0 and r; the density is integrated over each piece of the set by tanh-sinh."""
     shift = r if under == "delta" else 0.0  # x = z + shift has density p(x - shift)
-    grid = np.concatenate([-np.geomspace(1e-12, 60, 20001)[::-1], np.geomspace(1e-12, 60, 20001),
-                           r + np.geomspace(1e-13, 1, 4001), r - np.geomspace(1e-13, 1, 4001)])
+    grid = np.concatenate(
+        [
+            -np.geomspace(1e-12, 60, 20001)[::-1],
+            np.geomspace(1e-12, 60, 20001),
+            r + np.geomspace(1e-13, 1, 4001),
+            r - np.geomspace(1e-13, 1, 4001),
+        ]
+    )
     grid = np.unique(grid[(grid != 0) & (grid != r)])
     g = _ell_line(grid, r, k) - c
     cuts = [-80.0, 0.0, r, 80.0]  # the density beyond |z| = 80 is below 1e-1300
@@ -46,8 +52,9 @@ def _line_cdf(c, r, k, under="pi0"):
         a, b = grid[i], grid[i + 1]
         if a < 0 < b or a < r < b:
             continue  # a pole, not a root
-        cuts.append(optimize.brentq(lambda z: _ell_line(z, r, k) - c, a, b, xtol=1e-300,
-                                    rtol=1e-15))
+        cuts.append(
+            optimize.brentq(lambda z: _ell_line(z, r, k) - c, a, b, xtol=1e-300, rtol=1e-15)
+        )
     cuts = np.unique(cuts)
     norm = 2 * 2 ** (-(k + 1) / 2) * math.gamma((1 - k) / 2)  # int |z|^-k exp(-z^2/2) dz
 
@@ -89,8 +96,9 @@ def test_d1_engine_against_brute_force_neyman_pearson(k, r):
     line = L2FamilyLine(k)
     for c in (-1.0, -0.2, 0.0, 0.4, 2.0):
         assert float(line.cdf(c, r)) == pytest.approx(_line_cdf(c, r, k), abs=1e-12)
-    assert float(line.threshold(np.array([r]))[0]) == pytest.approx(_line_threshold(r, k),
-                                                                    abs=1e-12)
+    assert float(line.threshold(np.array([r]))[0]) == pytest.approx(
+        _line_threshold(r, k), abs=1e-12
+    )
     for p in (0.6, 0.95):
         assert line.value(p, r) == pytest.approx(_line_value(p, r, k)[0], abs=1e-12)
 
@@ -135,8 +143,9 @@ def test_d1_certificate_radius_against_brute_force():
         # the bracket only locates the root; the brute force decides where it is
         lo, hi = 0.99 * refined / sigma, 1.01 * refined / sigma
         assert _line_threshold(lo, k) < p < _line_threshold(hi, k)
-        exact = sigma * optimize.brentq(lambda r, p=p: _line_threshold(r, k) - p, lo, hi,
-                                        xtol=1e-14, rtol=1e-13)
+        exact = sigma * optimize.brentq(
+            lambda r, p=p: _line_threshold(r, k) - p, lo, hi, xtol=1e-14, rtol=1e-13
+        )
         assert refined <= exact
         assert refined >= exact * (1 - 1e-8)
         assert cert.radius(p) <= refined
@@ -145,8 +154,16 @@ def test_d1_certificate_radius_against_brute_force():
 # ============================================================ exact refinement and its margin
 def _k0_table(d):
     radii, thr, info = certs.quadrature.quadrature_table(d, 0.0, n_radii=64)
-    return TableCertificate(Gaussian(d, sigma=1.0), "l2", radii, thr, "quadrature", 0.0,
-                            engine=L2FamilyQuadrature(d, 0.0), info=info)
+    return TableCertificate(
+        Gaussian(d, sigma=1.0),
+        "l2",
+        radii,
+        thr,
+        "quadrature",
+        0.0,
+        engine=L2FamilyQuadrature(d, 0.0),
+        info=info,
+    )
 
 
 @pytest.mark.parametrize("p", [0.5 + 1e-6, 0.5 + 1e-4, 0.9])
@@ -198,8 +215,9 @@ def test_monte_carlo_table_uses_the_union_bound_over_the_grid(monkeypatch):
         return real(rows, beta)
 
     monkeypatch.setattr(certs.montecarlo, "dkw_thresholds", spy)
-    radii, thr, _ = certs.montecarlo.monte_carlo_table(LinfPure(4, sigma=1.0, k=1.0), "linf",
-                                                       samples, failure_prob, 0, n_radii)
+    radii, thr, _ = certs.montecarlo.monte_carlo_table(
+        LinfPure(4, sigma=1.0, k=1.0), "linf", samples, failure_prob, 0, n_radii
+    )
     assert len(seen) == n_radii == radii.size - 1
     beta = 0.05 / 8
     eps = math.sqrt(math.log(2 / beta) / (2 * samples))
@@ -226,16 +244,18 @@ class _Thirds(torch.nn.Module):
         return torch.nn.functional.one_hot(torch.as_tensor(cls), 3).float()
 
 
-@pytest.mark.parametrize("q0,q1,n,expect_class", [(0.45, 0.30, 20_000, True),
-                                                  (0.40, 0.38, 2_000, False)])
+@pytest.mark.parametrize(
+    "q0,q1,n,expect_class", [(0.45, 0.30, 20_000, True), (0.40, 0.38, 2_000, False)]
+)
 def test_bilateral_abstains_only_when_pa_is_not_above_pb(q0, q1, n, expect_class):
     """Bilateral CERTIFY with pA_lower < 1/2 returns the class when pA_lower > pB_upper (with
     a positive radius) and abstains when pA_lower <= pB_upper."""
     sigma = 0.5
     smooth = Smooth(_Thirds(q0, q1, sigma), 3, Gaussian(4, sigma=sigma))
     x = torch.zeros(1, 2, 2)
-    cls, radius, p_a, p_b = smooth.certify_detailed(x, 200, n, 0.001, 1000, generator=0,
-                                                    bilateral=True)
+    cls, radius, p_a, p_b = smooth.certify_detailed(
+        x, 200, n, 0.001, 1000, generator=0, bilateral=True
+    )
     assert p_a < 0.5 and p_b is not None
     if expect_class:
         assert p_a > p_b

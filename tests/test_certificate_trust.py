@@ -34,14 +34,16 @@ def _p_grid():
     """2,400+ p values in (1/2, 1): uniform, p - 1/2 down to one float step, 1 - p down to one
     float step, and the float neighbours of both ends."""
     rng = np.random.default_rng(2024)
-    ps = np.concatenate([
-        rng.uniform(0.5, 1.0, 800),
-        0.5 + np.geomspace(1e-16, 0.4999, 700),
-        1.0 - np.geomspace(1.2e-16, 0.4999, 700),
-        0.5 + np.arange(1, 101) * 2.0**-53,
-        1.0 - np.arange(1, 101) * 2.0**-53,
-        [0.6, 0.8, 0.9, 0.95, 0.99, 0.999, 0.999999, 1 - 1e-15, 0.5 + 1e-15],
-    ])
+    ps = np.concatenate(
+        [
+            rng.uniform(0.5, 1.0, 800),
+            0.5 + np.geomspace(1e-16, 0.4999, 700),
+            1.0 - np.geomspace(1.2e-16, 0.4999, 700),
+            0.5 + np.arange(1, 101) * 2.0**-53,
+            1.0 - np.arange(1, 101) * 2.0**-53,
+            [0.6, 0.8, 0.9, 0.95, 0.99, 0.999, 0.999999, 1 - 1e-15, 0.5 + 1e-15],
+        ]
+    )
     return np.unique(ps[(ps > 0.5) & (ps < 1.0)])
 
 
@@ -52,8 +54,13 @@ def _exact_quantiles():
 
 
 # (sigma, d, norm): the l2 scale sigma and the Theorem 3 scale sigma / sqrt(d)
-SCALES = [(0.25, 1, "l2"), (1 / 3, 5, "l2"), (0.12, 3072, "linf"), (0.5, 150528, "linf"),
-          (math.pi, 7, "linf")]
+SCALES = [
+    (0.25, 1, "l2"),
+    (1 / 3, 5, "l2"),
+    (0.12, 3072, "linf"),
+    (0.5, 150528, "linf"),
+    (math.pi, 7, "linf"),
+]
 
 
 def _exact_scale(sigma, d, norm):
@@ -85,8 +92,13 @@ def test_gaussian_threshold_never_below_the_exact_value():
     for sigma, d, norm in SCALES[:3]:
         cert = get_certificate(Gaussian(d, sigma=sigma), norm)
         scale = _exact_scale(sigma, d, norm)
-        rs = np.concatenate([[0.0], float(cert.scale) * np.concatenate(
-            [np.geomspace(1e-17, 9.0, 400), rng.uniform(0, 4, 200)])])
+        rs = np.concatenate(
+            [
+                [0.0],
+                float(cert.scale)
+                * np.concatenate([np.geomspace(1e-17, 9.0, 400), rng.uniform(0, 4, 200)]),
+            ]
+        )
         got = cert.threshold(rs)
         exact = [mp.ncdf(mp.mpf(float(r)) / scale) for r in rs]
         gap = np.array([float((mp.mpf(float(g)) - e) / e) for g, e in zip(got, exact, strict=True)])
@@ -99,8 +111,13 @@ def test_gaussian_value_never_above_the_exact_value():
     ball, is never above its 50-digit value (down to 1e-300), and tight: within the measured
     conditioning (Phi's relative sensitivity |y| times the argument's rounding)."""
     rng = np.random.default_rng(11)
-    ps = np.concatenate([rng.uniform(0.5, 1.0, 300), 1 - np.geomspace(1.2e-16, 0.4, 150),
-                         rng.uniform(0.01, 0.5, 100)])
+    ps = np.concatenate(
+        [
+            rng.uniform(0.5, 1.0, 300),
+            1 - np.geomspace(1.2e-16, 0.4, 150),
+            rng.uniform(0.01, 0.5, 100),
+        ]
+    )
     rs = rng.uniform(0.0, 3.0, ps.size) * rng.choice([0.01, 1.0, 5.0], ps.size)
     for sigma, d, norm in SCALES[1:3]:
         cert = get_certificate(Gaussian(d, sigma=sigma), norm)
@@ -113,7 +130,7 @@ def test_gaussian_value_never_above_the_exact_value():
             assert mp.mpf(got) <= exact, (p, r)
             if exact > 1e-290:
                 y = abs(float(q - x))
-                bound = (16 + 8 * y * y + 2 * max(y, 1.0) * (32 * abs(float(q)) + 8 * float(x)))
+                bound = 16 + 8 * y * y + 2 * max(y, 1.0) * (32 * abs(float(q)) + 8 * float(x))
                 assert float((exact - mp.mpf(got)) / exact) <= bound * EPS, (p, r)
 
 
@@ -160,8 +177,11 @@ def _rewrite(path, *, resign=True, **changes):
     content.update(changes)
     if resign:
         content["digest"] = cache.table_digest(
-            json.loads(str(content["params"])), content["radii"], content["thresholds"],
-            json.loads(str(content["info"])))
+            json.loads(str(content["params"])),
+            content["radii"],
+            content["thresholds"],
+            json.loads(str(content["info"])),
+        )
     np.savez(path, **content)
 
 
@@ -323,12 +343,15 @@ def test_fresh_tables_pass_their_own_checks():
         check = cache.check_quadrature_table(certs.quadrature.l2_engine(d, k))
         for _ in range(20 if d == 10 else 3):
             check(radii, thr, info)
-    for noise, norm in [(LinfPure(4, sigma=1.0, k=1.0), "linf"),
-                        (LinfMixed(8, sigma=1.0, k=2.0), "linf")]:
+    for noise, norm in [
+        (LinfPure(4, sigma=1.0, k=1.0), "linf"),
+        (LinfMixed(8, sigma=1.0, k=2.0), "linf"),
+    ]:
         for seed in range(3):
             params = {"samples": 20_000, "failure_prob": 1e-3, "seed": seed, "n_radii": 64}
-            radii, thr, info = certs.montecarlo.monte_carlo_table(noise, norm, 20_000, 1e-3,
-                                                                  seed, 64)
+            radii, thr, info = certs.montecarlo.monte_carlo_table(
+                noise, norm, 20_000, 1e-3, seed, 64
+            )
             thr = cache.monotone_envelope(thr)
             cache.check_plausible(radii, thr, info)
             cache.check_monte_carlo_table(noise, norm, params)(radii, thr, info)
@@ -361,8 +384,9 @@ def test_doctored_monte_carlo_table_is_rebuilt(tmp_path, monkeypatch, edit):
         match = "pilot lower bound"
     builds = []
     real = certs.montecarlo.monte_carlo_table
-    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table",
-                        lambda *a, **kw: builds.append(1) or real(*a, **kw))
+    monkeypatch.setattr(
+        certs.montecarlo, "monte_carlo_table", lambda *a, **kw: builds.append(1) or real(*a, **kw)
+    )
     cert, messages = _load(noise, "linf", **MC)
     ps = np.linspace(0.501, 0.999, 200)
     np.testing.assert_array_equal(cert.radius(ps), fresh.radius(ps))
@@ -401,11 +425,22 @@ def test_two_cold_runs_build_the_table_once(tmp_path):
     folder = tmp_path / "race"
     folder.mkdir()
     marker = tmp_path / "builds.txt"
-    env = {**os.environ, "SMOOTHCERT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
-           "PYTHONWARNINGS": "error::UserWarning"}
-    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(marker), str(folder), name],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in ("a", "b")]
+    env = {
+        **os.environ,
+        "SMOOTHCERT_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "error::UserWarning",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(marker), str(folder), name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err

@@ -85,8 +85,14 @@ def algorithm1(ell: np.ndarray, p: float, lambdas, beta: float) -> AlgorithmResu
     return AlgorithmResult(b[i] > 0.5, float(b[i]), float(lambdas[i]), beta)
 
 
-def algorithm2(pilot: np.ndarray, fresh: np.ndarray, p: float, beta: float,
-               lambdas=None, lambda_rule: str = "grid") -> AlgorithmResult:
+def algorithm2(
+    pilot: np.ndarray,
+    fresh: np.ndarray,
+    p: float,
+    beta: float,
+    lambdas=None,
+    lambda_rule: str = "grid",
+) -> AlgorithmResult:
     """Algorithm 2: choose lambda on ``pilot`` samples (grid search of the estimated bound, or
     the optimal quantile rule lambda = exp(c_p)), then bound with the independent ``fresh``
     samples at level beta."""
@@ -100,7 +106,6 @@ def algorithm2(pilot: np.ndarray, fresh: np.ndarray, p: float, beta: float,
         lam = float(np.asarray(lambdas)[int(np.argmax(est))])
     b = hoeffding_value(fresh, p, lam, beta)
     return AlgorithmResult(b > 0.5, float(b), lam, beta)
-
 
 
 def dkw_eps(n, beta):
@@ -152,8 +157,12 @@ def quadrature_tables(tmp_path_factory):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("SMOOTHCERT_CACHE", str(tmp_path_factory.mktemp("quadrature")))
                 noise = L2Family(d, sigma=sigma, k=k)
-                built[d, k, sigma] = (noise, get_certificate(noise, "l2"),
-                                      get_certificate(noise, "linf"), L2FamilyQuadrature(d, k))
+                built[d, k, sigma] = (
+                    noise,
+                    get_certificate(noise, "l2"),
+                    get_certificate(noise, "linf"),
+                    L2FamilyQuadrature(d, k),
+                )
         return built[d, k, sigma]
 
     return get
@@ -187,7 +196,8 @@ def test_k0_is_cohen_closed_form(d, sigma, family):
         assert not cert.certifies(0.9, 1.01 * cert.radius(0.9))
         # appendix D: R = sigma / 2 (Phi^-1(pA) - Phi^-1(pB)), never below the binary radius
         assert cert.bilateral_radius(0.7, 0.1) == pytest.approx(
-            0.5 * scale * (stats.norm.ppf(0.7) - stats.norm.ppf(0.1)), rel=1e-12)
+            0.5 * scale * (stats.norm.ppf(0.7) - stats.norm.ppf(0.1)), rel=1e-12
+        )
         assert cert.bilateral_radius(0.7, 0.35) == pytest.approx(cert.radius(0.7), rel=1e-12)
 
 
@@ -240,16 +250,16 @@ def test_theorem3_linf_radius_is_l2_radius_over_sqrt_d(l2_tables):
     # through sigma, not through the l-inf unit)
     narrow = get_certificate(noise.with_sigma(noise.sigma / math.sqrt(d)), "l2")
     np.testing.assert_allclose(linf.radius(ps), narrow.radius(ps), rtol=1e-12)
-    assert linf.radius(0.8, exact=True) == pytest.approx(narrow.radius(0.8, exact=True),
-                                                         rel=1e-9)
+    assert linf.radius(0.8, exact=True) == pytest.approx(narrow.radius(0.8, exact=True), rel=1e-9)
     r = np.array([0.01, 0.1, 0.5]) * noise.sigma
     np.testing.assert_array_equal(linf.threshold(r / math.sqrt(d)), l2.threshold(r))
     assert linf.value(0.9, 0.05 / math.sqrt(d)) == pytest.approx(l2.value(0.9, 0.05), rel=1e-9)
 
 
 # ============================================================ exact l2 family vs Monte Carlo
-@pytest.mark.parametrize("d,k,r", [(3, 1.0, 0.5), (3, 2.5, 1.0), (10, 5.0, 0.7), (10, 9.0, 0.3),
-                                   (1000, 900.0, 0.3)])
+@pytest.mark.parametrize(
+    "d,k,r", [(3, 1.0, 0.5), (3, 2.5, 1.0), (10, 5.0, 0.7), (10, 9.0, 0.3), (1000, 900.0, 0.3)]
+)
 def test_quadrature_agrees_with_independent_monte_carlo(d, k, r):
     """G_r, the median, p*(r) = G_r(-median) and V(p, r) against numpy Monte Carlo of
     rho^2 ~ chi^2_{d-k}, (1 + u)/2 ~ Beta((d-1)/2, (d-1)/2) with ell written out from eq. (8):
@@ -327,9 +337,16 @@ def reference_cdf(d, k, r, c, under="pi0", n=20001):
     return np.trapezoid(w * prob, t) / np.trapezoid(w, t)
 
 
-@pytest.mark.parametrize("d,k,r,tol", [(10, 5.0, 0.3, 5e-9), (10, 5.0, 1.5, 5e-9),
-                                       (10, 9.5, 1.5, 5e-9), (4, 1.0, 0.3, 5e-9),
-                                       (3, 1.0, 1.5, 1e-7)])
+@pytest.mark.parametrize(
+    "d,k,r,tol",
+    [
+        (10, 5.0, 0.3, 5e-9),
+        (10, 5.0, 1.5, 5e-9),
+        (10, 9.5, 1.5, 5e-9),
+        (4, 1.0, 0.3, 5e-9),
+        (3, 1.0, 1.5, 1e-7),
+    ],
+)
 def test_quadrature_against_independent_deterministic_integration(d, k, r, tol):
     """G_r(c), the median, p*(r) and V(p, r) to ~1e-9 (d = 3: the cosine law has a kink at
     u = +-1; the engine is then accurate to ~5e-8, the reference, refined, to ~1e-9)."""
@@ -346,8 +363,9 @@ def test_quadrature_against_independent_deterministic_integration(d, k, r, tol):
     p_star = float(q.threshold(np.array([r]))[0])
     assert ref(-median) == pytest.approx(p_star, abs=tol)
     p = 0.9
-    c_p = optimize.brentq(lambda c: float(q.cdf(c, r)) - p, median, median + 30 * r + 30,
-                          xtol=1e-14)
+    c_p = optimize.brentq(
+        lambda c: float(q.cdf(c, r)) - p, median, median + 30 * r + 30, xtol=1e-14
+    )
     assert ref(c_p) == pytest.approx(p, abs=tol)
     assert q.value(p, r) == pytest.approx(ref(c_p, under="delta"), abs=3 * tol)
 
@@ -362,6 +380,7 @@ def test_low_dimension_quadrature_table_is_sound():
     q = L2FamilyQuadrature(d, k)
     idx = np.array([1, 3, 6, 10])
     for r, m, t in zip(radii[idx], q.median(radii[idx]), thresholds[idx], strict=True):
+
         def ref(c, r=r):
             return reference_cdf(d, k, r, c, n=n)
 
@@ -403,8 +422,9 @@ def test_table_radius_is_sound_and_tight(l2_tables):
 def test_refined_radius_within_1e6_of_exact_d10(quadrature_tables):
     noise, cert, _, q = quadrature_tables(*L2_CASES[0])
     for p in (0.55, 0.999):
-        assert cert.radius(p, exact=True) == pytest.approx(noise.sigma * root_radius(q, p),
-                                                           rel=1e-6)
+        assert cert.radius(p, exact=True) == pytest.approx(
+            noise.sigma * root_radius(q, p), rel=1e-6
+        )
 
 
 @settings(max_examples=60, deadline=None)
@@ -450,8 +470,9 @@ def test_certifies_at_the_radius_for_many_scales():
     thresholds = 0.5 + 0.49 * np.tanh(radii)
     for sigma in (0.37, 0.1, 1.3, 2.9):
         for norm, unit in (("l2", 1.0), ("linf", 1 / math.sqrt(10))):
-            cert = TableCertificate(L2Family(10, sigma=sigma, k=5), norm, radii, thresholds,
-                                    "test", 0.0, unit)
+            cert = TableCertificate(
+                L2Family(10, sigma=sigma, k=5), norm, radii, thresholds, "test", 0.0, unit
+            )
             ps = np.linspace(0.501, 0.985, 997)
             rs = cert.radius(ps)
             assert all(cert.certifies(p, r) for p, r in zip(ps, rs, strict=True) if r > 0)
@@ -496,8 +517,9 @@ def test_monte_carlo_table_coverage(family):
     eps = dkw_eps(samples, beta / n_radii)
     unsound = radius_above = unsound_without_eps = 0
     for seed in range(seeds):
-        radii, thr, info = certs.montecarlo.monte_carlo_table(noise, "l2", samples, beta, seed,
-                                                              n_radii)
+        radii, thr, info = certs.montecarlo.monte_carlo_table(
+            noise, "l2", samples, beta, seed, n_radii
+        )
         assert info["samples"] == samples and radii[0] == 0 and thr[0] == 0.5
         truth = exact_threshold(radii[1:])
         unsound += bool(np.any(thr[1:] < truth))
@@ -589,9 +611,11 @@ def test_algorithms_1_and_2_coverage():
     bad_plain = 0
     for _ in range(seeds):
         ell, pilot, fresh = (r * rng.standard_normal(n) - r * r / 2 for _ in range(3))
-        results = {"alg1": algorithm1(ell, p, lambdas, beta),
-                   "alg2-grid": algorithm2(pilot, fresh, p, beta),
-                   "alg2-quantile": algorithm2(pilot, fresh, p, beta, lambda_rule="quantile")}
+        results = {
+            "alg1": algorithm1(ell, p, lambdas, beta),
+            "alg2-grid": algorithm2(pilot, fresh, p, beta),
+            "alg2-quantile": algorithm2(pilot, fresh, p, beta, lambda_rule="quantile"),
+        }
         for key, res in results.items():
             assert res.certified == (res.bound > 0.5) and res.failure_prob == beta
             bad[key] += res.bound > v
@@ -634,8 +658,7 @@ def test_monte_carlo_radius_is_not_too_loose():
 
     for p in (0.9, 0.99):
         exact = root_radius(q, p)
-        predicted = optimize.brentq(lambda r, p=p: loose_threshold(r) - p, 1e-6, exact,
-                                    xtol=1e-10)
+        predicted = optimize.brentq(lambda r, p=p: loose_threshold(r) - p, 1e-6, exact, xtol=1e-10)
         got = cert.radius(p) / noise.sigma
         assert predicted - spacing <= got <= exact
     assert cert.radius(0.9) >= 0.93 * noise.sigma * root_radius(q, 0.9)
@@ -648,8 +671,7 @@ def _brute_force_threshold(sample, r, k, sigma):
     V(p*, r) = 1/2 by Neyman-Pearson. Returns (p*, its standard error)."""
 
     def log_p(z):
-        return (-k * np.log(np.max(np.abs(z), axis=1))
-                - np.sum(z * z, axis=1) / (2 * sigma**2))
+        return -k * np.log(np.max(np.abs(z), axis=1)) - np.sum(z * z, axis=1) / (2 * sigma**2)
 
     delta = np.full(sample.shape[1], r)
     ell0 = log_p(sample - delta) - log_p(sample)
@@ -662,8 +684,14 @@ def _brute_force_threshold(sample, r, k, sigma):
 @pytest.mark.parametrize("d,k,sigma", [(2, 1.0, 0.5), (3, 2.0, 1.0)])
 def test_mixed_linf_dkw_table_against_brute_force(d, k, sigma, mixed_linf_reference_sampler):
     samples, beta, n_radii = 100_000, 1e-3, 8
-    cert = get_certificate(LinfMixed(d, sigma=sigma, k=k), "linf", samples=samples,
-                           failure_prob=beta, n_radii=n_radii, seed=3)
+    cert = get_certificate(
+        LinfMixed(d, sigma=sigma, k=k),
+        "linf",
+        samples=samples,
+        failure_prob=beta,
+        n_radii=n_radii,
+        seed=3,
+    )
     assert cert.method == "monte-carlo" and cert.failure_prob == beta
     eps = dkw_eps(samples, beta / n_radii)
     ref = mixed_linf_reference_sampler(np.random.default_rng(d), 400_000, d, k, sigma)
@@ -767,16 +795,18 @@ def test_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, monkeypatch, cor
         if corruption == "foreign":  # a valid file of other parameters, with absurd thresholds
             params = json.loads(str(content["params"]))
             params["seed"] = 99
-            content.update(params=json.dumps(params, sort_keys=True),
-                           thresholds=content["thresholds"] * 0)
+            content.update(
+                params=json.dumps(params, sort_keys=True), thresholds=content["thresholds"] * 0
+            )
         else:
             content["radii"] = content["radii"][::-1]
         np.savez(path, **content)
     cache._MEMORY.clear()
     builds = []
     real = certs.montecarlo.monte_carlo_table
-    monkeypatch.setattr(certs.montecarlo, "monte_carlo_table",
-                        lambda *a, **kw: builds.append(1) or real(*a, **kw))
+    monkeypatch.setattr(
+        certs.montecarlo, "monte_carlo_table", lambda *a, **kw: builds.append(1) or real(*a, **kw)
+    )
     with pytest.warns(UserWarning, match="ignoring certificate cache file"):
         again = get_certificate(noise, "linf", **_cheap())
     assert builds == [1]
@@ -794,11 +824,16 @@ def test_different_parameters_give_different_files(tmp_path, monkeypatch):
     cache_dir = tmp_path / "c"
     monkeypatch.setenv("SMOOTHCERT_CACHE", str(cache_dir))
     base = LinfPure(4, sigma=1.0, k=1.0)
-    variants = [(base, _cheap()), (base, _cheap(seed=1)), (base, _cheap(samples=2_001)),
-                (base, _cheap(failure_prob=0.02)), (base, _cheap(n_radii=5)),
-                (LinfPure(4, sigma=1.0, k=1.5), _cheap()),
-                (LinfPure(5, sigma=1.0, k=1.0), _cheap()),
-                (LinfMixed(4, sigma=1.0, k=1.0), _cheap())]
+    variants = [
+        (base, _cheap()),
+        (base, _cheap(seed=1)),
+        (base, _cheap(samples=2_001)),
+        (base, _cheap(failure_prob=0.02)),
+        (base, _cheap(n_radii=5)),
+        (LinfPure(4, sigma=1.0, k=1.5), _cheap()),
+        (LinfPure(5, sigma=1.0, k=1.0), _cheap()),
+        (LinfMixed(4, sigma=1.0, k=1.0), _cheap()),
+    ]
     for i, (noise, kw) in enumerate(variants, start=1):
         get_certificate(noise, "linf", **kw)
         assert len(list(cache_dir.glob("*.npz"))) == i
@@ -822,9 +857,11 @@ BAD_P = [0.0, 1.0, -0.1, 1.1, math.nan, math.inf, -math.inf]
 def three_certificates(tmp_path_factory, quadrature_tables):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMOOTHCERT_CACHE", str(tmp_path_factory.mktemp("three")))
-        return {"closed-form": get_certificate(Gaussian(5, sigma=0.5), "l2"),
-                "monte-carlo": get_certificate(LinfPure(4, sigma=0.5, k=1.0), "linf", **_cheap()),
-                "quadrature": quadrature_tables(*L2_CASES[0])[1]}
+        return {
+            "closed-form": get_certificate(Gaussian(5, sigma=0.5), "l2"),
+            "monte-carlo": get_certificate(LinfPure(4, sigma=0.5, k=1.0), "linf", **_cheap()),
+            "quadrature": quadrature_tables(*L2_CASES[0])[1],
+        }
 
 
 @pytest.fixture(params=["closed-form", "monte-carlo", "quadrature"])
@@ -874,12 +911,15 @@ def test_monte_carlo_table_gives_no_values():
         cert.value(0.9, 0.1)
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(samples=50), r"at least 100 samples"),
-    (dict(failure_prob=0.0), r"failure_prob must lie in \(0, 1\)"),
-    (dict(failure_prob=1.0), r"failure_prob must lie in \(0, 1\)"),
-    (dict(n_radii=0), r"n_radii must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(samples=50), r"at least 100 samples"),
+        (dict(failure_prob=0.0), r"failure_prob must lie in \(0, 1\)"),
+        (dict(failure_prob=1.0), r"failure_prob must lie in \(0, 1\)"),
+        (dict(n_radii=0), r"n_radii must be >= 1"),
+    ],
+)
 def test_bad_monte_carlo_parameters(kwargs, pattern):
     with pytest.raises(SmoothCertError, match=pattern):
         get_certificate(LinfMixed(4, sigma=1.0, k=1.0), "linf", **kwargs)

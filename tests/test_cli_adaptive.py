@@ -18,11 +18,29 @@ from smoothcert.smooth import Smooth
 SIGMA = 0.25
 N0, N = 20, 1000
 GRID = [0.0, 0.1, 0.25]
-BASE = ["--sigma", str(SIGMA), "--device", "cpu", "--N0", str(N0), "--N", str(N), "--batch",
-        "200", "--skip", "60", "--max", "200", "--adaptive"]
+BASE = [
+    "--sigma",
+    str(SIGMA),
+    "--device",
+    "cpu",
+    "--N0",
+    str(N0),
+    "--N",
+    str(N),
+    "--batch",
+    "200",
+    "--skip",
+    "60",
+    "--max",
+    "200",
+    "--adaptive",
+]
 ADAPTIVE = [*BASE, "--radii", *map(str, GRID)]
-HEADER = ("idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\tstop\t"
-          "radius_exact")
+HEADER = (
+    "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\tstop\tradius_exact"
+)
+
+
 def certify(checkpoint, out, *options):
     return main(["certify", "digits", checkpoint, str(out), *options])
 
@@ -47,8 +65,25 @@ def rtol_run(checkpoint, tmp_path_factory):
 def fixed_run(checkpoint, tmp_path_factory):
     """A fixed-N run on the same inputs (shared)."""
     out = tmp_path_factory.mktemp("fixed") / "fixed.tsv"
-    assert certify(checkpoint, out, "--sigma", str(SIGMA), "--device", "cpu", "--N0", str(N0),
-                   "--N", "200", "--skip", "60", "--max", "200") == 0
+    assert (
+        certify(
+            checkpoint,
+            out,
+            "--sigma",
+            str(SIGMA),
+            "--device",
+            "cpu",
+            "--N0",
+            str(N0),
+            "--N",
+            "200",
+            "--skip",
+            "60",
+            "--max",
+            "200",
+        )
+        == 0
+    )
     return out
 
 
@@ -65,8 +100,10 @@ def table(path):
 
 
 def without_time(path, col=5):
-    return ["\t".join(c for j, c in enumerate(line.split("\t")) if j != col)
-            for line in path.read_text().splitlines()]
+    return [
+        "\t".join(c for j, c in enumerate(line.split("\t")) if j != col)
+        for line in path.read_text().splitlines()
+    ]
 
 
 def copy_run(src, dest, text=None):
@@ -98,8 +135,12 @@ def test_adaptive_rows_have_samples_and_stop_early_on_confident_inputs(grid_run)
     assert sum(samples) < 0.75 * len(rows) * (N0 + N)
     for r in rows:
         assert float(r["pA_lower"]) <= float(r["pA_upper"])
-        assert r["stop"] in {"budget", "upper_bound_below_1/2", "largest_grid_radius_certified",
-                             "next_grid_radius_out_of_reach"}
+        assert r["stop"] in {
+            "budget",
+            "upper_bound_below_1/2",
+            "largest_grid_radius_certified",
+            "next_grid_radius_out_of_reach",
+        }
     cfg = json.loads(grid_run.with_name("grid.tsv.config.json").read_text())
     assert cfg["adaptive"]["n_max"] == N and cfg["N"] == N and cfg["N0"] == N0
     assert cfg["adaptive"]["radii"] == GRID and cfg["adaptive"]["rtol"] is None
@@ -147,8 +188,7 @@ def test_without_grid_the_radius_is_the_certificate_radius_at_pA_lower(rtol_run)
     assert cfg["adaptive"]["bound"]["looks"] == [int(n) for n in look_schedule(N)]
 
 
-def test_resume_of_an_interrupted_adaptive_run_gives_the_same_file(checkpoint, tmp_path,
-                                                                  grid_run):
+def test_resume_of_an_interrupted_adaptive_run_gives_the_same_file(checkpoint, tmp_path, grid_run):
     """Guards resume of an adaptive run: a torn file completed with another batch size equals
     the uninterrupted one (time aside), and a complete file is left as it is."""
     text = grid_run.read_text()
@@ -161,22 +201,29 @@ def test_resume_of_an_interrupted_adaptive_run_gives_the_same_file(checkpoint, t
     assert torn.read_text() == before
 
 
-@pytest.mark.parametrize("column, value, reason", [
-    ("radius", None, "largest grid radius certified"),  # the next grid radius claimed
-    ("samples", "500", "not N0 = 20 plus a look"),
-    ("pA_upper", "0.5", "below pA_lower"),
-    ("stop", "went home", "not a stopping reason"),
-])
-def test_resume_refuses_a_damaged_adaptive_row(capsys, checkpoint, tmp_path, grid_run, column,
-                                               value, reason):
+@pytest.mark.parametrize(
+    "column, value, reason",
+    [
+        ("radius", None, "largest grid radius certified"),  # the next grid radius claimed
+        ("samples", "500", "not N0 = 20 plus a look"),
+        ("pA_upper", "0.5", "below pA_lower"),
+        ("stop", "went home", "not a stopping reason"),
+    ],
+)
+def test_resume_refuses_a_damaged_adaptive_row(
+    capsys, checkpoint, tmp_path, grid_run, column, value, reason
+):
     """Guards the row checker of adaptive files: a row whose radius is a grid radius above the
     one pA_lower certifies (a larger guarantee than the run gave), whose samples are not a look
     of the schedule, whose pA_upper is below pA_lower or whose stop is not a reason is refused
     on resume, in one line, and the file is left alone."""
     lines = grid_run.read_text().splitlines()
     head = lines[0].split("\t")
-    k = next(i for i, line in enumerate(lines[1:], 1)
-             if float(line.split("\t")[6]) >= 0.5 and line.split("\t")[-1] != str(GRID[-1]))
+    k = next(
+        i
+        for i, line in enumerate(lines[1:], 1)
+        if float(line.split("\t")[6]) >= 0.5 and line.split("\t")[-1] != str(GRID[-1])
+    )
     cells = lines[k].split("\t")
     if column == "radius":  # both radius cells, consistently: only the certificate can tell
         bigger = GRID[GRID.index(float(cells[-1])) + 1]
@@ -184,7 +231,7 @@ def test_resume_refuses_a_damaged_adaptive_row(capsys, checkpoint, tmp_path, gri
     else:
         cells[head.index(column)] = value
     lines[k] = "\t".join(cells)
-    out = copy_run(grid_run, tmp_path / "bad.tsv", "\n".join(lines[:k + 1]) + "\n")
+    out = copy_run(grid_run, tmp_path / "bad.tsv", "\n".join(lines[: k + 1]) + "\n")
     before = out.read_text()
     capsys.readouterr()
     assert certify(checkpoint, out, *ADAPTIVE) == 2
@@ -213,8 +260,7 @@ def test_config_mismatch_is_refused(capsys, checkpoint, tmp_path, grid_run, rtol
     assert "adaptive.n_max 1000 != 2000" in one_line_error(capsys)
 
 
-def test_analyze_reports_samples_per_file(capsys, tmp_path, grid_run, rtol_run,
-                                          fixed_run):
+def test_analyze_reports_samples_per_file(capsys, tmp_path, grid_run, rtol_run, fixed_run):
     """Guards analyze on adaptive files: certified accuracy as usual, plus the mean and total
     forward passes of every file (the samples column; N0 + N for a fixed-N file), and the
     reference's table unchanged when no file has a samples column; a samples value that is not a
@@ -222,8 +268,22 @@ def test_analyze_reports_samples_per_file(capsys, tmp_path, grid_run, rtol_run,
     rows = table(grid_run)
     total = sum(int(r["samples"]) for r in rows)
     capsys.readouterr()
-    assert main(["analyze", f"grid={grid_run}", f"rtol={rtol_run}", f"fixed={fixed_run}",
-                 "--format", "text", "--radii", "0", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                f"grid={grid_run}",
+                f"rtol={rtol_run}",
+                f"fixed={fixed_run}",
+                "--format",
+                "text",
+                "--radii",
+                "0",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0].rstrip().endswith("samples / input  total samples")
     grid_line = next(line for line in out if line.startswith("grid"))
@@ -232,8 +292,9 @@ def test_analyze_reports_samples_per_file(capsys, tmp_path, grid_run, rtol_run,
     assert grid_line.split()[2].rstrip("*") == f"{acc:.2f}"
     fixed_line = next(line for line in out if line.startswith("fixed"))
     assert fixed_line.split()[-2:] == ["220.0", "880"]
-    assert main(["analyze", str(grid_run), str(fixed_run), "--format", "csv",
-                 "--radii", "0.1"]) == 0
+    assert (
+        main(["analyze", str(grid_run), str(fixed_run), "--format", "csv", "--radii", "0.1"]) == 0
+    )
     csv_lines = capsys.readouterr().out.splitlines()
     assert csv_lines[0] == "label,0.1,samples_per_input,samples_total"
     assert csv_lines[1].endswith(f",{total / len(rows)!r},{total}")
@@ -250,8 +311,9 @@ def test_analyze_reports_samples_per_file(capsys, tmp_path, grid_run, rtol_run,
     assert "column samples: '12.5' is not a number of forward passes" in one_line_error(capsys)
 
 
-def test_sharded_adaptive_run_merges_to_the_single_process_file(capsys, checkpoint, tmp_path,
-                                                                grid_run):
+def test_sharded_adaptive_run_merges_to_the_single_process_file(
+    capsys, checkpoint, tmp_path, grid_run
+):
     """Guards torchrun sharding and merge with adaptive files: part files written by two ranks
     (checked like OUTFILE rows), joined by ``smoothcert merge``, equal the single-process file
     (time aside), and the merged file resumes with nothing to compute."""
@@ -266,8 +328,7 @@ def test_sharded_adaptive_run_merges_to_the_single_process_file(capsys, checkpoi
             if rank == 0:  # resuming a part file runs its row checks
                 assert certify(checkpoint, out, *ADAPTIVE) == 0
     part = distributed.part_path(out, 1, 2)
-    assert [line.split("\t")[0] for line in part.read_text().splitlines()] == \
-        ["idx", "60", "180"]
+    assert [line.split("\t")[0] for line in part.read_text().splitlines()] == ["idx", "60", "180"]
     assert part.read_text().splitlines()[0] == HEADER
     capsys.readouterr()
     assert main(["merge", str(out), "--remove-parts"]) == 0
@@ -285,8 +346,25 @@ def test_predict_adaptive(capsys, checkpoint, tmp_path):
     at most --N) and stop; decided inputs stop before the budget; the confidence note says
     time-uniform; resume completes a torn file to the same rows; another mode is refused."""
     out = tmp_path / "pred.tsv"
-    argv = ["predict", "digits", checkpoint, str(out), "--sigma", str(SIGMA), "--device", "cpu",
-            "--N", str(N), "--batch", "200", "--skip", "60", "--max", "200", "--adaptive"]
+    argv = [
+        "predict",
+        "digits",
+        checkpoint,
+        str(out),
+        "--sigma",
+        str(SIGMA),
+        "--device",
+        "cpu",
+        "--N",
+        str(N),
+        "--batch",
+        "200",
+        "--skip",
+        "60",
+        "--max",
+        "200",
+        "--adaptive",
+    ]
     capsys.readouterr()
     assert main(argv) == 0
     assert "time-uniform" in capsys.readouterr().err
@@ -309,18 +387,21 @@ def test_predict_adaptive(capsys, checkpoint, tmp_path):
     assert "adaptive (present) != (absent)" in one_line_error(capsys)
 
 
-@pytest.mark.parametrize("options, match", [
-    (["--radii", "0.25"], "--radii needs --adaptive"),
-    (["--rtol", "0.1"], "--rtol needs --adaptive"),
-    (["--adaptive", "--radii", "-0.25", "0.5"], "radii must be >= 0"),
-    (["--adaptive", "--radii", "0.5", "0.25"], "strictly increasing"),
-    (["--adaptive", "--radii", "nan"], "finite"),
-    (["--adaptive", "--rtol", "0"], "rtol must be a finite number > 0"),
-    (["--adaptive", "--rtol", "-1"], "rtol must be a finite number > 0"),
-    (["--adaptive", "--radii", "0.25", "--rtol", "0.1"], "--rtol applies without --radii"),
-    (["--adaptive", "--bilateral"], "--bilateral is not available with --adaptive"),
-    (["--adaptive", "--N", "0"], "--N must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--radii", "0.25"], "--radii needs --adaptive"),
+        (["--rtol", "0.1"], "--rtol needs --adaptive"),
+        (["--adaptive", "--radii", "-0.25", "0.5"], "radii must be >= 0"),
+        (["--adaptive", "--radii", "0.5", "0.25"], "strictly increasing"),
+        (["--adaptive", "--radii", "nan"], "finite"),
+        (["--adaptive", "--rtol", "0"], "rtol must be a finite number > 0"),
+        (["--adaptive", "--rtol", "-1"], "rtol must be a finite number > 0"),
+        (["--adaptive", "--radii", "0.25", "--rtol", "0.1"], "--rtol applies without --radii"),
+        (["--adaptive", "--bilateral"], "--bilateral is not available with --adaptive"),
+        (["--adaptive", "--N", "0"], "--N must be an integer >= 1"),
+    ],
+)
 def test_bad_options_end_in_one_line(capsys, checkpoint, tmp_path, options, match):
     """Guards the option checks of sequential certification: each bad combination ends in one
     line and exit status 2, before anything is written."""

@@ -17,8 +17,12 @@ FAST = ["--N0", "20", "--N", "200", "--batch", "100", "--skip", "60", "--max", "
 def full_run(checkpoint, tmp_path_factory):
     """One uninterrupted run with the FAST options (its file is shared: copy, do not modify)."""
     out = tmp_path_factory.mktemp("full") / "full.tsv"
-    assert main(["certify", "digits", checkpoint, str(out), "--sigma", "0.25", "--device", "cpu",
-                 *FAST]) == 0
+    assert (
+        main(
+            ["certify", "digits", checkpoint, str(out), "--sigma", "0.25", "--device", "cpu", *FAST]
+        )
+        == 0
+    )
     return out
 
 
@@ -30,8 +34,20 @@ def copy_run(full, dest, text=None):
 
 def certify(capsys, checkpoint, out, *extra):
     capsys.readouterr()
-    rc = main(["certify", "digits", checkpoint, str(out), "--sigma", "0.25", "--device", "cpu",
-               *FAST, *extra])
+    rc = main(
+        [
+            "certify",
+            "digits",
+            checkpoint,
+            str(out),
+            "--sigma",
+            "0.25",
+            "--device",
+            "cpu",
+            *FAST,
+            *extra,
+        ]
+    )
     return rc, capsys.readouterr().err
 
 
@@ -57,9 +73,27 @@ def test_certify_output_format_and_config(full_run):
         assert float(exact) == pytest.approx(expected, rel=1e-12)
         assert (int(pred) == -1) == (p < 0.5)
     cfg = json.loads((out.parent / "full.tsv.config.json").read_text())
-    for key in ["command", "dataset", "split", "checkpoint", "checkpoint_sha256", "noise", "dim",
-                "k", "sigma", "norm", "N0", "N", "alpha", "batch", "skip", "max", "seed",
-                "certificate", "smoothcert_version"]:
+    for key in [
+        "command",
+        "dataset",
+        "split",
+        "checkpoint",
+        "checkpoint_sha256",
+        "noise",
+        "dim",
+        "k",
+        "sigma",
+        "norm",
+        "N0",
+        "N",
+        "alpha",
+        "batch",
+        "skip",
+        "max",
+        "seed",
+        "certificate",
+        "smoothcert_version",
+    ]:
         assert key in cfg, key
     assert cfg["dim"] == 64 and cfg["sigma"] == 0.25 and cfg["N"] == 200
     assert cfg["certificate"]["method"] == "closed-form"
@@ -83,9 +117,31 @@ def test_resume_after_torn_line_reproduces_the_file(capsys, checkpoint, tmp_path
 def test_rows_do_not_depend_on_the_other_indices(capsys, checkpoint, tmp_path, full_run):
     a, b = full_run, tmp_path / "b.tsv"
     capsys.readouterr()
-    assert main(["certify", "digits", checkpoint, str(b), "--sigma", "0.25", "--device", "cpu",
-                 "--N0", "20", "--N", "200", "--batch", "64", "--skip", "120",
-                 "--max", "200"]) == 0
+    assert (
+        main(
+            [
+                "certify",
+                "digits",
+                checkpoint,
+                str(b),
+                "--sigma",
+                "0.25",
+                "--device",
+                "cpu",
+                "--N0",
+                "20",
+                "--N",
+                "200",
+                "--batch",
+                "64",
+                "--skip",
+                "120",
+                "--max",
+                "200",
+            ]
+        )
+        == 0
+    )
     ra, rb = rows(a)[1:], rows(b)[1:]
     assert rb == [ra[0], ra[2]]  # indices 0 and 120
 
@@ -94,8 +150,21 @@ def test_config_mismatch_refused(capsys, checkpoint, tmp_path, full_run):
     out = copy_run(full_run, tmp_path / "c.tsv")
     before = out.read_text()
     capsys.readouterr()
-    rc = main(["certify", "digits", checkpoint, str(out), "--sigma", "0.5", "--device", "cpu",
-               *FAST, "--seed", "3"])
+    rc = main(
+        [
+            "certify",
+            "digits",
+            checkpoint,
+            str(out),
+            "--sigma",
+            "0.5",
+            "--device",
+            "cpu",
+            *FAST,
+            "--seed",
+            "3",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert len(err.strip().splitlines()) == 1
@@ -111,18 +180,28 @@ def test_results_without_config_refused(capsys, checkpoint, tmp_path):
     assert rc == 2 and "config" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, match", [
-    (["digits", "MISSING.pth", "OUT"], "checkpoint MISSING.pth not found"),
-    (["digits", "CKPT", "CKPT/out.tsv"], "cannot create the directory"),  # a missing one is made
-    (["digits", "CKPT", "OUT", "--noise", "linf-mixed", "--k", "3"], "l2"),
-    (["digits", "CKPT", "OUT", "--alpha", "1.5"], "alpha"),
-    (["digits", "CKPT", "OUT", "--skip", "0"], "--skip"),
-    (["no-such-dataset", "CKPT", "OUT"], "no-such-dataset"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["digits", "MISSING.pth", "OUT"], "checkpoint MISSING.pth not found"),
+        (
+            ["digits", "CKPT", "CKPT/out.tsv"],
+            "cannot create the directory",
+        ),  # a missing one is made
+        (["digits", "CKPT", "OUT", "--noise", "linf-mixed", "--k", "3"], "l2"),
+        (["digits", "CKPT", "OUT", "--alpha", "1.5"], "alpha"),
+        (["digits", "CKPT", "OUT", "--skip", "0"], "--skip"),
+        (["no-such-dataset", "CKPT", "OUT"], "no-such-dataset"),
+    ],
+)
 def test_bad_input_one_line(capsys, checkpoint, tmp_path, args, match):
-    args = [a.replace("CKPT", checkpoint).replace("OUT", str(tmp_path / "o.tsv"))
-            .replace("NODIR", str(tmp_path / "nodir")).replace("MISSING", str(tmp_path / "m"))
-            for a in args]
+    args = [
+        a.replace("CKPT", checkpoint)
+        .replace("OUT", str(tmp_path / "o.tsv"))
+        .replace("NODIR", str(tmp_path / "nodir"))
+        .replace("MISSING", str(tmp_path / "m"))
+        for a in args
+    ]
     capsys.readouterr()
     rc = main(["certify", *args[:3], "--sigma", "0.25", "--device", "cpu", *FAST, *args[3:]])
     err = capsys.readouterr().err
@@ -133,8 +212,19 @@ def test_bad_input_one_line(capsys, checkpoint, tmp_path, args, match):
 
 def test_linf_mixed_certificate(capsys, checkpoint, tmp_path):
     out = tmp_path / "linf.tsv"
-    rc, err = certify(capsys, checkpoint, out, "--noise", "linf-mixed", "--k", "8",
-                      "--norm", "linf", "--cert-samples", "20000")
+    rc, err = certify(
+        capsys,
+        checkpoint,
+        out,
+        "--noise",
+        "linf-mixed",
+        "--k",
+        "8",
+        "--norm",
+        "linf",
+        "--cert-samples",
+        "20000",
+    )
     assert rc == 0, err
     lines = out.read_text().splitlines()
     assert lines[0] == HEADER + "\tradius_exact" and len(lines) == 5
@@ -143,8 +233,20 @@ def test_linf_mixed_certificate(capsys, checkpoint, tmp_path):
     assert cfg["certificate"]["samples"] == 20000
     assert cfg["failure_prob"] == pytest.approx(0.001 + 0.001)
     assert "probability" in err
-    rc, err = certify(capsys, checkpoint, tmp_path / "bi.tsv", "--noise", "linf-mixed", "--k",
-                      "8", "--norm", "linf", "--cert-samples", "20000", "--bilateral")
+    rc, err = certify(
+        capsys,
+        checkpoint,
+        tmp_path / "bi.tsv",
+        "--noise",
+        "linf-mixed",
+        "--k",
+        "8",
+        "--norm",
+        "linf",
+        "--cert-samples",
+        "20000",
+        "--bilateral",
+    )
     assert rc == 2 and "bilateral" in err
 
 
@@ -166,8 +268,24 @@ def test_bilateral_columns(capsys, checkpoint, tmp_path):
 
 def test_predict_end_to_end_and_resume(capsys, checkpoint, tmp_path):
     out = tmp_path / "pred.tsv"
-    argv = ["predict", "digits", checkpoint, str(out), "--sigma", "0.25", "--device", "cpu",
-            "--N", "200", "--batch", "100", "--skip", "60", "--max", "200"]
+    argv = [
+        "predict",
+        "digits",
+        checkpoint,
+        str(out),
+        "--sigma",
+        "0.25",
+        "--device",
+        "cpu",
+        "--N",
+        "200",
+        "--batch",
+        "100",
+        "--skip",
+        "60",
+        "--max",
+        "200",
+    ]
     capsys.readouterr()
     assert main(argv) == 0
     lines = out.read_text().splitlines()
@@ -176,8 +294,9 @@ def test_predict_end_to_end_and_resume(capsys, checkpoint, tmp_path):
     full = rows(out, drop_time=False)
     out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:3])
     assert main(argv) == 0
-    assert [r.split("\t")[:4] for r in rows(out, drop_time=False)] == \
-        [r.split("\t")[:4] for r in full]
+    assert [r.split("\t")[:4] for r in rows(out, drop_time=False)] == [
+        r.split("\t")[:4] for r in full
+    ]
     capsys.readouterr()
     assert main(argv[:4] + ["--sigma0", "0.3"] + argv[6:]) == 2
     assert "sigma 0.25 != 0.3" in capsys.readouterr().err

@@ -80,9 +80,11 @@ def _write_cifar(folder, n_train=4, n_test=3, seed=0):
     batches = {}
     for name in names:
         n = n_test if name == "test_batch" else n_train
-        entry = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, size=n)],
-                 b"batch_label": name.encode()}
+        entry = {
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, size=n)],
+            b"batch_label": name.encode(),
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f, protocol=2)
         batches[name] = entry

@@ -8,8 +8,10 @@ from smoothcert.analysis import read_results
 from smoothcert.cli.main import main
 from smoothcert.demo import FULL, QUICK, settings
 
-RESULT_HEADER = ("idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\t"
-                 "stop\tradius_exact")  # sequential certification (certify --adaptive)
+RESULT_HEADER = (
+    "idx\tlabel\tpredict\tradius\tcorrect\ttime\tpA_lower\tpA_upper\tsamples\t"
+    "stop\tradius_exact"
+)  # sequential certification (certify --adaptive)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +115,18 @@ def test_demo_results_do_not_depend_on_the_callers_thread_count(tmp_path, monkey
             with open(tmp_path / f"log{threads}", "w") as log:
                 res = run_demo(tmp_path / f"t{threads}", config=tiny, progress=False, out=log)
             assert torch.get_num_threads() == threads  # the caller's setting is restored
-            rows = {key: [line.split("\t")[:5] + line.split("\t")[6:]  # all but the time
-                          for line in path.read_text().splitlines()]
-                    for key, path in res.results.items()}
-            outputs[threads] = (res.checkpoints[0.25].read_bytes(), rows,
-                                res.tables_file.read_text())
+            rows = {
+                key: [
+                    line.split("\t")[:5] + line.split("\t")[6:]  # all but the time
+                    for line in path.read_text().splitlines()
+                ]
+                for key, path in res.results.items()
+            }
+            outputs[threads] = (
+                res.checkpoints[0.25].read_bytes(),
+                rows,
+                res.tables_file.read_text(),
+            )
     finally:
         torch.set_num_threads(before)
     assert outputs[2][0] == outputs[1][0]  # bit-identical weights

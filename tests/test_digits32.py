@@ -23,8 +23,9 @@ def test_digits32_is_digits_upsampled_on_three_channels(pair):
     assert torch.equal(big.targets, small.targets)
     c = big.data
     assert torch.equal(c[:, 0], c[:, 1]) and torch.equal(c[:, 0], c[:, 2])
-    want = torch.nn.functional.interpolate(small.data, size=(32, 32), mode="bilinear",
-                                           align_corners=False)
+    want = torch.nn.functional.interpolate(
+        small.data, size=(32, 32), mode="bilinear", align_corners=False
+    )
     assert torch.equal(big.data[:, :1], want)
     # bilinear weights are a convex combination: the unit interval is kept (no clamping needed)
     assert float(big.data.min()) >= 0.0 and float(big.data.max()) <= 1.0
@@ -54,8 +55,11 @@ def test_digits32_cnn_is_cheap_and_fits_digits32():
         elif isinstance(mod, torch.nn.Linear):
             macs += mod.in_features * mod.out_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     model(x[:1])
     for h in hooks:
         h.remove()

@@ -45,8 +45,10 @@ def reference(checkpoint, tmp_path_factory):
 
 def rows(path):
     """The lines of a results file without the time column."""
-    return ["\t".join(c for j, c in enumerate(line.split("\t")) if j != 5)
-            for line in path.read_text().splitlines()]
+    return [
+        "\t".join(c for j, c in enumerate(line.split("\t")) if j != 5)
+        for line in path.read_text().splitlines()
+    ]
 
 
 def leftovers(out):
@@ -74,13 +76,33 @@ def make_parts(checkpoint, out, world, ranks=None):
 def torchrun(checkpoint, out, *extra, log=None):
     env = {k: v for k, v in os.environ.items() if k not in JOB_ENV}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--max-restarts", "0",
-           "--monitor-interval", "0.1",
-           "-m", "smoothcert", "certify", "digits", checkpoint, str(out), *FAST, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        "localhost:0",
+        "--max-restarts",
+        "0",
+        "--monitor-interval",
+        "0.1",
+        "-m",
+        "smoothcert",
+        "certify",
+        "digits",
+        checkpoint,
+        str(out),
+        *FAST,
+        *extra,
+    ]
     if log is not None:  # started, not waited for
-        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -109,8 +131,9 @@ def test_torchrun_two_processes_equal_one(checkpoint, reference, tmp_path):
     cfg = json.loads((tmp_path / "dist.tsv.config.json").read_text())
     ref_cfg = json.loads(reference.with_name("ref.tsv.config.json").read_text())
     assert "shard" not in cfg
-    assert {k: v for k, v in cfg.items() if k not in ("command", "started")} == \
-        {k: v for k, v in ref_cfg.items() if k not in ("command", "started")}
+    assert {k: v for k, v in cfg.items() if k not in ("command", "started")} == {
+        k: v for k, v in ref_cfg.items() if k not in ("command", "started")
+    }
 
 
 def test_torchrun_job_killed_then_rerun(checkpoint, tmp_path):
@@ -142,8 +165,9 @@ def test_torchrun_job_killed_then_rerun(checkpoint, tmp_path):
 
 # ----------------------------------------------------------------------------- sharding
 @pytest.mark.parametrize("world", [2, 3])
-def test_rows_do_not_depend_on_the_number_of_processes(capsys, checkpoint, reference, tmp_path,
-                                                      world):
+def test_rows_do_not_depend_on_the_number_of_processes(
+    capsys, checkpoint, reference, tmp_path, world
+):
     out = tmp_path / "w.tsv"
     for rank in reversed(range(world)):  # rank 0 last: it finds every part complete and merges
         assert run_rank(checkpoint, out, rank, world) == 0
@@ -193,8 +217,12 @@ def test_sharded_job_continues_a_single_process_file(checkpoint, reference, tmp_
     lines = reference.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:4]) + lines[4][:5])  # rows 0 40 80, then a crash
     make_parts(checkpoint, out, 2, ranks=[1])
-    assert [r.split("\t")[0] for r in rows(distributed.part_path(out, 1, 2))] == \
-        ["idx", "120", "200", "280"]  # 40 is in OUTFILE already
+    assert [r.split("\t")[0] for r in rows(distributed.part_path(out, 1, 2))] == [
+        "idx",
+        "120",
+        "200",
+        "280",
+    ]  # 40 is in OUTFILE already
     assert run_rank(checkpoint, out, 0, 2) == 0
     assert rows(out) == rows(reference)
     assert leftovers(out) == []
@@ -208,8 +236,9 @@ def test_distributed_predict(checkpoint, tmp_path):
         argv = ["predict", "digits", checkpoint, str(out), *opts]
         assert run_rank(checkpoint, out, rank, 2, argv=argv) == 0
     assert leftovers(out) == []
-    assert [r.split("\t")[:4] for r in out.read_text().splitlines()] == \
-        [r.split("\t")[:4] for r in single.read_text().splitlines()]
+    assert [r.split("\t")[:4] for r in out.read_text().splitlines()] == [
+        r.split("\t")[:4] for r in single.read_text().splitlines()
+    ]
 
 
 # ----------------------------------------------------------------------------- merge

@@ -42,16 +42,19 @@ def _old_table(noise, norm, samples, failure_prob, seed, n_radii):
         done += m
     st = NoiseStats.cat(parts)
     beta = failure_prob / radii.size
-    thresholds = np.array([dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(),
-                                         beta) for r in radii])
+    thresholds = np.array(
+        [dkw_threshold(unit.log_ratio_from_stats(st, r, norm).cpu().numpy(), beta) for r in radii]
+    )
     return np.concatenate([[0.0], radii]), np.concatenate([[0.5], thresholds])
 
 
-@pytest.mark.parametrize("name,dim,k", [("linf-mixed", 16, 0.0), ("linf-mixed", 24, 3.0),
-                                        ("linf-pure", 12, 2.0)])
+@pytest.mark.parametrize(
+    "name,dim,k", [("linf-mixed", 16, 0.0), ("linf-mixed", 24, 3.0), ("linf-pure", 12, 2.0)]
+)
 @pytest.mark.parametrize("block_floats,chunk", [(7 * 3001, 1000), (1 << 24, 1 << 16)])
-def test_blocked_table_is_bit_identical_to_the_per_radius_loop(name, dim, k, block_floats, chunk,
-                                                               monkeypatch):
+def test_blocked_table_is_bit_identical_to_the_per_radius_loop(
+    name, dim, k, block_floats, chunk, monkeypatch
+):
     """The thresholds of a Monte Carlo table built a block of radii and a chunk of samples at a
     time equal those of the per-radius loop exactly (blocks of 7 radii and chunks of 1000
     samples, each with a partial last one; and one block, one chunk)."""

@@ -134,8 +134,11 @@ def test_pareto_frontier_points_are_non_dominated(made):
         pts = [(g["A"], g["D"]) for g in grid if g["family"] == fam]
         assert front
         for f in front:
-            dominated = [p for p in pts if p[0] >= f["A"] and p[1] <= f["D"]
-                         and (p[0] > f["A"] or p[1] < f["D"])]
+            dominated = [
+                p
+                for p in pts
+                if p[0] >= f["A"] and p[1] <= f["D"] and (p[0] > f["A"] or p[1] < f["D"])
+            ]
             assert not dominated, (fam, f, dominated[:3])
         # every grid point is dominated by (or on) the frontier
         for a_, d_ in pts:
@@ -196,7 +199,11 @@ def test_cli_writes_selected_figure(tmp_path, capsys):
     out = tmp_path / "figs"
     assert main(["figures", "--outdir", str(out), "--only", "radius_density", "--quick"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "radius_density.csv", "radius_density.json", "radius_density.pdf", "radius_density.png"]
+        "radius_density.csv",
+        "radius_density.json",
+        "radius_density.pdf",
+        "radius_density.png",
+    ]
     text = capsys.readouterr().out
     assert "radius_density:" in text and "total" in text
 
@@ -204,8 +211,10 @@ def test_cli_writes_selected_figure(tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["figures", "--outdir", str(blocker / "sub"), "--only", "radius_density",
-                 "--quick"]) == 2
+    assert (
+        main(["figures", "--outdir", str(blocker / "sub"), "--only", "radius_density", "--quick"])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("smoothcert figures: error:") and "\n" not in err
     with pytest.raises(SystemExit) as exc:
@@ -218,9 +227,9 @@ REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "docs" / "figures"
 
 
-@pytest.mark.parametrize("name", [
-    "radius_density", "tradeoff",
-    pytest.param("theorem3", marks=pytest.mark.slow)])  # pareto_linf, theorem4: minutes
+@pytest.mark.parametrize(
+    "name", ["radius_density", "tradeoff", pytest.param("theorem3", marks=pytest.mark.slow)]
+)  # pareto_linf, theorem4: minutes
 def test_regenerated_figure_data_are_byte_identical_to_committed(tmp_path, name):
     """Regenerating a figure at its documented settings reproduces the committed NAME.json and
     NAME.csv byte for byte (the committed theorem3.json once differed at the 1e-6 level, and any
@@ -230,7 +239,8 @@ def test_regenerated_figure_data_are_byte_identical_to_committed(tmp_path, name)
         got, want = (tmp_path / f"{name}.{ext}").read_bytes(), (COMMITTED / f"{name}.{ext}")
         assert got == want.read_bytes(), (
             f"{want} is not what `smoothcert figures --only {name}` writes at this code: "
-            f"regenerate docs/figures")
+            f"regenerate docs/figures"
+        )
 
 
 def test_figure_files_carry_no_timestamp(tmp_path):
@@ -273,8 +283,12 @@ def test_theorem3_does_not_depend_on_the_users_certificate_cache():
     fresh = F.theorem3(**kw)
 
     def radii(res):
-        return [m["radius_linf"] for e in res["results"]["per_d"] for n in e["noises"]
-                for m in n["radius_at_p"]]
+        return [
+            m["radius_linf"]
+            for e in res["results"]["per_d"]
+            for n in e["noises"]
+            for m in n["radius_at_p"]
+        ]
 
     assert radii(with_stale) == radii(fresh)
 
@@ -318,9 +332,13 @@ def test_every_panel_has_axis_labels(made):
     y label)."""
     for name, ax in _axes(made):
         assert ax.get_ylabel().strip(), (name, ax.get_title())
-        below = [o for o in ax.figure.axes if o is not ax
-                 and o.get_position().x0 == pytest.approx(ax.get_position().x0)
-                 and o.get_position().y0 < ax.get_position().y0]
+        below = [
+            o
+            for o in ax.figure.axes
+            if o is not ax
+            and o.get_position().x0 == pytest.approx(ax.get_position().x0)
+            and o.get_position().y0 < ax.get_position().y0
+        ]
         if not below:
             assert ax.get_xlabel().strip(), (name, ax.get_title())
 
@@ -337,9 +355,12 @@ def test_markers_are_not_clipped(made):
             xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
             half = (line.get_markersize() / 2 + line.get_markeredgewidth()) * dpi / 72
             for x, y in xy[np.all(np.isfinite(xy), axis=1)]:
-                assert (box.x0 <= x - half + 1 and x + half - 1 <= box.x1
-                        and box.y0 <= y - half + 1 and y + half - 1 <= box.y1), (
-                    name, ax.get_title(), line.get_label(), x, y)
+                assert (
+                    box.x0 <= x - half + 1
+                    and x + half - 1 <= box.x1
+                    and box.y0 <= y - half + 1
+                    and y + half - 1 <= box.y1
+                ), (name, ax.get_title(), line.get_label(), x, y)
 
 
 def test_legends_do_not_cover_curves(made):
@@ -351,11 +372,18 @@ def test_legends_do_not_cover_curves(made):
             continue
         box = legend.get_window_extent()
         pts = [_display(line) for line in ax.lines if line.get_transform() == ax.transData]
-        pts += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
-                if len(c.get_offsets()) > 1]
+        pts += [
+            c.get_offset_transform().transform(c.get_offsets())
+            for c in ax.collections
+            if len(c.get_offsets()) > 1
+        ]
         for xy in pts:
-            inside = ((xy[:, 0] > box.x0 + 1) & (xy[:, 0] < box.x1 - 1)
-                      & (xy[:, 1] > box.y0 + 1) & (xy[:, 1] < box.y1 - 1))
+            inside = (
+                (xy[:, 0] > box.x0 + 1)
+                & (xy[:, 0] < box.x1 - 1)
+                & (xy[:, 1] > box.y0 + 1)
+                & (xy[:, 1] < box.y1 - 1)
+            )
             assert not inside.any(), (name, ax.get_title(), xy[inside][:3])
 
 
@@ -394,9 +422,10 @@ def test_legend_samples_show_their_line_style(made):
             assert _visible_gaps(handle, length) >= 1.0, (name, text.get_text())
     # pareto_linf (b): the two accuracy levels are told apart by line style
     bx = made[1]["pareto_linf"]["figure"].axes[1]
-    styles = {t.get_text(): h.get_linestyle()
-              for h, t in zip(bx.get_legend().legend_handles, bx.get_legend().get_texts(),
-                              strict=True)}
+    styles = {
+        t.get_text(): h.get_linestyle()
+        for h, t in zip(bx.get_legend().legend_handles, bx.get_legend().get_texts(), strict=True)
+    }
     assert styles["A = 0.9"] == "-" and styles["A = 0.5"] == "--"
     for line in bx.lines:
         if line.get_label().endswith("A = 0.9"):
@@ -432,8 +461,11 @@ def test_sampled_figures_state_their_sample_size(made):
     """The caption of every figure computed from samples states the sample size."""
     for name in ("pareto_linf", "theorem3", "theorem4", "tradeoff"):
         res = made[1][name]
-        n = res["settings"].get("n_mc") or res["settings"].get("n_samples") \
+        n = (
+            res["settings"].get("n_mc")
+            or res["settings"].get("n_samples")
             or res["settings"]["n_samples_per_family_and_k"]
+        )
         assert f"{n:,}" in res["caption"], name
 
 
@@ -460,9 +492,14 @@ def test_certified_accuracy_plot_legend_outside_and_in_colour(tmp_path, monkeypa
     for i in range(5):
         n = 40
         predict = np.where(rng.random(n) < 0.8, 0, 1)
-        table = ResultsTable(idx=np.arange(n), label=np.zeros(n, np.int64), predict=predict,
-                             radius=rng.uniform(0, 1 + i / 4, n),
-                             correct=(predict == 0).astype(np.int64), time_seconds=np.zeros(n))
+        table = ResultsTable(
+            idx=np.arange(n),
+            label=np.zeros(n, np.int64),
+            predict=predict,
+            radius=rng.uniform(0, 1 + i / 4, n),
+            correct=(predict == 0).astype(np.int64),
+            time_seconds=np.zeros(n),
+        )
         curves.append((f"noise {i}", table))
     plot_certified_accuracy(curves, tmp_path / "acc.png")
     (fig,) = figs
@@ -488,10 +525,25 @@ def test_pytest_output_names_the_reason_of_each_skip(tmp_path):
 
     (tmp_path / "test_x.py").write_text(
         "import pytest\n\n\ndef test_skips():\n    pytest.skip('shared data not found at /x')\n"
-        "\n\ndef test_fails():\n    assert False\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
-                          "--rootdir", str(tmp_path), "-p", "no:cacheprovider",
-                          str(tmp_path / "test_x.py")],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        "\n\ndef test_fails():\n    assert False\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(REPO / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_x.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert "shared data not found at /x" in run.stdout, run.stdout
     assert "FAILED" in run.stdout and "test_fails" in run.stdout, run.stdout

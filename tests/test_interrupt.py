@@ -30,11 +30,38 @@ import torch
 KILL_SEED = 1234
 TIMEOUT_S = 300
 
-CERTIFY_ARGS = ["--sigma", "0.25", "--N0", "50", "--N", "4000", "--batch", "1000", "--skip", "36",
-                "--device", "cpu", "--seed", "7"]
+CERTIFY_ARGS = [
+    "--sigma",
+    "0.25",
+    "--N0",
+    "50",
+    "--N",
+    "4000",
+    "--batch",
+    "1000",
+    "--skip",
+    "36",
+    "--device",
+    "cpu",
+    "--seed",
+    "7",
+]
 CERTIFY_ROWS = 10  # 360 test images, every 36th
-TRAIN_ARGS = ["--sigma", "0.25", "--epochs", "3", "--batch", "16", "--lr", "0.05",
-              "--no-progress", "--device", "cpu", "--seed", "3"]
+TRAIN_ARGS = [
+    "--sigma",
+    "0.25",
+    "--epochs",
+    "3",
+    "--batch",
+    "16",
+    "--lr",
+    "0.05",
+    "--no-progress",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
 TRAIN_EPOCHS = 3
 
 
@@ -43,8 +70,13 @@ def smoothcert(*args) -> list[str]:
 
 
 def child_env(root: Path) -> dict:
-    return {**os.environ, "SMOOTHCERT_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "SMOOTHCERT_CACHE": str(root / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def complete_lines(path: Path) -> int:
@@ -68,19 +100,20 @@ class KillReport:
 
 
 def run_to_completion(argv, env, cwd) -> None:
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def run_with_kills(argv, env, cwd, plan, progress, total, report: KillReport,
-                   before_rerun=None, max_reruns=10) -> None:
+def run_with_kills(
+    argv, env, cwd, plan, progress, total, report: KillReport, before_rerun=None, max_reruns=10
+) -> None:
     """For each ``(at_least, delay_s)`` of ``plan``: start ``argv``, wait until
     ``progress() >= at_least`` (or the process ends), sleep ``delay_s``, SIGKILL it. Then rerun
     until the command succeeds. ``before_rerun(i)`` may damage the files after kill ``i``."""
     for i, (at_least, delay) in enumerate(plan):
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         report.runs += 1
         start = time.monotonic()
         while proc.poll() is None and progress() < at_least:
@@ -94,16 +127,18 @@ def run_with_kills(argv, env, cwd, plan, progress, total, report: KillReport,
             proc.send_signal(signal.SIGKILL)
             report.kills += 1
             report.kills_mid_run += 0 < done < total
-            report.events.append(f"killed at {done}/{total} (waited for {at_least}, "
-                                 f"then {delay:.2f} s)")
+            report.events.append(
+                f"killed at {done}/{total} (waited for {at_least}, then {delay:.2f} s)"
+            )
         else:
             report.events.append(f"finished before kill {i + 1} (status {proc.returncode})")
         proc.communicate(timeout=TIMEOUT_S)
         if before_rerun is not None:
             before_rerun(i)
     for _ in range(max_reruns):
-        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+        proc = subprocess.run(
+            argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S
+        )
         report.runs += 1
         if proc.returncode == 0:
             report.events.append("rerun: done")
@@ -117,8 +152,11 @@ def kill_plan(rng: random.Random, total: int, unit_s: float) -> list[tuple[int, 
     random amount of saved work plus a random fraction of one unit of work."""
     first = rng.randint(1, max(1, total // 2))
     second = rng.randint(first, max(first, total - 1))
-    return [(0, rng.uniform(0.0, 4.0)), (first, rng.uniform(0.0, unit_s)),
-            (second, rng.uniform(0.0, unit_s))]
+    return [
+        (0, rng.uniform(0.0, 4.0)),
+        (first, rng.uniform(0.0, unit_s)),
+        (second, rng.uniform(0.0, unit_s)),
+    ]
 
 
 # ----------------------------------------------------------------------------- certify
@@ -131,8 +169,10 @@ def tiny_checkpoint(path: Path) -> Path:
 
 
 def rows_without_time(path: Path) -> list[str]:
-    return ["\t".join(c for j, c in enumerate(line.split("\t")) if j != 5)
-            for line in path.read_text().splitlines()]
+    return [
+        "\t".join(c for j, c in enumerate(line.split("\t")) if j != 5)
+        for line in path.read_text().splitlines()
+    ]
 
 
 def certify_kill_experiment(root: Path, seed: int = KILL_SEED) -> KillReport:
@@ -157,14 +197,20 @@ def certify_kill_experiment(root: Path, seed: int = KILL_SEED) -> KillReport:
                 f.write(b"999\t3\t8\t0.2")
             report.events.append("appended a torn row")
 
-    run_with_kills(smoothcert("certify", "digits", ckpt, out, *CERTIFY_ARGS), env, root,
-                   kill_plan(rng, CERTIFY_ROWS, 0.3), progress, CERTIFY_ROWS, report,
-                   before_rerun=tear)
+    run_with_kills(
+        smoothcert("certify", "digits", ckpt, out, *CERTIFY_ARGS),
+        env,
+        root,
+        kill_plan(rng, CERTIFY_ROWS, 0.3),
+        progress,
+        CERTIFY_ROWS,
+        report,
+        before_rerun=tear,
+    )
     data = out.read_bytes()
     final = rows_without_time(out)
     indices = [line.split("\t")[0] for line in final[1:]]
-    report.identical = (data.endswith(b"\n") and final == rows
-                        and len(indices) == len(set(indices)))
+    report.identical = data.endswith(b"\n") and final == rows and len(indices) == len(set(indices))
     return report
 
 
@@ -176,8 +222,7 @@ def train_kill_experiment(root: Path, seed: int = KILL_SEED) -> KillReport:
     env = child_env(root)
     ref_dir, out_dir = root / "reference", root / "interrupted"
     t0 = time.monotonic()
-    run_to_completion(smoothcert("train", "digits", "digits_cnn", ref_dir, *TRAIN_ARGS), env,
-                      root)
+    run_to_completion(smoothcert("train", "digits", "digits_cnn", ref_dir, *TRAIN_ARGS), env, root)
     epoch_s = max(0.05, (time.monotonic() - t0 - 2.0) / TRAIN_EPOCHS)
 
     report = KillReport("train")
@@ -186,23 +231,37 @@ def train_kill_experiment(root: Path, seed: int = KILL_SEED) -> KillReport:
     def progress():  # epochs whose log row is written (the checkpoint follows it)
         return max(0, complete_lines(out_dir / "log") - 1)
 
-    run_with_kills(smoothcert("train", "digits", "digits_cnn", out_dir, *TRAIN_ARGS), env, root,
-                   kill_plan(rng, TRAIN_EPOCHS, epoch_s), progress, TRAIN_EPOCHS, report)
+    run_with_kills(
+        smoothcert("train", "digits", "digits_cnn", out_dir, *TRAIN_ARGS),
+        env,
+        root,
+        kill_plan(rng, TRAIN_EPOCHS, epoch_s),
+        progress,
+        TRAIN_EPOCHS,
+        report,
+    )
     ref = torch.load(ref_dir / "checkpoint.pth.tar", map_location="cpu", weights_only=True)
     got = torch.load(out_dir / "checkpoint.pth.tar", map_location="cpu", weights_only=True)
-    same_weights = (ref["state_dict"].keys() == got["state_dict"].keys() and all(
-        torch.equal(ref["state_dict"][k], got["state_dict"][k]) for k in ref["state_dict"]))
+    same_weights = ref["state_dict"].keys() == got["state_dict"].keys() and all(
+        torch.equal(ref["state_dict"][k], got["state_dict"][k]) for k in ref["state_dict"]
+    )
     same_optimizer = _same_tree(ref["optimizer"], got["optimizer"])
 
     def log_rows(path):
-        return ["\t".join(c for j, c in enumerate(line.split("\t")) if j != 1)
-                for line in path.read_text().splitlines()]
+        return [
+            "\t".join(c for j, c in enumerate(line.split("\t")) if j != 1)
+            for line in path.read_text().splitlines()
+        ]
 
-    report.identical = (got["epoch"] == ref["epoch"] == TRAIN_EPOCHS and same_weights
-                        and same_optimizer and log_rows(out_dir / "log") == log_rows(
-                            ref_dir / "log"))
-    report.events.append(f"weights identical: {same_weights}, optimizer identical: "
-                         f"{same_optimizer}")
+    report.identical = (
+        got["epoch"] == ref["epoch"] == TRAIN_EPOCHS
+        and same_weights
+        and same_optimizer
+        and log_rows(out_dir / "log") == log_rows(ref_dir / "log")
+    )
+    report.events.append(
+        f"weights identical: {same_weights}, optimizer identical: {same_optimizer}"
+    )
     return report
 
 

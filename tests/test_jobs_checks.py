@@ -25,6 +25,7 @@ from smoothcert.jobs import checks
 @pytest.fixture
 def no_loading(monkeypatch):
     """Loading the data or the model fails the test: the checks must come first."""
+
     def load_inputs(*args, **kwargs):
         raise AssertionError("the job loaded its inputs before checking its arguments")
 
@@ -102,8 +103,13 @@ def test_outfile_that_is_a_folder_is_refused_before_loading(no_loading, tmp_path
         run("digits", tmp_path / "missing.pth", tmp_path, sigma=0.25, progress=False)
 
 
-@pytest.mark.parametrize("run, check", [(jobs.certify_file, checks.check_certify_args),
-                                        (jobs.predict_file, checks.check_predict_args)])
+@pytest.mark.parametrize(
+    "run, check",
+    [
+        (jobs.certify_file, checks.check_certify_args),
+        (jobs.predict_file, checks.check_predict_args),
+    ],
+)
 def test_the_checks_defaults_are_the_jobs(run, check):
     """The checks' defaults (used by the demo's early check) are the job's own defaults."""
     job = inspect.signature(run).parameters
@@ -116,24 +122,50 @@ def test_the_checks_defaults_are_the_jobs(run, check):
 def _cli(capsys, command, tmp_path, *extra):
     outfile = tmp_path / "o.tsv"
     capsys.readouterr()
-    rc = main([command, "digits", str(tmp_path / "missing.pth"), str(outfile), "--sigma", "0.25",
-               "--no-progress", *extra])
+    rc = main(
+        [
+            command,
+            "digits",
+            str(tmp_path / "missing.pth"),
+            str(outfile),
+            "--sigma",
+            "0.25",
+            "--no-progress",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert not outfile.exists() and not Path(f"{outfile}.config.json").exists()
     return rc, err
 
 
-@pytest.mark.parametrize("command, extra, line", [
-    ("certify", ["--N", "0"], "smoothcert certify: error: --N must be an integer >= 1, got 0"),
-    ("certify", ["--skip", "0"], "smoothcert certify: error: --skip must be an integer >= 1, "
-                                 "got 0"),
-    ("certify", ["--radii", "0.25"], "smoothcert certify: error: --radii needs --adaptive (it "
-                                     "sets the stopping rule of sequential certification)"),
-    ("predict", ["--alpha", "1.5"], "smoothcert predict: error: --alpha must lie strictly "
-                                    "between 0 and 1, got 1.5"),
-    ("predict", ["--seed", "-1"], "smoothcert predict: error: --seed must be an integer in "
-                                  "[0, 2^63), got -1"),
-])
+@pytest.mark.parametrize(
+    "command, extra, line",
+    [
+        ("certify", ["--N", "0"], "smoothcert certify: error: --N must be an integer >= 1, got 0"),
+        (
+            "certify",
+            ["--skip", "0"],
+            "smoothcert certify: error: --skip must be an integer >= 1, got 0",
+        ),
+        (
+            "certify",
+            ["--radii", "0.25"],
+            "smoothcert certify: error: --radii needs --adaptive (it "
+            "sets the stopping rule of sequential certification)",
+        ),
+        (
+            "predict",
+            ["--alpha", "1.5"],
+            "smoothcert predict: error: --alpha must lie strictly between 0 and 1, got 1.5",
+        ),
+        (
+            "predict",
+            ["--seed", "-1"],
+            "smoothcert predict: error: --seed must be an integer in [0, 2^63), got -1",
+        ),
+    ],
+)
 def test_cli_keeps_its_messages(no_loading, capsys, tmp_path, command, extra, line):
     """The CLI, now relying on the library's checks, still ends a bad option in exit 2 and the
     same one line, with nothing written."""
@@ -148,17 +180,22 @@ def test_radius_alpha_uses_the_shared_check(capsys):
         capsys.readouterr()
         rc = main(["radius", "--dim", "8", "--sigma", "1", "--p", "0.9", "--alpha", value])
         err = capsys.readouterr().err.strip().splitlines()
-        assert rc == 2 and err == [f"smoothcert radius: error: --alpha must lie strictly "
-                                   f"between 0 and 1, got {float(value)}"], err
+        assert rc == 2 and err == [
+            f"smoothcert radius: error: --alpha must lie strictly "
+            f"between 0 and 1, got {float(value)}"
+        ], err
 
 
 # ----------------------------------------------------------------------------- the demo
-@pytest.mark.parametrize("change, match", [
-    (dict(n=0), "--N must be an integer >= 1, got 0"),
-    (dict(alpha=1.5), "--alpha must lie strictly between 0 and 1, got 1.5"),
-    (dict(skip=0), "--skip must be an integer >= 1, got 0"),
-    (dict(l2_radii=(0.4, 0.2)), "--radii: radii must be strictly increasing"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(n=0), "--N must be an integer >= 1, got 0"),
+        (dict(alpha=1.5), "--alpha must lie strictly between 0 and 1, got 1.5"),
+        (dict(skip=0), "--skip must be an integer >= 1, got 0"),
+        (dict(l2_radii=(0.4, 0.2)), "--radii: radii must be strictly increasing"),
+    ],
+)
 def test_demo_rejects_a_bad_config_before_training(monkeypatch, tmp_path, change, match):
     """run_demo with a bad DemoConfig certification value (N=0, alpha=1.5, skip=0, a decreasing
     radius grid) ends in one line before any training (it used to train first and fail, or run
@@ -171,8 +208,9 @@ def test_demo_rejects_a_bad_config_before_training(monkeypatch, tmp_path, change
 
     monkeypatch.setattr(smoothcert.training, "train", train)
     with pytest.raises(SmoothCertError) as info:
-        run_demo(tmp_path / "demo", config=replace(QUICK, **change), progress=False,
-                 out=io.StringIO())
+        run_demo(
+            tmp_path / "demo", config=replace(QUICK, **change), progress=False, out=io.StringIO()
+        )
     message = str(info.value)
     assert "\n" not in message and message.startswith(match), message
     assert not (tmp_path / "demo" / "models").exists()

@@ -84,8 +84,9 @@ def _imported_components(path: Path) -> set[str]:
                 module = base + (node.module.split(".") if node.module else [])
             else:
                 module = (node.module or "").split(".")
-            targets = [module + [a.name] if _is_module(module + [a.name]) else module
-                       for a in node.names]
+            targets = [
+                module + [a.name] if _is_module(module + [a.name]) else module for a in node.names
+            ]
         for dotted in targets:
             if dotted[0] == ROOT:
                 found.add(dotted[1] if len(dotted) > 1 and _is_module(dotted[:2]) else ROOT)
@@ -108,7 +109,8 @@ def _graph() -> dict[str, dict[str, list[str]]]:
         mine = _component(path)
         for other in _imported_components(path) - {mine}:
             graph.setdefault(mine, {}).setdefault(other, []).append(
-                str(path.relative_to(SRC.parent)))
+                str(path.relative_to(SRC.parent))
+            )
     return graph
 
 
@@ -153,10 +155,17 @@ def test_nothing_outside_the_cli_imports_the_cli():
     assert importers - allowed == set()
 
 
-@pytest.mark.parametrize("lower, upper", [
-    ("certificates", "smooth"), ("certificates", "cli"), ("noises", "certificates"),
-    ("noises", "cli"), ("results", "distributed"), ("results", "cli"),
-])
+@pytest.mark.parametrize(
+    "lower, upper",
+    [
+        ("certificates", "smooth"),
+        ("certificates", "cli"),
+        ("noises", "certificates"),
+        ("noises", "cli"),
+        ("results", "distributed"),
+        ("results", "cli"),
+    ],
+)
 def test_named_rules_of_the_issue(lower, upper):
     """The rules issue 15 names hold: certificates import neither smooth nor cli, noises neither
     certificates nor cli, and the results file module neither distributed nor cli."""
@@ -167,8 +176,12 @@ def test_the_root_package_names_no_cli_module():
     """The package's lazily imported public names (smoothcert.Smooth, ...) come from library
     modules, never from the CLI (importlib strings, which the import graph does not see)."""
     tree = ast.parse((SRC / "__init__.py").read_text(encoding="utf-8"))
-    lazy = next(node.value for node in tree.body if isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets))
+    lazy = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets)
+    )
     modules = {ast.literal_eval(v) for v in lazy.values}
     assert modules and not any(m.lstrip(".").split(".")[0] == "cli" for m in modules), modules
 

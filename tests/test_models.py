@@ -19,16 +19,30 @@ from smoothcert.models import (
 )
 
 # Small inputs keep the tests fast (ResNet-50 pools adaptively).
-INPUTS = {"cifar_resnet20": (3, 32, 32), "cifar_resnet110": (3, 32, 32),
-          "resnet50": (3, 64, 64), "digits_cnn": (1, 8, 8), "imagenet32_resnet110": (3, 32, 32),
-          "digits32_cnn": (3, 32, 32)}
-DATASET = {"cifar_resnet20": "cifar10", "cifar_resnet110": "cifar10", "resnet50": "imagenet",
-           "digits_cnn": "digits", "imagenet32_resnet110": "imagenet32",
-           "digits32_cnn": "digits32"}
-CLASSES = {"cifar_resnet20": 10, "cifar_resnet110": 10, "resnet50": 1000, "digits_cnn": 10,
-           "digits32_cnn": 10,
-           "imagenet32_resnet110": 1000}
-
+INPUTS = {
+    "cifar_resnet20": (3, 32, 32),
+    "cifar_resnet110": (3, 32, 32),
+    "resnet50": (3, 64, 64),
+    "digits_cnn": (1, 8, 8),
+    "imagenet32_resnet110": (3, 32, 32),
+    "digits32_cnn": (3, 32, 32),
+}
+DATASET = {
+    "cifar_resnet20": "cifar10",
+    "cifar_resnet110": "cifar10",
+    "resnet50": "imagenet",
+    "digits_cnn": "digits",
+    "imagenet32_resnet110": "imagenet32",
+    "digits32_cnn": "digits32",
+}
+CLASSES = {
+    "cifar_resnet20": 10,
+    "cifar_resnet110": 10,
+    "resnet50": 1000,
+    "digits_cnn": 10,
+    "digits32_cnn": 10,
+    "imagenet32_resnet110": 1000,
+}
 
 
 def _message(excinfo, *needles):
@@ -71,11 +85,13 @@ def test_normalize_layer_is_not_in_state_dict():
     assert layer.state_dict() == {}
     x = torch.rand(2, 3, 4, 5)
     ref = (x - torch.tensor([0.5, 0.25, 0.0]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+        [0.5, 0.25, 2.0]
+    ).view(1, 3, 1, 1)
     assert torch.allclose(layer(x), ref)
     center = InputCenterLayer([0.5, 0.25, 0.0])
-    assert center.state_dict() == {} and torch.allclose(center(x), x - torch.tensor(
-        [0.5, 0.25, 0.0]).view(1, 3, 1, 1))
+    assert center.state_dict() == {} and torch.allclose(
+        center(x), x - torch.tensor([0.5, 0.25, 0.0]).view(1, 3, 1, 1)
+    )
     with pytest.raises(SmoothCertError):
         NormalizeLayer([0.1, 0.2], [0.1])
 
@@ -171,8 +187,12 @@ def test_dataparallel_prefix_variants(trained, tmp_path):
     # ... and a CIFAR state dict saved from a DataParallel wrapper, and a bare net state dict
     path, model, x = trained["cifar_resnet20"]
     sd = torch.load(path, weights_only=True)["state_dict"]
-    for i, variant in enumerate([{k.replace("1.", "1.module.", 1): v for k, v in sd.items()},
-                                 {k[2:]: v for k, v in sd.items()}]):
+    for i, variant in enumerate(
+        [
+            {k.replace("1.", "1.module.", 1): v for k, v in sd.items()},
+            {k[2:]: v for k, v in sd.items()},
+        ]
+    ):
         torch.save({"arch": "cifar_resnet20", "state_dict": variant}, tmp_path / f"c{i}.pth")
         loaded, meta = load_checkpoint(tmp_path / f"c{i}.pth", dataset="cifar10")
         assert meta["notes"]
@@ -283,7 +303,7 @@ def test_unreadable_files(trained, tmp_path):
         _message(e, tmp_path / name)
     flipped = bytearray(data)
     middle = len(flipped) // 2
-    flipped[middle:middle + 64] = bytes(b ^ 0xFF for b in flipped[middle:middle + 64])
+    flipped[middle : middle + 64] = bytes(b ^ 0xFF for b in flipped[middle : middle + 64])
     (tmp_path / "flip.pth").write_bytes(bytes(flipped))
     with pytest.raises(SmoothCertError) as e:
         load_checkpoint(tmp_path / "flip.pth")
@@ -312,8 +332,10 @@ def test_torchscript_and_pickled_module(trained, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(model), str(tmp_path / "script.pt"))
-        torch.jit.save(torch.jit.trace(trained["cifar_resnet20"][1], trained["cifar_resnet20"][2]),
-                       str(tmp_path / "traced.pt"))
+        torch.jit.save(
+            torch.jit.trace(trained["cifar_resnet20"][1], trained["cifar_resnet20"][2]),
+            str(tmp_path / "traced.pt"),
+        )
     loaded, meta = load_checkpoint(tmp_path / "script.pt", trust=True)
     assert meta["arch"] is None and meta["format"] == "torchscript"
     with torch.no_grad():
@@ -343,7 +365,7 @@ def test_digits_cnn_learns_the_digits_quickly():
     for _ in range(3):
         perm = torch.randperm(len(train), generator=g)
         for i in range(0, len(train), 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             loss = torch.nn.functional.cross_entropy(model(train.data[idx]), train.targets[idx])
             opt.zero_grad()
             loss.backward()

@@ -78,8 +78,7 @@ def test_readme_commands_run_verbatim_in_order(tmp_path):
         if words[1] in ("certify", "predict", "train"):
             argv.append("--no-progress")
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=300)
         print(f"{time.perf_counter() - t0:6.1f} s  {small[:90]}")
         assert proc.returncode == 0, f"{command}\n{proc.stderr[-2000:]}"
     seconds = time.perf_counter() - start
@@ -94,7 +93,8 @@ def _results(path: Path, norm: str | None, radii=(0.3, 0.6)) -> str:
     path.write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n" + rows)
     if norm is not None:
         Path(str(path) + ".config.json").write_text(
-            f'{{"norm": "{norm}", "noise": "gaussian", "sigma": 0.25}}')
+            f'{{"norm": "{norm}", "noise": "gaussian", "sigma": 0.25}}'
+        )
     return str(path)
 
 
@@ -110,8 +110,9 @@ def test_analyze_heads_linf_table_and_axis_with_the_norm(tmp_path, capsys, monke
     import smoothcert.cli.analyze as analyze
 
     seen = {}
-    monkeypatch.setattr(analyze, "plot_certified_accuracy",
-                        lambda curves, path, **kw: seen.update(kw))
+    monkeypatch.setattr(
+        analyze, "plot_certified_accuracy", lambda curves, path, **kw: seen.update(kw)
+    )
     f = _results(tmp_path / "mixed.tsv", "linf")
     assert _smoothcert("analyze", f, "--radii", 0.25, 0.5, "--plot", tmp_path / "p.png") == 0
     out = capsys.readouterr()
@@ -160,15 +161,22 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH", rc)
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["analyze", "--help"],
-                                  ["analyze", "RESULTS", "--radii", "0.25"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["analyze", "--help"], ["analyze", "RESULTS", "--radii", "0.25"]],
+)
 def test_start_up_does_not_import_torch(argv, tmp_path):
     """`smoothcert --help`, `--version` and `analyze` start without importing torch (~3 s of
     start-up before)."""
     results = _results(tmp_path / "gauss.tsv", "l2")
     argv = [results if a == "RESULTS" else a for a in argv]
-    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, *argv], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, MPLBACKEND="Agg"))
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+    )
     assert proc.stdout.strip().splitlines()[-1] == "NO-TORCH 0", proc.stdout + proc.stderr
 
 
@@ -179,8 +187,12 @@ def test_version_and_command_list():
 
     from smoothcert.cli.main import COMMANDS, build_parser
 
-    proc = subprocess.run([sys.executable, "-m", "smoothcert", "--version"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "smoothcert", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.strip() == f"smoothcert {version('smoothcert')}"
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {c.dest: c.help for c in sub._choices_actions} == COMMANDS
@@ -188,9 +200,13 @@ def test_version_and_command_list():
 
 # ----------------------------------------------------------------------------- 5: conventions
 def _help(command: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "smoothcert", command, "--help"],
-                          capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, COLUMNS="200"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "smoothcert", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -214,8 +230,9 @@ def test_help_conventions_upper_case_positionals_and_defaults_once():
 def test_cohen_style_call_gets_a_sigma_hint(capsys):
     """A call in the reference's order `certify DATASET CHECKPOINT 0.25 OUTFILE` ends in one line
     saying that sigma is now --sigma."""
-    assert _smoothcert("certify", "cifar10", "model.pth.tar", "0.25", "out.tsv",
-                       "--skip", "20") == 2
+    assert (
+        _smoothcert("certify", "cifar10", "model.pth.tar", "0.25", "out.tsv", "--skip", "20") == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--sigma 0.25" in err[0], err
 
@@ -255,14 +272,18 @@ def test_every_default_is_shown_in_help():
 
     from smoothcert.cli.main import build_parser
 
-    sub = next(a for a in build_parser()._actions
-               if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     hidden = []
     for name, parser in sub.choices.items():
         auto = issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
         for a in parser._actions:
-            if (a.option_strings and a.default is not None and a.default is not False
-                    and a.default != argparse.SUPPRESS and not auto
-                    and "default" not in (a.help or "")):
+            if (
+                a.option_strings
+                and a.default is not None
+                and a.default is not False
+                and a.default != argparse.SUPPRESS
+                and not auto
+                and "default" not in (a.help or "")
+            ):
                 hidden.append(f"{name} {a.option_strings[0]}")
     assert not hidden

@@ -22,8 +22,15 @@ from smoothcert.noises.linf_mixed import _log_density_t, _MaxNormSampler
 ALPHA = 1e-4
 
 # (d, k) pairs covering d = 1, moderate d, k close to d and the ImageNet dimension
-ENVELOPE_CASES = [(1, 0.5), (1, 0.0), (3, 0.0), (10, 9.5), (100, 99.0), (1000, 300.0),
-                  (150528, 150520.0)]
+ENVELOPE_CASES = [
+    (1, 0.5),
+    (1, 0.0),
+    (3, 0.0),
+    (10, 9.5),
+    (100, 99.0),
+    (1000, 300.0),
+    (150528, 150520.0),
+]
 # float64 rounding of the log density (terms of size <= ~1e6 at d = 150528 that cancel)
 ROUNDING = 1e-9
 
@@ -61,15 +68,18 @@ def test_mixed_sampler_tangent_tails_bound_the_density(d, k):
     grid = s.grid.numpy()
     assert s.s_lo > 0 > s.s_hi
     width = grid[-1] - grid[0]
-    for end, slope, value, sign in ((grid[0], s.s_lo, s.logf_ends[0], -1.0),
-                                    (grid[-1], s.s_hi, s.logf_ends[1], 1.0)):
+    for end, slope, value, sign in (
+        (grid[0], s.s_lo, s.logf_ends[0], -1.0),
+        (grid[-1], s.s_hi, s.logf_ends[1], 1.0),
+    ):
         t = end + sign * width * np.geomspace(1e-6, 10.0, 4000)
         with np.errstate(over="ignore"):  # far right: exp(2t) overflows, log density -inf
             logf = _log_density_t(t, d, k) - s.fmax
         tangent = value + (t - end) * slope
         assert np.max(logf - tangent) <= ROUNDING
-        assert value == pytest.approx(_log_density_t(np.array([end]), d, k)[0] - s.fmax,
-                                      abs=ROUNDING)
+        assert value == pytest.approx(
+            _log_density_t(np.array([end]), d, k)[0] - s.fmax, abs=ROUNDING
+        )
 
 
 def test_mixed_sampler_max_norm_law_at_two_million_draws():
@@ -77,8 +87,11 @@ def test_mixed_sampler_max_norm_law_at_two_million_draws():
     resolves the shape of the law inside one envelope bin: at d = 1, pi_0(z) ~ |z|^-k
     exp(-z^2 / 2 sigma^2) gives (z / sigma)^2 ~ chi^2_{1-k}, and (z > 0) ~ Bernoulli(1/2)."""
     n, sigma, k = 2_000_000, 0.7, 0.5
-    z = LinfMixed(1, sigma=sigma, k=k).sample(
-        n, generator=torch.Generator().manual_seed(11), dtype=torch.float64).numpy()[:, 0]
+    z = (
+        LinfMixed(1, sigma=sigma, k=k)
+        .sample(n, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+        .numpy()[:, 0]
+    )
     # an envelope built with np.minimum gives a KS distance of 2.0e-3 here (p ~ 1e-7); the KS
     # critical value at ALPHA is 1.6e-3, the sampling noise ~ 6e-4
     assert stats.kstest((z / sigma) ** 2, stats.chi2(1 - k).cdf).pvalue > ALPHA
@@ -142,12 +155,22 @@ def test_training_batches_carry_noise_of_the_right_scale(tmp_path, monkeypatch, 
     def recording(*args, **kwargs):
         model = original(*args, **kwargs)
         model.register_forward_pre_hook(
-            lambda module, inputs: seen[module.training].append(inputs[0].detach().clone()))
+            lambda module, inputs: seen[module.training].append(inputs[0].detach().clone())
+        )
         return model
 
     monkeypatch.setattr(models, "get_architecture", recording)
-    result = train(str(data), "digits_cnn", tmp_path / "run", NoiseSpec(family, k=k, sigma0=sigma0),
-                   epochs=1, batch=128, lr=0.01, progress=False, verbose=False)
+    result = train(
+        str(data),
+        "digits_cnn",
+        tmp_path / "run",
+        NoiseSpec(family, k=k, sigma0=sigma0),
+        epochs=1,
+        batch=128,
+        lr=0.01,
+        progress=False,
+        verbose=False,
+    )
     noise = make_noise(family, 64, k=k, sigma0=sigma0)
     # per-coordinate std of the noise: E||z||^2 = sigma^2 (d - k) for both families here
     std = noise.sigma * math.sqrt((64 - k) / 64)
@@ -221,12 +244,17 @@ def test_sample_stats_default_chunks_and_empty_sample(name, k):
     assert len(stats_) == 300 and present
     assert all(v.shape == (300,) and v.dtype == torch.float64 for v in present)
     # ||z||_2 (l2 families) or the sum (l-inf families): every row a distinct draw
-    assert torch.unique(stats_.l2_norm if stats_.coord_sum is None
-                        else stats_.coord_sum).numel() == 300
+    assert (
+        torch.unique(stats_.l2_norm if stats_.coord_sum is None else stats_.coord_sum).numel()
+        == 300
+    )
     empty = noise.sample_stats(0, generator=gen)
     assert len(empty) == 0
-    assert all(getattr(empty, f.name) is None or (getattr(empty, f.name).shape == (0,) and
-               getattr(empty, f.name).dtype == torch.float64) for f in fields(NoiseStats))
+    assert all(
+        getattr(empty, f.name) is None
+        or (getattr(empty, f.name).shape == (0,) and getattr(empty, f.name).dtype == torch.float64)
+        for f in fields(NoiseStats)
+    )
 
 
 @pytest.mark.parametrize("name,k", FAMILY_ARGS)
@@ -245,8 +273,9 @@ def test_log_prob_of_a_batch_of_batches(name, k):
 def _as_tensor(x):
     """A sample, or the statistics of one as a tensor (the fields present, stacked)."""
     if isinstance(x, NoiseStats):
-        return torch.stack([getattr(x, f.name) for f in fields(NoiseStats)
-                            if getattr(x, f.name) is not None])
+        return torch.stack(
+            [getattr(x, f.name) for f in fields(NoiseStats) if getattr(x, f.name) is not None]
+        )
     return x
 
 
@@ -258,12 +287,17 @@ def test_samplers_follow_the_generator(name, k, monkeypatch):
     from smoothcert.noises import make_noise
 
     noise = make_noise(name, 6, k=k, sigma=0.7)
-    small_chunks = lambda g: (monkeypatch.setattr(base, "STATS_CHUNK_VALUES", 60)  # noqa: E731
-                              or noise.sample_stats(64, generator=g))  # 10 draws at a time
-    for fn in (lambda g: noise.sample(64, generator=g),
-               lambda g: noise.sample(64, generator=g, dtype=torch.float64),
-               lambda g: noise.sample_stats(64, generator=g),
-               small_chunks):
+
+    def small_chunks(g):  # 10 draws at a time
+        monkeypatch.setattr(base, "STATS_CHUNK_VALUES", 60)
+        return noise.sample_stats(64, generator=g)
+
+    for fn in (
+        lambda g: noise.sample(64, generator=g),
+        lambda g: noise.sample(64, generator=g, dtype=torch.float64),
+        lambda g: noise.sample_stats(64, generator=g),
+        small_chunks,
+    ):
         a, b, c = (_as_tensor(fn(torch.Generator().manual_seed(s))) for s in (1, 1, 2))
         assert torch.equal(a, b)
         assert not torch.equal(a, c)

@@ -37,7 +37,6 @@ ALPHA = 1e-4
 KS_C = math.sqrt(-math.log(ALPHA / 2) / 2)  # two-sample KS critical constant, ~2.23
 
 
-
 def gen(seed):
     return torch.Generator().manual_seed(seed)
 
@@ -62,8 +61,9 @@ def weighted_ecdf(values, weights, at):
 
 
 # ===================================================================== l2 family (eq. 8)
-@pytest.mark.parametrize("d,k,sigma", [(1, 0.5, 1.0), (2, 1.0, 0.7), (5, 0.0, 1.3),
-                                       (10, 7.5, 0.5), (64, 60.0, 2.0)])
+@pytest.mark.parametrize(
+    "d,k,sigma", [(1, 0.5, 1.0), (2, 1.0, 0.7), (5, 0.0, 1.3), (10, 7.5, 0.5), (64, 60.0, 2.0)]
+)
 def test_l2_family_radius_law(d, k, sigma):
     """||z||^2 / sigma^2 ~ chi^2_{d-k} (the radial law of eq. 8)."""
     z = draw(L2Family(d, sigma=sigma, k=k), 20_000, seed=d)
@@ -89,8 +89,9 @@ def test_l2_family_direction_uniform_and_independent_of_radius(d, k):
 
 
 # ===================================================================== pure linf (eq. 10)
-@pytest.mark.parametrize("d,k,sigma", [(1, 0.5, 1.0), (2, 1.0, 0.5), (5, 4.5, 1.0),
-                                       (20, 10.0, 2.0)])
+@pytest.mark.parametrize(
+    "d,k,sigma", [(1, 0.5, 1.0), (2, 1.0, 0.5), (5, 4.5, 1.0), (20, 10.0, 2.0)]
+)
 def test_linf_pure_max_norm_law(d, k, sigma):
     """a = ||z||_inf has a^2 / sigma^2 ~ chi^2_{d-k} (appendix A.3.1)."""
     z = draw(LinfPure(d, sigma=sigma, k=k), 20_000, seed=200 + d)
@@ -143,10 +144,18 @@ def _max_norm_cdf(d, k, sigma):
     return cdf
 
 
-@pytest.mark.parametrize("d,k,sigma,n", [(1, 0.5, 1.0, 20_000), (2, 1.5, 0.5, 20_000),
-                                         (3, 0.0, 1.0, 20_000), (10, 9.5, 1.0, 20_000),
-                                         (100, 99.0, 0.25, 10_000), (1000, 999.0, 1.0, 2_000),
-                                         (1000, 300.0, 1.0, 2_000)])
+@pytest.mark.parametrize(
+    "d,k,sigma,n",
+    [
+        (1, 0.5, 1.0, 20_000),
+        (2, 1.5, 0.5, 20_000),
+        (3, 0.0, 1.0, 20_000),
+        (10, 9.5, 1.0, 20_000),
+        (100, 99.0, 0.25, 10_000),
+        (1000, 999.0, 1.0, 2_000),
+        (1000, 300.0, 1.0, 2_000),
+    ],
+)
 def test_linf_mixed_max_norm_law(d, k, sigma, n):
     """The rejection sampler of ||z||_inf against the 1-D integral of its exact density, down to
     k close to d (where the law of log ||z||_inf has a long left tail)."""
@@ -194,18 +203,23 @@ def test_linf_mixed_against_importance_sampling(d, k, sigma):
     noise = LinfMixed(d, sigma=sigma, k=k)
     z = draw(noise, n_s, seed=600 + d)
     y = np.random.default_rng(700 + d).standard_normal((n_is, d)) * sigma
-    log_w = (noise.log_prob(torch.from_numpy(y)).numpy()
-             + np.sum(y**2, axis=1) / (2 * sigma**2))
+    log_w = noise.log_prob(torch.from_numpy(y)).numpy() + np.sum(y**2, axis=1) / (2 * sigma**2)
     w = np.exp(log_w - log_w.max())
     n_eff = w.sum() ** 2 / np.sum(w**2)
     assert n_eff > 0.2 * n_is  # the comparison below has power
     crit = 1.1 * KS_C * math.sqrt(1 / n_s + 1 / n_eff)
-    for f in (lambda x: np.max(np.abs(x), axis=1), lambda x: np.linalg.norm(x, axis=1),
-              lambda x: x[:, 0]):
+    for f in (
+        lambda x: np.max(np.abs(x), axis=1),
+        lambda x: np.linalg.norm(x, axis=1),
+        lambda x: x[:, 0],
+    ):
         a, b = f(z), f(y)
         grid = np.quantile(a, np.linspace(0.001, 0.999, 999))
-        gap = np.max(np.abs(np.searchsorted(np.sort(a), grid, side="right") / n_s
-                            - weighted_ecdf(b, w, grid)))
+        gap = np.max(
+            np.abs(
+                np.searchsorted(np.sort(a), grid, side="right") / n_s - weighted_ecdf(b, w, grid)
+            )
+        )
         assert gap < crit
         for power in (1, 2):  # moments, 5 standard errors
             mean_is = np.sum(w * b**power) / w.sum()
@@ -215,8 +229,9 @@ def test_linf_mixed_against_importance_sampling(d, k, sigma):
 
 
 @settings(max_examples=40, deadline=None)
-@given(d=st.sampled_from([1, 2, 3, 10, 100, 3072, 150528]),
-       frac=st.floats(0.0, 1.0, exclude_max=True))
+@given(
+    d=st.sampled_from([1, 2, 3, 10, 100, 3072, 150528]), frac=st.floats(0.0, 1.0, exclude_max=True)
+)
 def test_linf_mixed_log_density_of_log_max_norm_is_concave(d, frac):
     """The sampler's envelope (constant pieces + tangent tails) is an upper bound only if the log
     density of t = log(||z||_inf / sigma) is concave: second differences <= 0 up to rounding, for
@@ -229,8 +244,9 @@ def test_linf_mixed_log_density_of_log_max_norm_is_concave(d, frac):
     assert np.all(np.isfinite(f))
     # rounding: f is a sum of terms of size `scale` that cancel when k is close to d
     x = np.exp(t)
-    scale = (abs(1 - k) * np.abs(t) + x * x / 2
-             + (d - 1) * np.abs(np.log(special.erf(x / math.sqrt(2)))))
+    scale = (
+        abs(1 - k) * np.abs(t) + x * x / 2 + (d - 1) * np.abs(np.log(special.erf(x / math.sqrt(2))))
+    )
     ulp = 8 * np.finfo(float).eps * (scale + 1)
     second = f[2:] - 2 * f[1:-1] + f[:-2]
     assert np.all(second <= ulp[2:] + 2 * ulp[1:-1] + ulp[:-2])
@@ -252,14 +268,17 @@ def test_log_density_of_log_max_norm_matches_formula():
 # ===================================================================== densities
 def _formula(name, z, sigma, k):
     l2, linf = np.linalg.norm(z, axis=1), np.max(np.abs(z), axis=1)
-    return {"gaussian": -(l2**2) / (2 * sigma**2),
-            "l2-family": -k * np.log(l2) - l2**2 / (2 * sigma**2),
-            "linf-mixed": -k * np.log(linf) - l2**2 / (2 * sigma**2),
-            "linf-pure": -k * np.log(linf) - linf**2 / (2 * sigma**2)}[name]
+    return {
+        "gaussian": -(l2**2) / (2 * sigma**2),
+        "l2-family": -k * np.log(l2) - l2**2 / (2 * sigma**2),
+        "linf-mixed": -k * np.log(linf) - l2**2 / (2 * sigma**2),
+        "linf-pure": -k * np.log(linf) - linf**2 / (2 * sigma**2),
+    }[name]
 
 
-@pytest.mark.parametrize("name,k", [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0),
-                                    ("linf-pure", 4.5)])
+@pytest.mark.parametrize(
+    "name,k", [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0), ("linf-pure", 4.5)]
+)
 def test_log_prob_matches_formula(name, k):
     """Unnormalised: compared up to a constant, i.e. through differences between points."""
     d, sigma = 6, 0.7
@@ -269,10 +288,16 @@ def test_log_prob_matches_formula(name, k):
     assert np.allclose(got - got[0], want - want[0], rtol=1e-12, atol=1e-10)
 
 
-CASES = [(Gaussian(7, sigma=0.6), "l2"), (Gaussian(7, sigma=0.6), "linf"),
-         (L2Family(7, sigma=0.6, k=3.0), "l2"), (L2Family(1, sigma=1.0, k=0.5), "l2"),
-         (LinfMixed(7, sigma=0.6, k=3.0), "linf"), (LinfMixed(7, sigma=0.6, k=0.0), "linf"),
-         (LinfPure(7, sigma=0.6, k=3.0), "linf"), (LinfPure(7, sigma=0.6, k=0.0), "linf")]
+CASES = [
+    (Gaussian(7, sigma=0.6), "l2"),
+    (Gaussian(7, sigma=0.6), "linf"),
+    (L2Family(7, sigma=0.6, k=3.0), "l2"),
+    (L2Family(1, sigma=1.0, k=0.5), "l2"),
+    (LinfMixed(7, sigma=0.6, k=3.0), "linf"),
+    (LinfMixed(7, sigma=0.6, k=0.0), "linf"),
+    (LinfPure(7, sigma=0.6, k=3.0), "linf"),
+    (LinfPure(7, sigma=0.6, k=0.0), "linf"),
+]
 
 
 @pytest.mark.parametrize("noise,norm", CASES, ids=lambda x: repr(x))
@@ -282,8 +307,9 @@ def test_log_ratio_from_stats_is_pointwise_log_ratio(noise, norm, radius):
     from the density formula, and equal to log_ratio(z, worst_case_delta(r))."""
     z = draw(noise, 2_000, seed=11)
     delta = noise.worst_case_delta(radius, norm)
-    want = (_formula(noise.name, z - delta.numpy(), noise.sigma, noise.k)
-            - _formula(noise.name, z, noise.sigma, noise.k))
+    want = _formula(noise.name, z - delta.numpy(), noise.sigma, noise.k) - _formula(
+        noise.name, z, noise.sigma, noise.k
+    )
     direct = noise.log_ratio(torch.from_numpy(z), delta).numpy()
     fast = noise.log_ratio_from_stats(noise.reduce(torch.from_numpy(z)), radius, norm).numpy()
     assert np.allclose(direct, want, rtol=1e-9, atol=1e-9)
@@ -382,19 +408,22 @@ def test_linf_families_refuse_l2(cls):
 
 
 @pytest.mark.parametrize("name", ["l2-family", "linf-mixed", "linf-pure"])
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(dim=5, k=5.0, sigma=1.0), r"k must be < d"),
-    (dict(dim=5, k=7.0, sigma=1.0), r"k must be < d"),
-    (dict(dim=5, k=-1.0, sigma=1.0), r"k must be .*>= 0"),
-    (dict(dim=5, k=math.nan, sigma=1.0), r"k must be"),
-    (dict(dim=5, k=1.0, sigma=0.0), r"sigma must be .*> 0"),
-    (dict(dim=5, k=1.0, sigma=-0.5), r"sigma must be .*> 0"),
-    (dict(dim=5, k=1.0, sigma=math.nan), r"sigma must be"),
-    (dict(dim=5, k=1.0, sigma=math.inf), r"sigma must be"),
-    (dict(dim=0, k=0.0, sigma=1.0), r"dimension"),
-    (dict(dim=-3, k=0.0, sigma=1.0), r"dimension"),
-    (dict(dim=2.5, k=0.0, sigma=1.0), r"dimension"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(dim=5, k=5.0, sigma=1.0), r"k must be < d"),
+        (dict(dim=5, k=7.0, sigma=1.0), r"k must be < d"),
+        (dict(dim=5, k=-1.0, sigma=1.0), r"k must be .*>= 0"),
+        (dict(dim=5, k=math.nan, sigma=1.0), r"k must be"),
+        (dict(dim=5, k=1.0, sigma=0.0), r"sigma must be .*> 0"),
+        (dict(dim=5, k=1.0, sigma=-0.5), r"sigma must be .*> 0"),
+        (dict(dim=5, k=1.0, sigma=math.nan), r"sigma must be"),
+        (dict(dim=5, k=1.0, sigma=math.inf), r"sigma must be"),
+        (dict(dim=0, k=0.0, sigma=1.0), r"dimension"),
+        (dict(dim=-3, k=0.0, sigma=1.0), r"dimension"),
+        (dict(dim=2.5, k=0.0, sigma=1.0), r"dimension"),
+    ],
+)
 def test_invalid_parameters(name, kwargs, pattern):
     with pytest.raises(SmoothCertError, match=pattern):
         make_noise(name, **kwargs)
@@ -418,8 +447,7 @@ def test_gaussian_and_factory_errors():
 
 
 def test_matched_sigma():
-    assert matched_sigma(0.25, 3072, 500) == pytest.approx(math.sqrt(3071 / 2571) * 0.25,
-                                                           rel=1e-14)
+    assert matched_sigma(0.25, 3072, 500) == pytest.approx(math.sqrt(3071 / 2571) * 0.25, rel=1e-14)
     assert matched_sigma(0.5, 10, 0) == 0.5
     noise = make_noise("l2-family", 100, k=50, sigma0=0.5)
     assert noise.sigma == pytest.approx(math.sqrt(99 / 49) * 0.5, rel=1e-14)
@@ -440,13 +468,18 @@ def test_linf_mixed_against_cube_polar_sampler(d, k, sigma, mixed_linf_reference
     y = mixed_linf_reference_sampler(np.random.default_rng(900 + d), n, d, k, sigma)
     if k == 0:  # the reference itself: k = 0 is N(0, sigma^2 I)
         assert ks_ok(np.sum(y**2, axis=1) / sigma**2, stats.chi2(d).cdf)
-    for f in (lambda x: np.max(np.abs(x), axis=1), lambda x: np.linalg.norm(x, axis=1),
-              lambda x: x[:, 0], lambda x: x.sum(axis=1)):
+    for f in (
+        lambda x: np.max(np.abs(x), axis=1),
+        lambda x: np.linalg.norm(x, axis=1),
+        lambda x: x[:, 0],
+        lambda x: x.sum(axis=1),
+    ):
         assert ks2_ok(f(z), f(y))
 
 
-@pytest.mark.parametrize("name,k", [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0),
-                                    ("linf-pure", 2.0)])
+@pytest.mark.parametrize(
+    "name,k", [("gaussian", 0.0), ("l2-family", 3.0), ("linf-mixed", 2.0), ("linf-pure", 2.0)]
+)
 def test_sample_of_zero_draws_is_an_empty_batch(name, k):
     """Guards sample(0): an empty (0, d) batch for every family (the mixed l-inf sampler's
     torch.cat of no pieces raised a raw ValueError)."""

@@ -11,8 +11,20 @@ from smoothcert.errors import SmoothCertError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a download, even by mistake
 
-FAST = ["--N0", "10", "--N", "100", "--batch", "100", "--skip", "90", "--max", "360",
-        "--device", "cpu"]
+FAST = [
+    "--N0",
+    "10",
+    "--N",
+    "100",
+    "--batch",
+    "100",
+    "--skip",
+    "90",
+    "--max",
+    "360",
+    "--device",
+    "cpu",
+]
 MEAN, STD = [0.25, 0.5, 0.75], [0.2, 0.3, 0.4]
 
 
@@ -28,8 +40,10 @@ def _torchvision():
     try:
         import torchvision
     except Exception as exc:
-        pytest.skip("torchvision does not import here (the registry's wheels link the CUDA "
-                    f"build of torch; this torch is {torch.__version__}): {exc}")
+        pytest.skip(
+            "torchvision does not import here (the registry's wheels link the CUDA "
+            f"build of torch; this torch is {torch.__version__}): {exc}"
+        )
     return torchvision
 
 
@@ -39,15 +53,30 @@ def hf_dir(tmp_path_factory):
     with a preprocessor config giving per-channel mean / std."""
     transformers = _transformers()
     config = transformers.ViTConfig(
-        image_size=8, patch_size=4, num_channels=3, hidden_size=16, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=32, num_labels=10)
+        image_size=8,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=10,
+    )
     torch.manual_seed(0)
     net = transformers.AutoModelForImageClassification.from_config(config)
     path = tmp_path_factory.mktemp("hf") / "tiny-vit"
     net.save_pretrained(str(path))
-    (path / "preprocessor_config.json").write_text(json.dumps(
-        {"image_processor_type": "ViTImageProcessor", "do_normalize": True,
-         "image_mean": MEAN, "image_std": STD, "size": {"height": 8, "width": 8}}))
+    (path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "ViTImageProcessor",
+                "do_normalize": True,
+                "image_mean": MEAN,
+                "image_std": STD,
+                "size": {"height": 8, "width": 8},
+            }
+        )
+    )
     return path
 
 
@@ -60,7 +89,8 @@ def test_hf_wrapper_normalises_inside_and_repeats_channels(hf_dir):
     model, meta = load_checkpoint(str(hf_dir))
     assert meta["format"] == "hf" and meta["arch"] == f"hf:{hf_dir}"
     ref = transformers.AutoModelForImageClassification.from_pretrained(
-        str(hf_dir), local_files_only=True).eval()
+        str(hf_dir), local_files_only=True
+    ).eval()
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -89,9 +119,28 @@ def test_hf_train_certify_analyze_on_digits(hf_dir, cache_dir, tmp_path, capsys)
     from smoothcert.models.checkpoint import torch_load
 
     out = tmp_path / "run"
-    assert main(["train", "digits", f"hf:{hf_dir}", str(out), "--sigma", "0.25",
-                 "--epochs", "1", "--batch", "256", "--lr", "0.01", "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digits",
+                f"hf:{hf_dir}",
+                str(out),
+                "--sigma",
+                "0.25",
+                "--epochs",
+                "1",
+                "--batch",
+                "256",
+                "--lr",
+                "0.01",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     ckpt_path = out / "checkpoint.pth.tar"
     ckpt = torch_load(ckpt_path)  # plain data: weights_only reads it
     assert ckpt["arch"] == f"hf:{hf_dir}" and ckpt["config"]["arch"] == f"hf:{hf_dir}"
@@ -108,10 +157,21 @@ def test_hf_train_certify_analyze_on_digits(hf_dir, cache_dir, tmp_path, capsys)
         assert meta["arch"] == f"hf:{hf_dir}"
         tsv = tmp_path / "res" / "hf.tsv"
         tsv.parent.mkdir()
-        assert main(["certify", "digits", str(ckpt_path), str(tsv), "--sigma", "0.25",
-                     *FAST]) == 0
-        assert main(["certify", "digits", str(moved), str(tmp_path / "res" / "dir.tsv"),
-                     "--sigma", "0.25", *FAST]) == 0  # the folder itself as the checkpoint
+        assert main(["certify", "digits", str(ckpt_path), str(tsv), "--sigma", "0.25", *FAST]) == 0
+        assert (
+            main(
+                [
+                    "certify",
+                    "digits",
+                    str(moved),
+                    str(tmp_path / "res" / "dir.tsv"),
+                    "--sigma",
+                    "0.25",
+                    *FAST,
+                ]
+            )
+            == 0
+        )  # the folder itself as the checkpoint
     finally:
         moved.rename(hf_dir)
     lines = tsv.read_text().splitlines()
@@ -139,8 +199,7 @@ def test_hf_remote_code_refused_unless_trusted(hf_dir, tmp_path, capsys):
     with pytest.raises(SmoothCertError, match="auto_map"):
         load_hf_dir(bad)
     capsys.readouterr()
-    rc = main(["certify", "digits", str(bad), str(tmp_path / "o.tsv"), "--sigma", "0.25",
-               *FAST])
+    rc = main(["certify", "digits", str(bad), str(tmp_path / "o.tsv"), "--sigma", "0.25", *FAST])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--trust-checkpoint" in err
 
@@ -154,8 +213,11 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
     for name in ("transformers", "timm", "torchvision"):
         monkeypatch.setitem(sys.modules, name, None)  # "import name" raises ImportError
-    for arch, extra in ((f"hf:{tmp_path}", "smoothcert[hf]"), ("timm:resnet18", "smoothcert[timm]"),
-                        ("torchvision:resnet18", "smoothcert[timm]")):
+    for arch, extra in (
+        (f"hf:{tmp_path}", "smoothcert[hf]"),
+        ("timm:resnet18", "smoothcert[timm]"),
+        ("torchvision:resnet18", "smoothcert[timm]"),
+    ):
         with pytest.raises(SmoothCertError) as info:
             get_architecture(arch, "digits")
         assert extra in str(info.value) and "\n" not in str(info.value)
@@ -175,19 +237,54 @@ def test_timm_torchvision_train_certify(kind, cache_dir, tmp_path):
     model = get_architecture(arch, "digits").eval()
     x = torch.rand(2, 1, 8, 8)
     with torch.no_grad():
-        want = model.net((x.expand(-1, 3, -1, -1) - model.normalize.means.view(1, 3, 1, 1))
-                         / model.normalize.sds.view(1, 3, 1, 1))
+        want = model.net(
+            (x.expand(-1, 3, -1, -1) - model.normalize.means.view(1, 3, 1, 1))
+            / model.normalize.sds.view(1, 3, 1, 1)
+        )
         torch.testing.assert_close(model(x), want)
     weights = tmp_path / "w.pth"
     torch.save(model.net.state_dict(), weights)
     out = tmp_path / "run"
-    assert main(["train", "digits", arch, str(out), "--sigma", "0.25", "--epochs", "1",
-                 "--batch", "256", "--lr", "0.01", "--device", "cpu", "--no-progress",
-                 "--weights", str(weights)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digits",
+                arch,
+                str(out),
+                "--sigma",
+                "0.25",
+                "--epochs",
+                "1",
+                "--batch",
+                "256",
+                "--lr",
+                "0.01",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--weights",
+                str(weights),
+            ]
+        )
+        == 0
+    )
     loaded, meta = load_checkpoint(str(out / "checkpoint.pth.tar"))
     assert meta["arch"] == arch
-    assert main(["certify", "digits", str(out / "checkpoint.pth.tar"), str(tmp_path / "c.tsv"),
-                 "--sigma", "0.25", *FAST]) == 0
+    assert (
+        main(
+            [
+                "certify",
+                "digits",
+                str(out / "checkpoint.pth.tar"),
+                str(tmp_path / "c.tsv"),
+                "--sigma",
+                "0.25",
+                *FAST,
+            ]
+        )
+        == 0
+    )
 
 
 class _TinyNet(torch.nn.Module):
@@ -219,8 +316,9 @@ def _fake_libraries(monkeypatch, calls):
         calls.append(("torchvision", name, weights))
         return _TinyNet(num_classes)
 
-    tv.models = types.SimpleNamespace(get_model=get_model,
-                                      get_model_weights=lambda name: weights_enum)
+    tv.models = types.SimpleNamespace(
+        get_model=get_model, get_model_weights=lambda name: weights_enum
+    )
     timm = types.ModuleType("timm")
 
     def create_model(name, pretrained=False, num_classes=1000, in_chans=3):
@@ -228,8 +326,13 @@ def _fake_libraries(monkeypatch, calls):
         return _TinyNet(num_classes, in_chans)
 
     timm.create_model = create_model
-    timm.data = types.SimpleNamespace(resolve_data_config=lambda args, model: {
-        "input_size": (3, 8, 8), "mean": (0.4, 0.5, 0.6), "std": (0.2, 0.25, 0.3)})
+    timm.data = types.SimpleNamespace(
+        resolve_data_config=lambda args, model: {
+            "input_size": (3, 8, 8),
+            "mean": (0.4, 0.5, 0.6),
+            "std": (0.2, 0.25, 0.3),
+        }
+    )
     monkeypatch.setitem(sys.modules, "torchvision", tv)
     monkeypatch.setitem(sys.modules, "timm", timm)
 
@@ -260,9 +363,30 @@ def test_timm_torchvision_paths_with_stand_ins(kind, suffix, monkeypatch, cache_
     with torch.no_grad():
         torch.testing.assert_close(model(x), model.net((x.expand(-1, 3, -1, -1) - mean) / std))
     out = tmp_path / "run"
-    assert main(["train", "digits", arch, str(out), "--sigma", "0.25", "--epochs", "1",
-                 "--batch", "256", "--lr", "0.01", "--device", "cpu", "--no-progress",
-                 "--weights", str(weights)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digits",
+                arch,
+                str(out),
+                "--sigma",
+                "0.25",
+                "--epochs",
+                "1",
+                "--batch",
+                "256",
+                "--lr",
+                "0.01",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--weights",
+                str(weights),
+            ]
+        )
+        == 0
+    )
     assert all(c[2] in (None, False) for c in calls)  # never pretrained=True / a weights enum
     ckpt = out / "checkpoint.pth.tar"
     a, meta = load_checkpoint(str(ckpt))
@@ -270,8 +394,10 @@ def test_timm_torchvision_paths_with_stand_ins(kind, suffix, monkeypatch, cache_
     assert meta["arch"] == arch and meta["pretrained"]["weights"] == str(weights)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
-    assert main(["certify", "digits", str(ckpt), str(tmp_path / "c.tsv"), "--sigma", "0.25",
-                 *FAST]) == 0
+    assert (
+        main(["certify", "digits", str(ckpt), str(tmp_path / "c.tsv"), "--sigma", "0.25", *FAST])
+        == 0
+    )
 
 
 def test_weights_file_that_does_not_fit_is_one_line(monkeypatch, tmp_path):
@@ -298,7 +424,8 @@ def test_hf_new_head_and_half_precision_folder(hf_dir, tmp_path):
     assert tuple(model(torch.rand(2, 1, 8, 8)).shape) == (2, 3)
     half = tmp_path / "half"
     transformers.AutoModelForImageClassification.from_pretrained(
-        str(hf_dir), local_files_only=True).half().save_pretrained(str(half))
+        str(hf_dir), local_files_only=True
+    ).half().save_pretrained(str(half))
     model = load_hf_dir(half).eval()
     assert model(torch.rand(2, 1, 8, 8)).dtype == torch.float32
 

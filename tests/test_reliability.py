@@ -56,13 +56,40 @@ from smoothcert.cli.main import main as cli_main
 #: cases run per experiment; scripts/reliability_report.py resets and reads it
 COUNTS: collections.Counter = collections.Counter()
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 FEW = settings(FUZZ, max_examples=12)
 
-P_GRID = np.array(sorted({0.5 + 1e-9, 0.5 + 1e-8, 0.5 + 1e-7, 0.5 + 1e-6, 0.5 + 1e-4, 0.501,
-                          0.51, 0.55, 0.6, 0.7, 0.8, 0.9, 0.99, 0.999, 1 - 1e-4, 1 - 1e-6,
-                          1 - 1e-8, 1 - 1e-10, 1 - 1e-12}))
+P_GRID = np.array(
+    sorted(
+        {
+            0.5 + 1e-9,
+            0.5 + 1e-8,
+            0.5 + 1e-7,
+            0.5 + 1e-6,
+            0.5 + 1e-4,
+            0.501,
+            0.51,
+            0.55,
+            0.6,
+            0.7,
+            0.8,
+            0.9,
+            0.99,
+            0.999,
+            1 - 1e-4,
+            1 - 1e-6,
+            1 - 1e-8,
+            1 - 1e-10,
+            1 - 1e-12,
+        }
+    )
+)
 SIGMAS = (1e-3, 1.0, 1e3)
 #: the exact=True refinement was wrong below this distance from 1/2 (fixed: the median is solved
 #: relative to its scale; test_refined_radius_near_one_half_never_overclaims)
@@ -82,7 +109,6 @@ def _reliability_cache(_shared_cache_dir, monkeypatch):
     """A temporary certificate cache shared by this module's tests (after conftest's own
     per-test folder): never the user's cache, and each table built once."""
     monkeypatch.setenv("SMOOTHCERT_CACHE", str(_shared_cache_dir))
-
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -114,8 +140,11 @@ class CliResult:
     def lines(self) -> list[str]:
         """stderr lines that are neither progress bars nor ``#`` notes."""
         parts = re.split(r"[\r\n]+", self.err)
-        return [p.strip() for p in parts if p.strip() and not _PROGRESS.search(p)
-                and not p.lstrip().startswith("#")]
+        return [
+            p.strip()
+            for p in parts
+            if p.strip() and not _PROGRESS.search(p) and not p.lstrip().startswith("#")
+        ]
 
 
 def run_cli(argv: list[str]) -> CliResult:
@@ -123,8 +152,11 @@ def run_cli(argv: list[str]) -> CliResult:
     would be a traceback) is kept in ``exception``."""
     out, err = io.StringIO(), io.StringIO()
     rc, exc = None, None
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-            warnings.catch_warnings():
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         try:
             rc = cli_main([str(a) for a in argv])
@@ -143,8 +175,12 @@ def assert_clean_failure(res: CliResult, command: str, leftovers=()) -> str:
     assert "Traceback" not in res.err
     assert res.rc == 2, (res.rc, res.err[-500:])
     lines = res.lines
-    errors = [line for line in lines if line.startswith(f"smoothcert {command}: error: ")
-              or line.startswith("smoothcert: error: ")]
+    errors = [
+        line
+        for line in lines
+        if line.startswith(f"smoothcert {command}: error: ")
+        or line.startswith("smoothcert: error: ")
+    ]
     assert len(errors) == 1, lines
     if not lines[0].startswith("usage: "):  # argparse prints its usage lines first
         assert lines == errors, lines  # a SmoothCertError: that one line only
@@ -155,8 +191,10 @@ def assert_clean_failure(res: CliResult, command: str, leftovers=()) -> str:
 
 
 def strip_time(text: str, time_column: int = 5) -> list[str]:
-    return ["\t".join(c for j, c in enumerate(line.split("\t")) if j != time_column)
-            for line in text.splitlines()]
+    return [
+        "\t".join(c for j, c in enumerate(line.split("\t")) if j != time_column)
+        for line in text.splitlines()
+    ]
 
 
 def gaussian_radius_exact(p: float) -> float:
@@ -175,7 +213,7 @@ class Linear:
         self.b, self.bad = b, bad
 
     def __call__(self, batch):
-        s = (batch.reshape(batch.shape[0], -1).to(torch.float64) @ self.w - self.b)
+        s = batch.reshape(batch.shape[0], -1).to(torch.float64) @ self.w - self.b
         scores = torch.stack([-s, s], dim=1).float()
         return scores if self.bad is None else self.bad(scores)
 
@@ -196,8 +234,9 @@ def _api_bad_calls():
 
     def certify(**kw):
         a = {**ok, **kw}
-        return lambda: smooth.certify(a.get("x", x), a["n0"], a["n"], a["alpha"],
-                                      a["batch_size"], generator=0)
+        return lambda: smooth.certify(
+            a.get("x", x), a["n0"], a["n"], a["alpha"], a["batch_size"], generator=0
+        )
 
     calls = [
         ("make_noise unknown family", lambda: make_noise("cauchy", 4, sigma=1)),
@@ -210,23 +249,37 @@ def _api_bad_calls():
         ("k negative", lambda: make_noise("linf-pure", 4, k=-0.5, sigma=1)),
         ("sigma0 with k >= d - 1", lambda: make_noise("l2-family", 4, k=3, sigma0=1)),
         ("sigma0 NaN", lambda: make_noise("l2-family", 4, k=1, sigma0=math.nan)),
-        ("sigma0 so large that sigma overflows",
-         lambda: make_noise("l2-family", 100, k=98.99999, sigma0=1e307)),
+        (
+            "sigma0 so large that sigma overflows",
+            lambda: make_noise("l2-family", 100, k=98.99999, sigma0=1e307),
+        ),
         ("dim 0", lambda: make_noise("gaussian", 0, sigma=1)),
         ("dim float", lambda: make_noise("gaussian", 2.5, sigma=1)),
         ("dim str", lambda: make_noise("gaussian", "4", sigma=1)),
-        ("linf family against l2", lambda: get_certificate(make_noise("linf-pure", 4, sigma=1),
-                                                            "l2")),
+        (
+            "linf family against l2",
+            lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "l2"),
+        ),
         ("norm l1", lambda: get_certificate(g, "l1")),
         ("noise not a Noise", lambda: get_certificate("gaussian")),
-        ("MC samples < 100", lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf",
-                                                     samples=99)),
-        ("MC failure_prob 0", lambda: get_certificate(make_noise("linf-pure", 4, sigma=1),
-                                                      "linf", failure_prob=0.0)),
-        ("MC failure_prob NaN", lambda: get_certificate(make_noise("linf-pure", 4, sigma=1),
-                                                        "linf", failure_prob=math.nan)),
-        ("MC n_radii 0", lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf",
-                                                 n_radii=0)),
+        (
+            "MC samples < 100",
+            lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf", samples=99),
+        ),
+        (
+            "MC failure_prob 0",
+            lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf", failure_prob=0.0),
+        ),
+        (
+            "MC failure_prob NaN",
+            lambda: get_certificate(
+                make_noise("linf-pure", 4, sigma=1), "linf", failure_prob=math.nan
+            ),
+        ),
+        (
+            "MC n_radii 0",
+            lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf", n_radii=0),
+        ),
         ("radius p = 0", lambda: cert.radius(0.0)),
         ("radius p = 1", lambda: cert.radius(1.0)),
         ("radius p NaN in an array", lambda: cert.radius([0.6, math.nan])),
@@ -239,11 +292,16 @@ def _api_bad_calls():
         ("Smooth not callable", lambda: Smooth(3, 2, g)),
         ("Smooth unknown device", lambda: Smooth(Linear(4), 2, g, device="bogus")),
         ("Smooth norm l1", lambda: Smooth(Linear(4), 2, g, norm="l1")),
-        ("Smooth certificate of another noise",
-         lambda: Smooth(Linear(4), 2, g, certificate=get_certificate(g.with_sigma(1.0)))),
-        ("Smooth MC bilateral", lambda: Smooth(Linear(4), 2, make_noise("linf-pure", 4, sigma=1),
-                                               norm="linf", samples=200).certify(
-            x, 5, 20, 0.1, 10, generator=0, bilateral=True)),
+        (
+            "Smooth certificate of another noise",
+            lambda: Smooth(Linear(4), 2, g, certificate=get_certificate(g.with_sigma(1.0))),
+        ),
+        (
+            "Smooth MC bilateral",
+            lambda: Smooth(
+                Linear(4), 2, make_noise("linf-pure", 4, sigma=1), norm="linf", samples=200
+            ).certify(x, 5, 20, 0.1, 10, generator=0, bilateral=True),
+        ),
         ("certify x wrong size", certify(x=torch.zeros(5))),
         ("certify x empty", certify(x=torch.zeros(0))),
         ("certify x NaN", certify(x=torch.tensor([0.0, math.nan, 0.0, 0.0]))),
@@ -260,24 +318,47 @@ def _api_bad_calls():
         ("certify_at r NaN", lambda: smooth.certify_at(x, math.nan, 5, 20, 0.1, 10)),
         ("certify generator str", lambda: smooth.certify(x, 5, 20, 0.1, 10, generator="0")),
         ("predict N 0", lambda: smooth.predict(x, 0, 0.1, 10, generator=0)),
-        ("model NaN scores", lambda: Smooth(Linear(4, bad=lambda s: s * math.nan), 2, g).certify(
-            x, 5, 20, 0.1, 10, generator=0)),
-        ("model wrong shape", lambda: Smooth(Linear(4, bad=lambda s: s[:, :1]), 2, g).predict(
-            x, 20, 0.1, 10, generator=0)),
-        ("model numpy output", lambda: Smooth(Linear(4, bad=lambda s: s.numpy()), 2, g).predict(
-            x, 20, 0.1, 10, generator=0)),
+        (
+            "model NaN scores",
+            lambda: Smooth(Linear(4, bad=lambda s: s * math.nan), 2, g).certify(
+                x, 5, 20, 0.1, 10, generator=0
+            ),
+        ),
+        (
+            "model wrong shape",
+            lambda: Smooth(Linear(4, bad=lambda s: s[:, :1]), 2, g).predict(
+                x, 20, 0.1, 10, generator=0
+            ),
+        ),
+        (
+            "model numpy output",
+            lambda: Smooth(Linear(4, bad=lambda s: s.numpy()), 2, g).predict(
+                x, 20, 0.1, 10, generator=0
+            ),
+        ),
         ("load_dataset unknown", lambda: load_dataset("mnist-nope", "test")),
         ("load_dataset split", lambda: load_dataset("digits", "validation")),
         ("load_dataset missing path", lambda: load_dataset("/nonexistent/data.npz", "test")),
         ("get_architecture unknown", lambda: get_architecture("resnet9000", "digits")),
         ("load_checkpoint missing", lambda: load_checkpoint("/nonexistent/ckpt.pth")),
         ("read_results missing", lambda: read_results("/nonexistent/results.tsv")),
-        ("train epochs -1", lambda: train("digits", "digits_cnn", "/nonexistent/out",
-                                          {"sigma": 0.25}, epochs=-1)),
-        ("train lr NaN", lambda: train("digits", "digits_cnn", "/nonexistent/out",
-                                       {"sigma": 0.25}, lr=math.nan)),
-        ("train noise k >= d", lambda: train("digits", "digits_cnn", "/nonexistent/out",
-                                             {"noise": "l2-family", "k": 64, "sigma": 0.25})),
+        (
+            "train epochs -1",
+            lambda: train("digits", "digits_cnn", "/nonexistent/out", {"sigma": 0.25}, epochs=-1),
+        ),
+        (
+            "train lr NaN",
+            lambda: train("digits", "digits_cnn", "/nonexistent/out", {"sigma": 0.25}, lr=math.nan),
+        ),
+        (
+            "train noise k >= d",
+            lambda: train(
+                "digits",
+                "digits_cnn",
+                "/nonexistent/out",
+                {"noise": "l2-family", "k": 64, "sigma": 0.25},
+            ),
+        ),
     ]
     return calls
 
@@ -295,25 +376,38 @@ def test_api_bad_calls_raise_one_line_errors():
 
 
 def _any_float(lo=-1e300, hi=1e300):
-    return st.one_of(st.floats(lo, hi), st.sampled_from([math.nan, math.inf, -math.inf, 0.0,
-                                                         -0.0, 5e-324, 1e-300]))
+    return st.one_of(
+        st.floats(lo, hi),
+        st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, 1e-300]),
+    )
 
 
 @FUZZ
-@given(name=st.sampled_from([*FAMILIES, "cauchy", ""]),
-       dim=st.one_of(st.integers(-3, 12), st.sampled_from([2.5, "4", None, True])),
-       k=st.one_of(_any_float(-2, 14), st.integers(0, 12)),
-       sigma=_any_float(), norm=st.sampled_from(["l2", "linf", "l1", None]),
-       p=st.one_of(_any_float(-1, 2), st.floats(0.5, 1.0)),
-       r=st.one_of(_any_float(-1, 1e6), st.floats(0, 10)))
+@given(
+    name=st.sampled_from([*FAMILIES, "cauchy", ""]),
+    dim=st.one_of(st.integers(-3, 12), st.sampled_from([2.5, "4", None, True])),
+    k=st.one_of(_any_float(-2, 14), st.integers(0, 12)),
+    sigma=_any_float(),
+    norm=st.sampled_from(["l2", "linf", "l1", None]),
+    p=st.one_of(_any_float(-1, 2), st.floats(0.5, 1.0)),
+    r=st.one_of(_any_float(-1, 1e6), st.floats(0, 10)),
+)
 def test_fuzz_noise_and_certificate(name, dim, k, sigma, norm, p, r):
     """Noise, certificate, radius and threshold on generated parameters: a SmoothCertError
     exactly when a parameter is invalid; otherwise finite radii >= 0 that are consistent
     with the thresholds (threshold(radius(p)) <= p)."""
     COUNTS["api"] += 1
-    valid_noise = (name in FAMILIES and isinstance(dim, int) and not isinstance(dim, bool)
-                   and dim >= 1 and math.isfinite(k) and 0 <= k < dim
-                   and not (name == "gaussian" and k) and math.isfinite(sigma) and sigma > 0)
+    valid_noise = (
+        name in FAMILIES
+        and isinstance(dim, int)
+        and not isinstance(dim, bool)
+        and dim >= 1
+        and math.isfinite(k)
+        and 0 <= k < dim
+        and not (name == "gaussian" and k)
+        and math.isfinite(sigma)
+        and sigma > 0
+    )
     try:
         noise = make_noise(name, dim, k=k, sigma=sigma)
     except SmoothCertError as exc:
@@ -326,8 +420,7 @@ def test_fuzz_noise_and_certificate(name, dim, k, sigma, norm, p, r):
     if name == "l2-family" and noise.k > 0:
         return  # quadrature tables take 5-60 s each: see the extremes tests
     try:
-        cert = get_certificate(noise, norm, samples=300, failure_prob=0.1, n_radii=8,
-                               cache=False)
+        cert = get_certificate(noise, norm, samples=300, failure_prob=0.1, n_radii=8, cache=False)
     except SmoothCertError as exc:
         assert one_line(str(exc))
         assert norm not in noise.norms
@@ -350,27 +443,48 @@ def test_fuzz_noise_and_certificate(name, dim, k, sigma, norm, p, r):
 
 
 @FUZZ
-@given(shape=st.sampled_from([(4,), (2, 2), (1, 4), (5,), (0,), (2, 3)]),
-       dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.int64,
-                              torch.uint8, torch.bool]),
-       poison=st.sampled_from([None, math.nan, math.inf, -math.inf]),
-       n0=st.integers(-2, 8), n=st.integers(-2, 40), alpha=_any_float(-1, 2),
-       batch=st.integers(-1, 64), seed=st.integers(-2**70, 2**70),
-       family=st.sampled_from(["gaussian", "l2-family", "linf-pure"]))  # l2 family: k = 0
+@given(
+    shape=st.sampled_from([(4,), (2, 2), (1, 4), (5,), (0,), (2, 3)]),
+    dtype=st.sampled_from(
+        [torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8, torch.bool]
+    ),
+    poison=st.sampled_from([None, math.nan, math.inf, -math.inf]),
+    n0=st.integers(-2, 8),
+    n=st.integers(-2, 40),
+    alpha=_any_float(-1, 2),
+    batch=st.integers(-1, 64),
+    seed=st.integers(-(2**70), 2**70),
+    family=st.sampled_from(["gaussian", "l2-family", "linf-pure"]),
+)  # l2 family: k = 0
 def test_fuzz_smooth_certify(shape, dtype, poison, n0, n, alpha, batch, seed, family):
     """Smooth.certify on generated inputs and arguments: SmoothCertError exactly when one is
     invalid, else a class, a finite radius >= 0 and pA_lower in [0, 1]."""
     COUNTS["api"] += 1
     noise = make_noise(family, 4, sigma=0.5, k=1.0 if family == "linf-pure" else 0.0)
     norm = "linf" if family == "linf-pure" else "l2"
-    smooth = Smooth(Linear(4, b=-0.3), 2, noise, norm=norm, samples=300, n_radii=8,
-                    failure_prob=0.1, certificate=_small_certificate(noise, norm))
+    smooth = Smooth(
+        Linear(4, b=-0.3),
+        2,
+        noise,
+        norm=norm,
+        samples=300,
+        n_radii=8,
+        failure_prob=0.1,
+        certificate=_small_certificate(noise, norm),
+    )
     x = torch.full(shape, 0.25).to(dtype)
     poisoned = poison is not None and dtype.is_floating_point and x.numel() > 0
     if poisoned:
         x.view(-1)[0] = poison
-    valid = (math.prod(shape) == 4 and not poisoned and n0 >= 1 and n >= 1
-             and math.isfinite(alpha) and 0 < alpha < 1 and batch >= 1)
+    valid = (
+        math.prod(shape) == 4
+        and not poisoned
+        and n0 >= 1
+        and n >= 1
+        and math.isfinite(alpha)
+        and 0 < alpha < 1
+        and batch >= 1
+    )
     try:
         c, radius, p_a = smooth.certify(x, n0, n, alpha, batch, generator=seed)
     except SmoothCertError as exc:
@@ -389,8 +503,7 @@ def _small_certificate(noise, norm):
     once: 10 s)."""
     key = (noise.name, noise.dim, noise.k, noise.sigma, norm)
     if key not in _SMALL_CERTS:
-        _SMALL_CERTS[key] = get_certificate(noise, norm, samples=300, n_radii=8,
-                                            failure_prob=0.1)
+        _SMALL_CERTS[key] = get_certificate(noise, norm, samples=300, n_radii=8, failure_prob=0.1)
     return _SMALL_CERTS[key]
 
 
@@ -418,10 +531,13 @@ def _bad_scores(kind, rows):
 
 
 @FUZZ
-@given(kind=st.sampled_from(["nan", "inf", "-inf", "extra class", "missing row", "float64",
-                             "list", "none"]),
-       rows=st.lists(st.integers(0, 40), min_size=1, max_size=5),
-       method=st.sampled_from(["certify", "predict", "certify_at"]))
+@given(
+    kind=st.sampled_from(
+        ["nan", "inf", "-inf", "extra class", "missing row", "float64", "list", "none"]
+    ),
+    rows=st.lists(st.integers(0, 40), min_size=1, max_size=5),
+    method=st.sampled_from(["certify", "predict", "certify_at"]),
+)
 def test_fuzz_model_outputs(kind, rows, method):
     """Base classifiers returning NaN (anywhere), wrongly shaped or non-tensor scores give a
     SmoothCertError; +-inf scores are legal scores (their argmax is the class)."""
@@ -429,9 +545,11 @@ def test_fuzz_model_outputs(kind, rows, method):
     g = make_noise("gaussian", 4, sigma=0.5)
     smooth = Smooth(Linear(4, b=-0.3, bad=_bad_scores(kind, rows)), 2, g)
     x = torch.zeros(4)
-    calls = {"certify": lambda: smooth.certify(x, 8, 32, 0.1, 16, generator=1),
-             "predict": lambda: smooth.predict(x, 32, 0.1, 16, generator=1),
-             "certify_at": lambda: smooth.certify_at(x, 0.1, 8, 32, 0.1, 16, generator=1)}
+    calls = {
+        "certify": lambda: smooth.certify(x, 8, 32, 0.1, 16, generator=1),
+        "predict": lambda: smooth.predict(x, 32, 0.1, 16, generator=1),
+        "certify_at": lambda: smooth.certify_at(x, 0.1, 8, 32, 0.1, 16, generator=1),
+    }
     nan_seen = kind == "nan" and min(rows) < 16  # rows of the first batch of 16 (8 for n0)
     if kind in ("extra class", "missing row", "list") or nan_seen:
         expect_error(calls[method])
@@ -462,81 +580,185 @@ def cli_files(tmp_path_factory):
     return {"root": root, "ckpt": ckpt, "nan_ckpt": nan_ckpt, "results": results}
 
 
-CERTIFY_FAST = ["--sigma=0.25", "--N0=4", "--N=24", "--batch=24", "--skip=90", "--max=300",
-                "--device=cpu"]
+CERTIFY_FAST = [
+    "--sigma=0.25",
+    "--N0=4",
+    "--N=24",
+    "--batch=24",
+    "--skip=90",
+    "--max=300",
+    "--device=cpu",
+]
 PREDICT_FAST = ["--sigma=0.25", "--N=24", "--batch=24", "--max=2", "--device=cpu"]
 TRAIN_FAST = ["--sigma=0.25", "--epochs=1", "--batch=512", "--no-progress", "--device=cpu"]
 
 
-_NONPOS = st.integers(-10**9, 0).map(str)
-_BELOW_MINUS_ONE = st.integers(-10**9, -2).map(str)
-_BAD_PROB = st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0),
-                      st.sampled_from([math.nan])).map(str)
+_NONPOS = st.integers(-(10**9), 0).map(str)
+_BELOW_MINUS_ONE = st.integers(-(10**9), -2).map(str)
+_BAD_PROB = st.one_of(
+    st.floats(max_value=0.0), st.floats(min_value=1.0), st.sampled_from([math.nan])
+).map(str)
 _BAD_SIGMA = st.one_of(st.floats(max_value=0.0), st.sampled_from([math.nan, math.inf])).map(str)
-_BAD_K64 = st.one_of(st.floats(min_value=64.0), st.floats(max_value=-1e-9),
-                     st.sampled_from([math.nan])).map(str)
+_BAD_K64 = st.one_of(
+    st.floats(min_value=64.0), st.floats(max_value=-1e-9), st.sampled_from([math.nan])
+).map(str)
 _BAD_DEVICE = st.sampled_from(["bogus", "gpu", "cuda:x", "cpu:-1:2", "tpu0", ""])
 
 #: (command, label, strategy of replaced options) -- every one must fail cleanly
 CLI_MUTATIONS = [
-    *[(cmd, opt, st.fixed_dictionaries({opt: s}))
-      for cmd in ("certify", "predict")
-      for opt, s in [("--N", _NONPOS), ("--alpha", _BAD_PROB), ("--batch", _NONPOS),
-                     ("--skip", _NONPOS), ("--max", _BELOW_MINUS_ONE), ("--sigma", _BAD_SIGMA),
-                     ("--device", _BAD_DEVICE), ("--split", st.sampled_from(["val", ""])),
-                     ("--N", st.sampled_from(["abc", "1.5", ""]))]],
+    *[
+        (cmd, opt, st.fixed_dictionaries({opt: s}))
+        for cmd in ("certify", "predict")
+        for opt, s in [
+            ("--N", _NONPOS),
+            ("--alpha", _BAD_PROB),
+            ("--batch", _NONPOS),
+            ("--skip", _NONPOS),
+            ("--max", _BELOW_MINUS_ONE),
+            ("--sigma", _BAD_SIGMA),
+            ("--device", _BAD_DEVICE),
+            ("--split", st.sampled_from(["val", ""])),
+            ("--N", st.sampled_from(["abc", "1.5", ""])),
+        ]
+    ],
     ("certify", "--N0", st.fixed_dictionaries({"--N0": _NONPOS})),
-    ("certify", "--cert-failure-prob", st.fixed_dictionaries(
-        {"--noise": st.just("linf-pure"), "--norm": st.just("linf"),
-         "--cert-failure-prob": _BAD_PROB})),
-    ("certify", "--cert-samples", st.fixed_dictionaries(
-        {"--noise": st.just("linf-mixed"), "--norm": st.just("linf"),
-         "--cert-samples": st.integers(-10**6, 99).map(str)})),
-    ("certify", "linf noise, l2 norm", st.fixed_dictionaries(
-        {"--noise": st.sampled_from(["linf-mixed", "linf-pure"]), "--norm": st.just("l2")})),
-    ("certify", "k >= d", st.fixed_dictionaries(
-        {"--noise": st.sampled_from(["l2-family", "linf-mixed", "linf-pure"]),
-         "--k": _BAD_K64})),
-    ("certify", "gaussian with k", st.fixed_dictionaries(
-        {"--k": st.floats(1e-9, 1e9).map(str)})),
-    ("certify", "sigma0, k >= d - 1", st.fixed_dictionaries(
-        {"--sigma": st.none(), "--sigma0": st.just("0.25"), "--noise": st.just("l2-family"),
-         "--k": st.floats(63.0, 1e6).map(str)})),
+    (
+        "certify",
+        "--cert-failure-prob",
+        st.fixed_dictionaries(
+            {
+                "--noise": st.just("linf-pure"),
+                "--norm": st.just("linf"),
+                "--cert-failure-prob": _BAD_PROB,
+            }
+        ),
+    ),
+    (
+        "certify",
+        "--cert-samples",
+        st.fixed_dictionaries(
+            {
+                "--noise": st.just("linf-mixed"),
+                "--norm": st.just("linf"),
+                "--cert-samples": st.integers(-(10**6), 99).map(str),
+            }
+        ),
+    ),
+    (
+        "certify",
+        "linf noise, l2 norm",
+        st.fixed_dictionaries(
+            {"--noise": st.sampled_from(["linf-mixed", "linf-pure"]), "--norm": st.just("l2")}
+        ),
+    ),
+    (
+        "certify",
+        "k >= d",
+        st.fixed_dictionaries(
+            {"--noise": st.sampled_from(["l2-family", "linf-mixed", "linf-pure"]), "--k": _BAD_K64}
+        ),
+    ),
+    ("certify", "gaussian with k", st.fixed_dictionaries({"--k": st.floats(1e-9, 1e9).map(str)})),
+    (
+        "certify",
+        "sigma0, k >= d - 1",
+        st.fixed_dictionaries(
+            {
+                "--sigma": st.none(),
+                "--sigma0": st.just("0.25"),
+                "--noise": st.just("l2-family"),
+                "--k": st.floats(63.0, 1e6).map(str),
+            }
+        ),
+    ),
     ("certify", "sigma and sigma0", st.fixed_dictionaries({"--sigma0": st.just("0.25")})),
     ("certify", "no sigma", st.fixed_dictionaries({"--sigma": st.none()})),
     ("radius", "--p", st.fixed_dictionaries({"--p": _BAD_PROB})),
     ("radius", "--dim", st.fixed_dictionaries({"--dim": _NONPOS})),
     ("radius", "--alpha", st.fixed_dictionaries({"--alpha": _BAD_PROB})),
     ("radius", "--sigma", st.fixed_dictionaries({"--sigma": _BAD_SIGMA})),
-    ("radius", "--k", st.fixed_dictionaries(
-        {"--noise": st.sampled_from(["l2-family", "linf-pure"]), "--k": _BAD_K64.map(
-            lambda v: v if v == "nan" or float(v) < 0 else repr(float(v) - 54))})),
-    ("radius", "MC --samples", st.fixed_dictionaries(
-        {"--noise": st.just("linf-pure"), "--norm": st.just("linf"),
-         "--samples": st.integers(1, 99).map(str)})),
-    ("radius", "MC --cert-failure-prob", st.fixed_dictionaries(
-        {"--noise": st.just("linf-mixed"), "--norm": st.just("linf"),
-         "--cert-failure-prob": _BAD_PROB})),
-    *[("train", opt, st.fixed_dictionaries({opt: s}))
-      for opt, s in [("--epochs", st.integers(-10**6, -1).map(str)), ("--batch", _NONPOS),
-                     ("--lr", _BAD_SIGMA), ("--gamma", _BAD_SIGMA),
-                     ("--momentum", st.one_of(st.floats(max_value=-1e-9),
-                                              st.just(math.nan)).map(str)),
-                     ("--weight-decay", st.floats(max_value=-1e-300).map(str)),
-                     ("--lr-step-size", _NONPOS), ("--workers", st.integers(-99, -1).map(str)),
-                     ("--sigma", st.one_of(st.floats(max_value=-1e-300),
-                                           st.just(math.nan)).map(str)),
-                     ("--device", _BAD_DEVICE.filter(bool))]],  # "" is auto for train
-    ("train", "k >= d", st.fixed_dictionaries(
-        {"--noise": st.sampled_from(["l2-family", "linf-pure"]), "--k": _BAD_K64})),
-    ("analyze", "--radii", st.fixed_dictionaries(
-        {"--radii": st.one_of(st.floats(max_value=-1e-300), st.just(math.nan),
-                              st.just(math.inf)).map(str)})),
-    ("analyze", "--max-radius", st.fixed_dictionaries(
-        {"--max-radius": _BAD_SIGMA, "--plot": st.just("{root}/plot.png")})),
-    ("analyze", "--plot suffix", st.fixed_dictionaries(
-        {"--plot": st.sampled_from(["{root}/plot.jpg", "{root}/plot", "{root}/plot.svg"]),
-         "--output": st.none()})),
+    (
+        "radius",
+        "--k",
+        st.fixed_dictionaries(
+            {
+                "--noise": st.sampled_from(["l2-family", "linf-pure"]),
+                "--k": _BAD_K64.map(
+                    lambda v: v if v == "nan" or float(v) < 0 else repr(float(v) - 54)
+                ),
+            }
+        ),
+    ),
+    (
+        "radius",
+        "MC --samples",
+        st.fixed_dictionaries(
+            {
+                "--noise": st.just("linf-pure"),
+                "--norm": st.just("linf"),
+                "--samples": st.integers(1, 99).map(str),
+            }
+        ),
+    ),
+    (
+        "radius",
+        "MC --cert-failure-prob",
+        st.fixed_dictionaries(
+            {
+                "--noise": st.just("linf-mixed"),
+                "--norm": st.just("linf"),
+                "--cert-failure-prob": _BAD_PROB,
+            }
+        ),
+    ),
+    *[
+        ("train", opt, st.fixed_dictionaries({opt: s}))
+        for opt, s in [
+            ("--epochs", st.integers(-(10**6), -1).map(str)),
+            ("--batch", _NONPOS),
+            ("--lr", _BAD_SIGMA),
+            ("--gamma", _BAD_SIGMA),
+            ("--momentum", st.one_of(st.floats(max_value=-1e-9), st.just(math.nan)).map(str)),
+            ("--weight-decay", st.floats(max_value=-1e-300).map(str)),
+            ("--lr-step-size", _NONPOS),
+            ("--workers", st.integers(-99, -1).map(str)),
+            ("--sigma", st.one_of(st.floats(max_value=-1e-300), st.just(math.nan)).map(str)),
+            ("--device", _BAD_DEVICE.filter(bool)),
+        ]
+    ],  # "" is auto for train
+    (
+        "train",
+        "k >= d",
+        st.fixed_dictionaries(
+            {"--noise": st.sampled_from(["l2-family", "linf-pure"]), "--k": _BAD_K64}
+        ),
+    ),
+    (
+        "analyze",
+        "--radii",
+        st.fixed_dictionaries(
+            {
+                "--radii": st.one_of(
+                    st.floats(max_value=-1e-300), st.just(math.nan), st.just(math.inf)
+                ).map(str)
+            }
+        ),
+    ),
+    (
+        "analyze",
+        "--max-radius",
+        st.fixed_dictionaries({"--max-radius": _BAD_SIGMA, "--plot": st.just("{root}/plot.png")}),
+    ),
+    (
+        "analyze",
+        "--plot suffix",
+        st.fixed_dictionaries(
+            {
+                "--plot": st.sampled_from(["{root}/plot.jpg", "{root}/plot", "{root}/plot.svg"]),
+                "--output": st.none(),
+            }
+        ),
+    ),
     ("analyze", "--format", st.fixed_dictionaries({"--format": st.sampled_from(["html", ""])})),
 ]
 
@@ -545,13 +767,18 @@ def _base_argv(command, files, work):
     out = work / "out.tsv"
     return {
         "radius": (["radius"], {"--dim": "10", "--sigma": "0.5", "--p": "0.9"}),
-        "certify": (["certify", "digits", files["ckpt"], out],
-                    dict(a.split("=", 1) for a in CERTIFY_FAST)),
-        "predict": (["predict", "digits", files["ckpt"], out],
-                    dict(a.split("=", 1) for a in PREDICT_FAST)),
-        "train": (["train", "digits", "digits_cnn", work / "train"],
-                  {**dict(a.split("=", 1) for a in TRAIN_FAST if "=" in a),
-                   "--no-progress": True}),
+        "certify": (
+            ["certify", "digits", files["ckpt"], out],
+            dict(a.split("=", 1) for a in CERTIFY_FAST),
+        ),
+        "predict": (
+            ["predict", "digits", files["ckpt"], out],
+            dict(a.split("=", 1) for a in PREDICT_FAST),
+        ),
+        "train": (
+            ["train", "digits", "digits_cnn", work / "train"],
+            {**dict(a.split("=", 1) for a in TRAIN_FAST if "=" in a), "--no-progress": True},
+        ),
         "analyze": (["analyze", files["results"]], {"--output": str(work / "table.md")}),
     }[command]
 
@@ -570,11 +797,13 @@ def build_argv(positionals, options, overrides, root) -> list[str]:
 
 
 def _leftovers(command, work):
-    return {"certify": [work / "out.tsv", work / "out.tsv.config.json"],
-            "predict": [work / "out.tsv", work / "out.tsv.config.json"],
-            "train": [work / "train"],
-            "analyze": [work / "table.md", work / "plot.png", work / "plot.jpg"],
-            "radius": []}[command]
+    return {
+        "certify": [work / "out.tsv", work / "out.tsv.config.json"],
+        "predict": [work / "out.tsv", work / "out.tsv.config.json"],
+        "train": [work / "train"],
+        "analyze": [work / "table.md", work / "plot.png", work / "plot.jpg"],
+        "radius": [],
+    }[command]
 
 
 @FUZZ
@@ -599,18 +828,34 @@ def test_fuzz_cli_paths(cli_files, data):
         work = Path(tmp)
         (work / "a_file").write_text("x")
         (work / "a_dir").mkdir()
-        text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
-                                     exclude_characters="/\\"), min_size=1, max_size=12)
-        bad_dataset = st.one_of(text.filter(lambda s: s.lower() not in
-                                            ("digits", "digits32", "cifar10", "imagenet")
-                                            and not os.path.exists(s)),
-                                st.just(str(work / "missing.npz")), st.just(str(work / "a_dir")),
-                                st.just(str(work / "a_file")))
-        bad_ckpt = st.sampled_from([str(work / "missing.pth"), str(work / "a_dir"),
-                                    str(work / "a_file")])
+        text = st.text(
+            st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="/\\"),
+            min_size=1,
+            max_size=12,
+        )
+        bad_dataset = st.one_of(
+            text.filter(
+                lambda s: (
+                    s.lower() not in ("digits", "digits32", "cifar10", "imagenet")
+                    and not os.path.exists(s)
+                )
+            ),
+            st.just(str(work / "missing.npz")),
+            st.just(str(work / "a_dir")),
+            st.just(str(work / "a_file")),
+        )
+        bad_ckpt = st.sampled_from(
+            [str(work / "missing.pth"), str(work / "a_dir"), str(work / "a_file")]
+        )
         # (a missing folder of OUTFILE is created since issue 13; a file in its place is not)
-        bad_out = st.sampled_from([str(work / "a_dir"), str(work / "a_file" / "out.tsv"),
-                                   str(work / "a_file" / "sub" / "out.tsv"), ""])
+        bad_out = st.sampled_from(
+            [
+                str(work / "a_dir"),
+                str(work / "a_file" / "out.tsv"),
+                str(work / "a_file" / "sub" / "out.tsv"),
+                "",
+            ]
+        )
         command = data.draw(st.sampled_from(["certify", "predict", "train", "analyze"]))
         positionals, options = _base_argv(command, cli_files, work)
         positionals = list(positionals)
@@ -631,15 +876,18 @@ def _corrupt(data: bytes, how: str, where: float, byte: int) -> bytes:
     if how == "truncate":
         return data[:i]
     if how == "flip":
-        return data[:i] + bytes([data[i] ^ (byte or 1)]) + data[i + 1:]
+        return data[:i] + bytes([data[i] ^ (byte or 1)]) + data[i + 1 :]
     if how == "garbage":
         return bytes((byte + 7 * j) % 256 for j in range(max(1, i)))
     return data + bytes([byte]) * 16  # "append"
 
 
 @FEW
-@given(how=st.sampled_from(["truncate", "flip", "garbage", "append"]),
-       where=st.floats(0.0, 1.0), byte=st.integers(0, 255))
+@given(
+    how=st.sampled_from(["truncate", "flip", "garbage", "append"]),
+    where=st.floats(0.0, 1.0),
+    byte=st.integers(0, 255),
+)
 def test_fuzz_corrupt_checkpoint(cli_files, how, where, byte):
     """certify with a damaged checkpoint: a clean failure with nothing written, or (damage the
     zip format tolerates, such as trailing bytes) exactly the rows of the intact checkpoint."""
@@ -658,8 +906,11 @@ def test_fuzz_corrupt_checkpoint(cli_files, how, where, byte):
 
 
 @FEW
-@given(how=st.sampled_from(["truncate", "flip", "garbage"]), where=st.floats(0.0, 1.0),
-       byte=st.integers(1, 255))
+@given(
+    how=st.sampled_from(["truncate", "flip", "garbage"]),
+    where=st.floats(0.0, 1.0),
+    byte=st.integers(1, 255),
+)
 def test_fuzz_corrupt_results_for_analyze(cli_files, how, where, byte):
     """analyze on a damaged results file: a table, or a clean one-line failure (no table)."""
     with tempfile.TemporaryDirectory(dir=cli_files["root"]) as tmp:
@@ -685,7 +936,7 @@ def test_fuzz_truncated_results_resume(cli_files, cut):
     with tempfile.TemporaryDirectory(dir=cli_files["root"]) as tmp:
         out = Path(tmp) / "out.tsv"
         data = full.read_bytes()
-        out.write_bytes(data[:int(cut * len(data))])
+        out.write_bytes(data[: int(cut * len(data))])
         shutil.copy(f"{full}.config.json", f"{out}.config.json")
         res = run_cli(["certify", "digits", cli_files["ckpt"], out, *CERTIFY_FAST])
         assert res.rc == 0 and res.exception is None, res.err
@@ -693,9 +944,18 @@ def test_fuzz_truncated_results_resume(cli_files, cut):
         assert strip_time(out.read_text()) == strip_time(full.read_text())
 
 
-@pytest.mark.parametrize("change", [["--sigma=0.5"], ["--seed=1"], ["--alpha=0.01"],
-                                    ["--N=25"], ["--norm=linf"], ["--max=200"],
-                                    ["--noise=linf-pure", "--norm=linf", "--cert-samples=200"]])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["--sigma=0.5"],
+        ["--seed=1"],
+        ["--alpha=0.01"],
+        ["--N=25"],
+        ["--norm=linf"],
+        ["--max=200"],
+        ["--noise=linf-pure", "--norm=linf", "--cert-samples=200"],
+    ],
+)
 def test_results_file_of_another_configuration_is_refused(cli_files, tmp_path, change):
     out = tmp_path / "out.tsv"
     shutil.copy(cli_files["results"], out)
@@ -708,8 +968,17 @@ def test_results_file_of_another_configuration_is_refused(cli_files, tmp_path, c
     assert out.read_bytes() == before  # untouched
 
 
-@pytest.mark.parametrize("damage", ["no config", "config not json", "config a list",
-                                    "foreign header", "row of another run", "duplicated row"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "no config",
+        "config not json",
+        "config a list",
+        "foreign header",
+        "row of another run",
+        "duplicated row",
+    ],
+)
 def test_damaged_results_file_is_refused_untouched(cli_files, tmp_path, damage):
     out = tmp_path / "out.tsv"
     text = cli_files["results"].read_text()
@@ -739,13 +1008,27 @@ def test_failure_messages_reach_a_real_stderr(cli_files, tmp_path):
     import sys
 
     out = tmp_path / "out.tsv"
-    proc = subprocess.run([sys.executable, "-m", "smoothcert", "certify", "digits",
-                           str(cli_files["ckpt"]), str(out), "--sigma=0.25", "--N=0"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "SMOOTHCERT_CACHE": str(tmp_path / "c")})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smoothcert",
+            "certify",
+            "digits",
+            str(cli_files["ckpt"]),
+            str(out),
+            "--sigma=0.25",
+            "--N=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SMOOTHCERT_CACHE": str(tmp_path / "c")},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "smoothcert certify: error: --N must be an integer >= 1, got 0"]
+        "smoothcert certify: error: --N must be an integer >= 1, got 0"
+    ]
     assert not out.exists()
 
 
@@ -773,9 +1056,11 @@ def _check_monotone_scaled(rep, label, radii_by_sigma):
     for sigma, r in radii_by_sigma.items():
         rep.check(bool(np.all(np.isfinite(r)) and np.all(r >= 0)), f"{label} s={sigma}: finite")
         rep.check(bool(np.all(np.diff(r) >= 0)), f"{label} s={sigma}: monotone in p")
-        rep.check(bool(np.allclose(r / sigma, unit, rtol=1e-12, atol=0)),
-                  f"{label} s={sigma}: radius / sigma differs from sigma = 1 "
-                  f"(max rel {np.max(np.abs(r / sigma - unit) / np.maximum(unit, 1e-300)):.2g})")
+        rep.check(
+            bool(np.allclose(r / sigma, unit, rtol=1e-12, atol=0)),
+            f"{label} s={sigma}: radius / sigma differs from sigma = 1 "
+            f"(max rel {np.max(np.abs(r / sigma - unit) / np.maximum(unit, 1e-300)):.2g})",
+        )
 
 
 def gaussian_extremes(dims=(1, 784, 150528), sigmas=SIGMAS, ps=P_GRID) -> ExtremesReport:
@@ -791,26 +1076,38 @@ def gaussian_extremes(dims=(1, 784, 150528), sigmas=SIGMAS, ps=P_GRID) -> Extrem
                 r = np.asarray(cert.radius(ps))
                 by_sigma[sigma] = r
                 bound = sigma * scale * exact
-                rep.check(bool(np.all(r <= bound * (1 + 1e-13))),
-                          f"gaussian d={d} {norm} s={sigma}: above Phi^-1 "
-                          f"(max rel {np.max(r / bound - 1):.2g})")
-                rep.check(bool(np.all(r >= bound * (1 - 1e-12))),
-                          f"gaussian d={d} {norm} s={sigma}: below Phi^-1 (loose)")
+                rep.check(
+                    bool(np.all(r <= bound * (1 + 1e-13))),
+                    f"gaussian d={d} {norm} s={sigma}: above Phi^-1 "
+                    f"(max rel {np.max(r / bound - 1):.2g})",
+                )
+                rep.check(
+                    bool(np.all(r >= bound * (1 - 1e-12))),
+                    f"gaussian d={d} {norm} s={sigma}: below Phi^-1 (loose)",
+                )
                 thr = np.asarray(cert.threshold(r))
                 # threshold() is an upper bound of p*, rounded up by 4 * 2^-52 relative (and
                 # radius() down by 16 * 2^-52): consistent up to that rounding of the threshold
-                rep.check(bool(np.all(thr <= ps * (1 + 8 * 2.0**-52))),
-                          f"gaussian d={d} {norm} s={sigma}: threshold(radius(p)) > p")
+                rep.check(
+                    bool(np.all(thr <= ps * (1 + 8 * 2.0**-52))),
+                    f"gaussian d={d} {norm} s={sigma}: threshold(radius(p)) > p",
+                )
                 if np.any(r == 0):
-                    rep.regimes.append(f"gaussian d={d} {norm} sigma={sigma:g}: radius 0 at "
-                                       f"p <= {ps[r == 0].max():.12g}")
+                    rep.regimes.append(
+                        f"gaussian d={d} {norm} sigma={sigma:g}: radius 0 at "
+                        f"p <= {ps[r == 0].max():.12g}"
+                    )
             _check_monotone_scaled(rep, f"gaussian d={d} {norm}", by_sigma)
     return rep
 
 
-def l2_family_extremes(cases=((150528, 150527.0), (784, 1.0)), sigmas=SIGMAS, ps=P_GRID,
-                       refine_from=REFINE_BUG_BELOW,
-                       engine_tol=REFINE_OVERSHOOT) -> ExtremesReport:
+def l2_family_extremes(
+    cases=((150528, 150527.0), (784, 1.0)),
+    sigmas=SIGMAS,
+    ps=P_GRID,
+    refine_from=REFINE_BUG_BELOW,
+    engine_tol=REFINE_OVERSHOOT,
+) -> ExtremesReport:
     """The quadrature tables of the l2 family at extreme (d, k, sigma, p).
 
     Checks: radius(p) and radius(p, exact=True) finite, monotone, linear in sigma;
@@ -832,12 +1129,16 @@ def l2_family_extremes(cases=((150528, 150527.0), (784, 1.0)), sigmas=SIGMAS, ps
             rep.check(bool(np.all(tables[sigma] <= refined[sigma])), f"{label}: table > refined")
             checked = ps - 0.5 >= refine_from
             ok = refined[sigma][checked] <= sigma * gauss[checked] * (1 + 1e-9)
-            rep.check(bool(np.all(ok)), f"{label}: refined above the Gaussian radius at p = "
-                                        f"{ps[checked][~ok]}")
+            rep.check(
+                bool(np.all(ok)),
+                f"{label}: refined above the Gaussian radius at p = {ps[checked][~ok]}",
+            )
             engine_thr = cert.engine.threshold(refined[sigma][checked] / sigma)
             ok = engine_thr <= ps[checked] + engine_tol
-            rep.check(bool(np.all(ok)), f"{label}: engine threshold above p at the refined "
-                                        f"radius, p = {ps[checked][~ok]}")
+            rep.check(
+                bool(np.all(ok)),
+                f"{label}: engine threshold above p at the refined radius, p = {ps[checked][~ok]}",
+            )
             if sigma == 1.0:
                 zero = ps[tables[sigma] == 0]
                 top = tables[sigma].max()
@@ -849,14 +1150,16 @@ def l2_family_extremes(cases=((150528, 150527.0), (784, 1.0)), sigmas=SIGMAS, ps
                     f"{refined[1.0][ps == zero.max()][0]:.3g} sigma there); table plateaus at "
                     f"{top:.4g} sigma for p >= {flat.min():.12g} (table margin "
                     f"{cert.info.get('numerical_margin', 0):.2g}, grid end "
-                    f"{cert.radii[-1]:.3g})")
+                    f"{cert.radii[-1]:.3g})"
+                )
         _check_monotone_scaled(rep, f"l2-family d={d} k={k:g} table", tables)
         _check_monotone_scaled(rep, f"l2-family d={d} k={k:g} refined", refined)
     return rep
 
 
-def l2_k0_quadrature_vs_closed_form(dims=(784,), ps=P_GRID, refine_from=REFINE_BUG_BELOW,
-                                    n_radii=64) -> ExtremesReport:
+def l2_k0_quadrature_vs_closed_form(
+    dims=(784,), ps=P_GRID, refine_from=REFINE_BUG_BELOW, n_radii=64
+) -> ExtremesReport:
     """The quadrature engine at k = 0 (where get_certificate uses the closed form instead): its
     table and exact=True radii must stay <= sigma Phi^-1(p) and close to it."""
     from smoothcert.certificates.quadrature import l2_engine as _l2_engine
@@ -867,8 +1170,9 @@ def l2_k0_quadrature_vs_closed_form(dims=(784,), ps=P_GRID, refine_from=REFINE_B
     for d in dims:
         radii, thr, info = _quadrature_table(d, 0.0, n_radii=n_radii)
         noise = make_noise("gaussian", d, sigma=1.0)
-        cert = TableCertificate(noise, "l2", radii, thr, "quadrature", 0.0,
-                                engine=_l2_engine(d, 0.0), info=info)
+        cert = TableCertificate(
+            noise, "l2", radii, thr, "quadrature", 0.0, engine=_l2_engine(d, 0.0), info=info
+        )
         table = np.asarray(cert.radius(ps))
         refined = np.array([cert.radius(p, exact=True) for p in ps])
         checked = ps - 0.5 >= refine_from
@@ -882,9 +1186,15 @@ def l2_k0_quadrature_vs_closed_form(dims=(784,), ps=P_GRID, refine_from=REFINE_B
     return rep
 
 
-def monte_carlo_extremes(cases=((10, 0.0), (10, 9.0), (3072, 0.0), (3072, 3071.0)),
-                         families=("linf-mixed", "linf-pure"), sigmas=SIGMAS, ps=P_GRID,
-                         samples=2000, failure_prob=1e-3, seed=0) -> ExtremesReport:
+def monte_carlo_extremes(
+    cases=((10, 0.0), (10, 9.0), (3072, 0.0), (3072, 3071.0)),
+    families=("linf-mixed", "linf-pure"),
+    sigmas=SIGMAS,
+    ps=P_GRID,
+    samples=2000,
+    failure_prob=1e-3,
+    seed=0,
+) -> ExtremesReport:
     """Monte Carlo tables with few samples at extreme (d, k, sigma, p): finite, monotone, linear
     in sigma (one unit table), and for linf-mixed with k = 0 (which *is* the Gaussian) never
     above the exact Gaussian l-inf radius sigma Phi^-1(p) / sqrt(d) (with probability
@@ -895,14 +1205,21 @@ def monte_carlo_extremes(cases=((10, 0.0), (10, 9.0), (3072, 0.0), (3072, 3071.0
         for d, k in cases:
             by_sigma = {}
             for sigma in sigmas:
-                cert = get_certificate(make_noise(family, d, k=k, sigma=sigma), "linf",
-                                       samples=samples, failure_prob=failure_prob, seed=seed,
-                                       n_radii=32)
+                cert = get_certificate(
+                    make_noise(family, d, k=k, sigma=sigma),
+                    "linf",
+                    samples=samples,
+                    failure_prob=failure_prob,
+                    seed=seed,
+                    n_radii=32,
+                )
                 by_sigma[sigma] = np.asarray(cert.radius(ps))
                 if family == "linf-mixed" and k == 0:
                     bound = sigma * gauss / math.sqrt(d)
-                    rep.check(bool(np.all(by_sigma[sigma] <= bound)),
-                              f"linf-mixed k=0 d={d} s={sigma}: above the Gaussian radius")
+                    rep.check(
+                        bool(np.all(by_sigma[sigma] <= bound)),
+                        f"linf-mixed k=0 d={d} s={sigma}: above the Gaussian radius",
+                    )
             label = f"{family} d={d} k={k:g}"
             _check_monotone_scaled(rep, label, by_sigma)
             r = by_sigma[1.0]
@@ -910,7 +1227,8 @@ def monte_carlo_extremes(cases=((10, 0.0), (10, 9.0), (3072, 0.0), (3072, 3071.0
             rep.regimes.append(
                 f"{label} ({samples} samples): radius 0 for p <= {zero.max():.6g}; "
                 f"largest radius {r.max():.3g} sigma"
-                + (" (certifies nothing: abstains)" if r.max() == 0 else ""))
+                + (" (certifies nothing: abstains)" if r.max() == 0 else "")
+            )
     return rep
 
 
@@ -930,8 +1248,9 @@ def test_l2_family_k0_quadrature_never_above_closed_form():
 
 
 def test_monte_carlo_extremes():
-    rep = monte_carlo_extremes(cases=((10, 0.0), (10, 9.0), (3072, 1536.0)),
-                               sigmas=(1e-3, 1.0, 1e3))
+    rep = monte_carlo_extremes(
+        cases=((10, 0.0), (10, 9.0), (3072, 1536.0)), sigmas=(1e-3, 1.0, 1e3)
+    )
     assert rep.cases > 0 and not rep.failures, rep.failures
 
 
@@ -941,7 +1260,7 @@ def _linf_mixed_max_cdf(d: int, k: float):
     m^-k phi(m) (2 Phi(m) - 1)^(d-1) (the cube surface at l-inf radius m), by quadrature."""
 
     def log_density(m):
-        return (-k * math.log(m) - m * m / 2 + (d - 1) * math.log(math.erf(m / math.sqrt(2))))
+        return -k * math.log(m) - m * m / 2 + (d - 1) * math.log(math.erf(m / math.sqrt(2)))
 
     mode = max(1e-3, math.sqrt(max(2 * math.log(d), 1.0)))
     peak = log_density(mode)
@@ -949,8 +1268,10 @@ def _linf_mixed_max_cdf(d: int, k: float):
     def dens(m):
         return math.exp(log_density(m) - peak) if m > 0 else 0.0
 
-    total = integrate.quad(dens, 0, mode, limit=200)[0] + integrate.quad(dens, mode, np.inf,
-                                                                         limit=200)[0]
+    total = (
+        integrate.quad(dens, 0, mode, limit=200)[0]
+        + integrate.quad(dens, mode, np.inf, limit=200)[0]
+    )
 
     def cdf(t):
         lo = integrate.quad(dens, 0, min(t, mode), limit=200)[0]
@@ -1017,9 +1338,18 @@ def binomial_limit(seeds: int, prob: float, false_alarm: float = 1e-4) -> int:
     return int(stats.binom.isf(false_alarm, seeds, prob))
 
 
-def smooth_coverage(family: str, seeds: int = 200, *, d: int = 10, k: float = 0.0,
-                    sigma: float = 0.5, alpha: float = 0.2, n0: int = 10, n: int = 100,
-                    target: float = 0.8) -> CoverageReport:
+def smooth_coverage(
+    family: str,
+    seeds: int = 200,
+    *,
+    d: int = 10,
+    k: float = 0.0,
+    sigma: float = 0.5,
+    alpha: float = 0.2,
+    n0: int = 10,
+    n: int = 100,
+    target: float = 0.8,
+) -> CoverageReport:
     """Smooth.certify on a base classifier whose p_A is known analytically; counts the seeds
     where pA_lower > the true probability of the selected class. On abstention the class is not
     returned; the smaller true probability is used (which can only count more failures)."""
@@ -1035,8 +1365,13 @@ def smooth_coverage(family: str, seeds: int = 200, *, d: int = 10, k: float = 0.
         COUNTS["coverage"] += 1
         true_p = truth[c] if c != Smooth.ABSTAIN else min(truth.values())
         failures += p_a > true_p
-    return CoverageReport(f"Smooth.certify, {family} d={d} k={k:g}, true p_A={truth[1]:.3f}, "
-                          f"N={n}", seeds, failures, alpha, binomial_limit(seeds, alpha))
+    return CoverageReport(
+        f"Smooth.certify, {family} d={d} k={k:g}, true p_A={truth[1]:.3f}, N={n}",
+        seeds,
+        failures,
+        alpha,
+        binomial_limit(seeds, alpha),
+    )
 
 
 _COVERAGE_CERTS: dict = {}
@@ -1047,8 +1382,9 @@ def _coverage_certificate(noise, norm):
     2000 samples; the radius does not enter the p_A coverage, only certify's code path)."""
     key = (noise.name, noise.dim, noise.k, noise.sigma, norm)
     if key not in _COVERAGE_CERTS:
-        _COVERAGE_CERTS[key] = get_certificate(noise, norm, samples=2000, failure_prob=0.01,
-                                               n_radii=32)
+        _COVERAGE_CERTS[key] = get_certificate(
+            noise, norm, samples=2000, failure_prob=0.01, n_radii=32
+        )
     return _COVERAGE_CERTS[key]
 
 
@@ -1069,9 +1405,16 @@ def _reference_lower_threshold(family, d, k, norm, radii, n_ref=200_000, beta=1e
     return out
 
 
-def table_coverage(case: str, seeds: int = 50, *, d: int = 10, k: float = 5.0,
-                   samples: int = 2000, failure_prob: float = 0.2,
-                   n_radii: int = 16) -> CoverageReport:
+def table_coverage(
+    case: str,
+    seeds: int = 50,
+    *,
+    d: int = 10,
+    k: float = 5.0,
+    samples: int = 2000,
+    failure_prob: float = 0.2,
+    n_radii: int = 16,
+) -> CoverageReport:
     """Monte Carlo certificate tables over ``seeds`` seeds: counts the tables with a threshold
     t_i below the exact threshold p*(r_i) at one of their radii (a table that could certify too
     large a radius). Exact p*: Phi(r) for the Gaussian (l2, forced through the Monte Carlo
@@ -1080,9 +1423,13 @@ def table_coverage(case: str, seeds: int = 50, *, d: int = 10, k: float = 5.0,
     linf-mixed / linf-pure with k > 0."""
     from smoothcert.certificates.montecarlo import monte_carlo_table as _monte_carlo_table
 
-    family, norm = {"gaussian-l2": ("gaussian", "l2"), "l2-family-l2": ("l2-family", "l2"),
-                    "linf-mixed-k0": ("linf-mixed", "linf"), "linf-mixed": ("linf-mixed", "linf"),
-                    "linf-pure": ("linf-pure", "linf")}[case]
+    family, norm = {
+        "gaussian-l2": ("gaussian", "l2"),
+        "l2-family-l2": ("l2-family", "l2"),
+        "linf-mixed-k0": ("linf-mixed", "linf"),
+        "linf-mixed": ("linf-mixed", "linf"),
+        "linf-pure": ("linf-pure", "linf"),
+    }[case]
     kk = 0.0 if case in ("gaussian-l2", "linf-mixed-k0") else k
     noise = make_noise(family, d, k=kk, sigma=1.0)
     engine = L2FamilyQuadrature(d, kk) if case == "l2-family-l2" else None
@@ -1109,27 +1456,46 @@ def table_coverage(case: str, seeds: int = 50, *, d: int = 10, k: float = 5.0,
             radii, thr, _ = _monte_carlo_table(noise, norm, samples, failure_prob, seed, n_radii)
             cert = TableCertificate(noise, norm, radii, thr, "monte-carlo", failure_prob)
         else:
-            cert = get_certificate(noise, norm, samples=samples, failure_prob=failure_prob,
-                                   seed=seed, n_radii=n_radii, cache=False)
+            cert = get_certificate(
+                noise,
+                norm,
+                samples=samples,
+                failure_prob=failure_prob,
+                seed=seed,
+                n_radii=n_radii,
+                cache=False,
+            )
         COUNTS["coverage"] += 1
         pos = cert.radii > 0
         finite = np.isfinite(cert.thresholds) & pos
         failures += bool(np.any(cert.thresholds[finite] < exact(cert.radii[finite])))
-    return CoverageReport(f"Monte Carlo table, {case} d={d}" + (f" k={kk:g}" if kk else "")
-                          + f", {samples} samples", seeds, failures, failure_prob,
-                          binomial_limit(seeds, failure_prob))
+    return CoverageReport(
+        f"Monte Carlo table, {case} d={d}" + (f" k={kk:g}" if kk else "") + f", {samples} samples",
+        seeds,
+        failures,
+        failure_prob,
+        binomial_limit(seeds, failure_prob),
+    )
 
 
-@pytest.mark.parametrize("family,k", [("gaussian-linear", 0.0), ("gaussian", 0.0),
-                                      ("l2-family", 5.0), ("linf-mixed", 5.0),
-                                      ("linf-pure", 5.0)])
+@pytest.mark.parametrize(
+    "family,k",
+    [
+        ("gaussian-linear", 0.0),
+        ("gaussian", 0.0),
+        ("l2-family", 5.0),
+        ("linf-mixed", 5.0),
+        ("linf-pure", 5.0),
+    ],
+)
 def test_smooth_certify_coverage(family, k):
     rep = smooth_coverage(family, seeds=150, k=k)
     assert rep.ok, (rep.name, rep.failures, rep.limit)
 
 
-@pytest.mark.parametrize("case", ["gaussian-l2", "l2-family-l2", "linf-mixed-k0", "linf-mixed",
-                                  "linf-pure"])
+@pytest.mark.parametrize(
+    "case", ["gaussian-l2", "l2-family-l2", "linf-mixed-k0", "linf-mixed", "linf-pure"]
+)
 def test_monte_carlo_table_coverage(case):
     rep = table_coverage(case, seeds=40)
     assert rep.ok, (rep.name, rep.failures, rep.limit)
@@ -1161,8 +1527,9 @@ def test_quadrature_value_and_bilateral_sound_in_the_tail():
     gaussian = get_certificate(make_noise("gaussian", d, sigma=1.0), "l2")
     p = 1 - 2.0**-52
     assert l2.value(p, 7.0) <= gaussian.value(p, 7.0) + 1e-3  # 0.8867 vs 0.8699
-    assert l2.bilateral_radius(1 - 1e-14, 1e-16) <= \
-        gaussian.bilateral_radius(1 - 1e-14, 1e-16) * (1 + 1e-4)  # 8.008 vs 7.936
+    assert l2.bilateral_radius(1 - 1e-14, 1e-16) <= gaussian.bilateral_radius(1 - 1e-14, 1e-16) * (
+        1 + 1e-4
+    )  # 8.008 vs 7.936
 
 
 def test_huge_sigma_is_refused_or_finite():
@@ -1176,36 +1543,75 @@ def test_huge_sigma_is_refused_or_finite():
         assert math.isfinite(radius) and radius < 1e308
 
 
-@pytest.mark.parametrize("label,thunk", [
-    pytest.param("radius('abc')", lambda: get_certificate(
-        make_noise("gaussian", 4, sigma=1)).radius("abc")),
-    pytest.param("threshold('x')", lambda: get_certificate(
-        make_noise("gaussian", 4, sigma=1)).threshold("x")),
-    pytest.param("certifies(0.9, None)", lambda: get_certificate(
-        make_noise("gaussian", 4, sigma=1)).certifies(0.9, None)),
-    pytest.param("get_certificate(samples='abc')", lambda: get_certificate(
-        make_noise("linf-pure", 4, sigma=1), "linf", samples="abc")),
-    pytest.param("get_certificate(failure_prob='0.1')", lambda: get_certificate(
-        make_noise("linf-pure", 4, sigma=1), "linf", samples=200, failure_prob="0.1")),
-    pytest.param("get_certificate(seed=2**70)", lambda: get_certificate(
-        make_noise("linf-pure", 4, sigma=1), "linf", samples=200, seed=2**70, cache=False)),
-    pytest.param("make_noise(['gaussian'])", lambda: make_noise(["gaussian"], 4, sigma=1)),
-    pytest.param("Smooth(device='meta')", lambda: Smooth(Linear(4), 2, make_noise(
-        "gaussian", 4, sigma=1), device="meta").certify(torch.zeros(4), 2, 4, 0.1, 4, 0)),
-    pytest.param("Smooth(device='cuda') without CUDA", lambda: Smooth(Linear(4), 2, make_noise(
-        "gaussian", 4, sigma=1), device="cuda"),
-        marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")),
-    pytest.param("Smooth(certificate=object())", lambda: Smooth(Linear(4), 2, make_noise(
-        "gaussian", 4, sigma=1), certificate=object())),
-    pytest.param("Smooth(**unknown certificate option)", lambda: Smooth(
-        Linear(4), 2, make_noise("linf-pure", 4, sigma=1), norm="linf", sample=200).certify(
-        torch.zeros(4), 2, 4, 0.1, 4, 0)),
-    pytest.param("bool scores", lambda: Smooth(Linear(4, bad=lambda s: s > 0), 2, make_noise(
-        "gaussian", 4, sigma=1)).predict(torch.zeros(4), 8, 0.1, 8, 0)),
-    pytest.param("complex scores", lambda: Smooth(Linear(4, bad=lambda s: s.to(torch.complex64)),
-                                                  2, make_noise("gaussian", 4, sigma=1)).predict(
-        torch.zeros(4), 8, 0.1, 8, 0)),
-])
+@pytest.mark.parametrize(
+    "label,thunk",
+    [
+        pytest.param(
+            "radius('abc')",
+            lambda: get_certificate(make_noise("gaussian", 4, sigma=1)).radius("abc"),
+        ),
+        pytest.param(
+            "threshold('x')",
+            lambda: get_certificate(make_noise("gaussian", 4, sigma=1)).threshold("x"),
+        ),
+        pytest.param(
+            "certifies(0.9, None)",
+            lambda: get_certificate(make_noise("gaussian", 4, sigma=1)).certifies(0.9, None),
+        ),
+        pytest.param(
+            "get_certificate(samples='abc')",
+            lambda: get_certificate(make_noise("linf-pure", 4, sigma=1), "linf", samples="abc"),
+        ),
+        pytest.param(
+            "get_certificate(failure_prob='0.1')",
+            lambda: get_certificate(
+                make_noise("linf-pure", 4, sigma=1), "linf", samples=200, failure_prob="0.1"
+            ),
+        ),
+        pytest.param(
+            "get_certificate(seed=2**70)",
+            lambda: get_certificate(
+                make_noise("linf-pure", 4, sigma=1), "linf", samples=200, seed=2**70, cache=False
+            ),
+        ),
+        pytest.param("make_noise(['gaussian'])", lambda: make_noise(["gaussian"], 4, sigma=1)),
+        pytest.param(
+            "Smooth(device='meta')",
+            lambda: Smooth(Linear(4), 2, make_noise("gaussian", 4, sigma=1), device="meta").certify(
+                torch.zeros(4), 2, 4, 0.1, 4, 0
+            ),
+        ),
+        pytest.param(
+            "Smooth(device='cuda') without CUDA",
+            lambda: Smooth(Linear(4), 2, make_noise("gaussian", 4, sigma=1), device="cuda"),
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available"),
+        ),
+        pytest.param(
+            "Smooth(certificate=object())",
+            lambda: Smooth(Linear(4), 2, make_noise("gaussian", 4, sigma=1), certificate=object()),
+        ),
+        pytest.param(
+            "Smooth(**unknown certificate option)",
+            lambda: Smooth(
+                Linear(4), 2, make_noise("linf-pure", 4, sigma=1), norm="linf", sample=200
+            ).certify(torch.zeros(4), 2, 4, 0.1, 4, 0),
+        ),
+        pytest.param(
+            "bool scores",
+            lambda: Smooth(
+                Linear(4, bad=lambda s: s > 0), 2, make_noise("gaussian", 4, sigma=1)
+            ).predict(torch.zeros(4), 8, 0.1, 8, 0),
+        ),
+        pytest.param(
+            "complex scores",
+            lambda: Smooth(
+                Linear(4, bad=lambda s: s.to(torch.complex64)),
+                2,
+                make_noise("gaussian", 4, sigma=1),
+            ).predict(torch.zeros(4), 8, 0.1, 8, 0),
+        ),
+    ],
+)
 def test_api_type_errors_are_smoothcert_errors(label, thunk):
     """Bug found: strings, None, huge seeds, unhashable names, meta devices, foreign certificate
     objects, misspelt options and bool / complex scores escaped as TypeError, ValueError or
@@ -1231,9 +1637,13 @@ def empty_npz(tmp_path_factory):
     np.savez(both, x=np.zeros((0, 1, 8, 8), np.float32), y=np.zeros((0,), np.int64))
     test_only = root / "empty_test.npz"
     rng = np.random.default_rng(0)
-    np.savez(test_only, x_train=rng.random((20, 1, 8, 8), dtype=np.float32),
-             y_train=np.arange(20) % 10, x_test=np.zeros((0, 1, 8, 8), np.float32),
-             y_test=np.zeros((0,), np.int64))
+    np.savez(
+        test_only,
+        x_train=rng.random((20, 1, 8, 8), dtype=np.float32),
+        y_train=np.arange(20) % 10,
+        x_test=np.zeros((0, 1, 8, 8), np.float32),
+        y_test=np.zeros((0,), np.int64),
+    )
     return {"both": both, "test": test_only}
 
 
@@ -1268,6 +1678,7 @@ def test_train_outdir_that_is_a_file_or_uncreatable_is_refused(cli_files, tmp_pa
 
 def test_disk_full_while_writing_results_is_a_clean_error(cli_files, tmp_path, monkeypatch):
     """Bug found: OSError while writing results (disk full, EIO) escaped as a traceback."""
+
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -1277,8 +1688,7 @@ def test_disk_full_while_writing_results_is_a_clean_error(cli_files, tmp_path, m
     assert_clean_failure(res, "certify", [out, Path(f"{out}.config.json")])
 
 
-def test_disk_full_after_some_rows_is_a_clean_error_and_resumable(cli_files, tmp_path,
-                                                                  monkeypatch):
+def test_disk_full_after_some_rows_is_a_clean_error_and_resumable(cli_files, tmp_path, monkeypatch):
     fsync = os.fsync
     out = tmp_path / "out.tsv"
 
@@ -1308,8 +1718,14 @@ def test_unwritable_outfile_folder_is_refused_even_for_root(cli_files):
 def test_meta_device_is_refused(cli_files, tmp_path, command):
     """Bug found: --device=meta reached torch and failed with a traceback."""
     if command == "certify":
-        argv = ["certify", "digits", cli_files["ckpt"], tmp_path / "o.tsv", *CERTIFY_FAST,
-                "--device=meta"]
+        argv = [
+            "certify",
+            "digits",
+            cli_files["ckpt"],
+            tmp_path / "o.tsv",
+            *CERTIFY_FAST,
+            "--device=meta",
+        ]
     else:
         argv = ["train", "digits", "digits_cnn", tmp_path / "t", *TRAIN_FAST, "--device=meta"]
     assert_clean_failure(run_cli(argv), command, [tmp_path / "o.tsv", tmp_path / "t"])
@@ -1319,15 +1735,24 @@ def test_meta_device_is_refused(cli_files, tmp_path, command):
 def test_analyze_leaves_no_table_when_plot_fails(cli_files, tmp_path, plot):
     """Bug found: analyze wrote --output before checking --plot and left the table behind."""
     table = tmp_path / "table.md"
-    res = run_cli(["analyze", cli_files["results"], "--output", table, "--plot",
-                   tmp_path / plot])
+    res = run_cli(["analyze", cli_files["results"], "--output", table, "--plot", tmp_path / plot])
     assert_clean_failure(res, "analyze", [table])
 
 
 def test_radius_huge_seed_is_refused(cli_files):
     """Bug found: --seed outside the int64 range reached torch (ValueError traceback)."""
-    res = run_cli(["radius", "--dim=10", "--sigma=1", "--p=0.9", "--noise=linf-pure",
-                   "--norm=linf", "--cert-samples=200", f"--seed={2**70}"])
+    res = run_cli(
+        [
+            "radius",
+            "--dim=10",
+            "--sigma=1",
+            "--p=0.9",
+            "--noise=linf-pure",
+            "--norm=linf",
+            "--cert-samples=200",
+            f"--seed={2**70}",
+        ]
+    )
     assert_clean_failure(res, "radius")
 
 

@@ -28,8 +28,15 @@ def vit16(tmp_path_factory):
     except Exception as exc:
         pytest.skip(f"transformers not importable ({exc}); install the [hf] extra")
     config = transformers.ViTConfig(
-        image_size=16, patch_size=8, num_channels=1, hidden_size=16, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=32, num_labels=10)
+        image_size=16,
+        patch_size=8,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=10,
+    )
     torch.manual_seed(0)
     net = transformers.AutoModelForImageClassification.from_config(config)
     path = tmp_path_factory.mktemp("hf") / "vit16"
@@ -81,29 +88,68 @@ def test_timm_and_torchvision_fixed_sizes():
     assert _fixed_size("torchvision", net, None) == [224, 224]
 
 
-def test_hf_vit16_train_certify_predict_analyze_on_8x8_digits(vit16, cache_dir, tmp_path,
-                                                               capsys, monkeypatch):
+def test_hf_vit16_train_certify_predict_analyze_on_8x8_digits(
+    vit16, cache_dir, tmp_path, capsys, monkeypatch
+):
     """A ViT with image_size 16 goes through train -> certify -> predict -> analyze on the 8x8
     digits (it was refused with 'resize the data set'): the data are resized to 16x16, the
     noise has dimension 256, every configuration records resize [16, 16], one note on stderr."""
     out = tmp_path / "run"
-    assert main(["train", "digits", f"hf:{vit16}", str(out), "--sigma", "0.25", "--epochs", "1",
-                 "--batch", "256", "--lr", "0.01", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digits",
+                f"hf:{vit16}",
+                str(out),
+                "--sigma",
+                "0.25",
+                "--epochs",
+                "1",
+                "--batch",
+                "256",
+                "--lr",
+                "0.01",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert err.count("resized to 16x16 before the noise") == 1, err
     ckpt = torch.load(out / "checkpoint.pth.tar", weights_only=True)
     assert ckpt["config"]["resize"] == [16, 16]
     tsv = tmp_path / "res" / "vit.tsv"
-    assert main(["certify", "digits", str(out / "checkpoint.pth.tar"), str(tsv), "--sigma",
-                 "0.25", "--N0", "10", "--N", "100", *FAST]) == 0
+    assert (
+        main(
+            [
+                "certify",
+                "digits",
+                str(out / "checkpoint.pth.tar"),
+                str(tsv),
+                "--sigma",
+                "0.25",
+                "--N0",
+                "10",
+                "--N",
+                "100",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "radii are in the resized 16x16 pixel space" in err, err
     cfg = json.loads(tsv.with_name("vit.tsv.config.json").read_text())
     assert cfg["resize"] == [16, 16] and cfg["dim"] == 256
     assert len(tsv.read_text().splitlines()) == 1 + 2
     pred = tmp_path / "res" / "pred.tsv"
-    assert main(["predict", "digits", str(vit16), str(pred), "--sigma", "0.25", "--N", "50",
-                 *FAST]) == 0
+    assert (
+        main(["predict", "digits", str(vit16), str(pred), "--sigma", "0.25", "--N", "50", *FAST])
+        == 0
+    )
     pcfg = json.loads(pred.with_name("pred.tsv.config.json").read_text())
     assert pcfg["resize"] == [16, 16] and pcfg["dim"] == 256
     assert main(["analyze", str(tsv), "--radii", "0", "0.25"]) == 0
@@ -127,9 +173,28 @@ def test_noise_is_added_after_the_resize(vit16, cache_dir, tmp_path, monkeypatch
 
     monkeypatch.setattr(PretrainedClassifier, "forward", recording)
     sigma = 0.5
-    assert main(["predict", "digits", str(vit16), str(tmp_path / "p.tsv"), "--sigma",
-                 str(sigma), "--N", "400", "--batch", "400", "--max", "1", "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "digits",
+                str(vit16),
+                str(tmp_path / "p.tsv"),
+                "--sigma",
+                str(sigma),
+                "--N",
+                "400",
+                "--batch",
+                "400",
+                "--max",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     inputs = torch.cat([x for x in seen if x.shape[0] > 1])  # the noisy batch, not the probe
     assert inputs.shape == (400, 1, 16, 16)
     clean = ResizeTensor((16, 16))(load_dataset("digits", "test")[0][0])

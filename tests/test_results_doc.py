@@ -41,8 +41,7 @@ def paper():
 def generated(report, tmp_path_factory):
     """The document regenerated from results/digits into a temporary folder (no figures)."""
     out = tmp_path_factory.mktemp("results_doc") / "results.md"
-    assert report.main(["--results", str(report.RESULTS), "--out", str(out),
-                        "--no-figures"]) == 0
+    assert report.main(["--results", str(report.RESULTS), "--out", str(out), "--no-figures"]) == 0
     return out.read_text(encoding="utf-8")
 
 
@@ -50,7 +49,8 @@ def generated(report, tmp_path_factory):
 def test_results_md_is_exactly_the_generated_document(generated):
     committed = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert committed == generated, (
-        "docs/results.md is out of date or edited by hand: run python scripts/results_report.py")
+        "docs/results.md is out of date or edited by hand: run python scripts/results_report.py"
+    )
 
 
 def test_every_number_of_the_document_is_recorded_by_the_generator(report, generated):
@@ -68,7 +68,8 @@ _REFERENCE = re.compile(
     r"Tables? [1-4]|Figure 5|Theorems? [35]( and 5)?|section 5|eq\. \([589]\)|CIFAR-10|"
     r"1/2|1/N|\(d-1\)/\(d-1-k\)|σ0²|\bN0\b|\bl2\b|σ0|sigma0|k_l2\w*|[CFG]_l2|l2[-_]\w+|"
     r"fig5_\w+|\w+_255|>= 0\.5|\d-core|N\(0, |`1/|× 1/|1 − p_max|exit 1|radius 0|"
-    r"(below|above) 1 |digits32|\bdigits32_\w+|\w+_l2\.tsv|sha256|--part \w+")
+    r"(below|above) 1 |digits32|\bdigits32_\w+|\w+_l2\.tsv|sha256|--part \w+"
+)
 
 
 def _literal_strings(path: Path):
@@ -77,14 +78,17 @@ def _literal_strings(path: Path):
     skip = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             skip.add(id(body[0].value))
         if isinstance(node, ast.FormattedValue) and node.format_spec is not None:
             skip.update(id(n) for n in ast.walk(node.format_spec))
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                and id(node) not in skip):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             yield node.lineno, node.value
 
 
@@ -125,14 +129,26 @@ def _dry_run(paper, capsys, argv):
 
 def test_paper_dry_run_prints_commands_the_real_cli_accepts(paper, capsys, tmp_path):
     salman = tmp_path / "salman"
-    for sub in ("PGD_1step/eps_64/cifar10/resnet110/noise_0.25",
-                "PGD_1step/eps_64/cifar10/resnet110/noise_0.50"):
+    for sub in (
+        "PGD_1step/eps_64/cifar10/resnet110/noise_0.25",
+        "PGD_1step/eps_64/cifar10/resnet110/noise_0.50",
+    ):
         (salman / sub).mkdir(parents=True)
         (salman / sub / "checkpoint.pth.tar").write_bytes(b"")
-    argv = ["--cohen-cifar", str(tmp_path / "cohen_cifar"),
-            "--cohen-imagenet", str(tmp_path / "cohen_imagenet"), "--salman-cifar", str(salman),
-            "--cifar-data", str(tmp_path / "cifar"), "--imagenet-data", str(tmp_path / "imnet"),
-            "--outdir", str(tmp_path / "out")]
+    argv = [
+        "--cohen-cifar",
+        str(tmp_path / "cohen_cifar"),
+        "--cohen-imagenet",
+        str(tmp_path / "cohen_imagenet"),
+        "--salman-cifar",
+        str(salman),
+        "--cifar-data",
+        str(tmp_path / "cifar"),
+        "--imagenet-data",
+        str(tmp_path / "imnet"),
+        "--outdir",
+        str(tmp_path / "out"),
+    ]
     parsed = _dry_run(paper, capsys, argv)
     certify = [(c, a) for c, a in parsed if a.command == "certify"]
     analyze = [(c, a) for c, a in parsed if a.command == "analyze"]
@@ -152,9 +168,15 @@ def test_paper_dry_run_prints_commands_the_real_cli_accepts(paper, capsys, tmp_p
             assert stem == f"{a.noise}_k{a.k:g}_{a.norm}"
         if a.dataset == "cifar10":
             assert (a.skip, a.data_dir) == (20, str(tmp_path / "cifar"))
-            assert (a.noise, a.k) in {("gaussian", 0), ("l2-family", 500), ("l2-family", 100),
-                                      ("l2-family", 200), ("l2-family", 1000),
-                                      ("l2-family", 2000), ("linf-mixed", 250)}
+            assert (a.noise, a.k) in {
+                ("gaussian", 0),
+                ("l2-family", 500),
+                ("l2-family", 100),
+                ("l2-family", 200),
+                ("l2-family", 1000),
+                ("l2-family", 2000),
+                ("linf-mixed", 250),
+            }
         else:
             assert (a.dataset, a.skip, a.norm) == ("imagenet", 100, "l2")
             assert (a.noise, a.k) in {("gaussian", 0), ("l2-family", 50_000)}
@@ -173,16 +195,35 @@ def test_paper_dry_run_prints_commands_the_real_cli_accepts(paper, capsys, tmp_p
 
 
 def test_paper_dry_run_defaults_and_options(paper, capsys, tmp_path):
-    parsed = _dry_run(paper, capsys, ["--experiments", "table1", "--N", "1000", "--device",
-                                      "cpu", "--batch", "64", "--max", "100",
-                                      "--outdir", str(tmp_path)])
+    parsed = _dry_run(
+        paper,
+        capsys,
+        [
+            "--experiments",
+            "table1",
+            "--N",
+            "1000",
+            "--device",
+            "cpu",
+            "--batch",
+            "64",
+            "--max",
+            "100",
+            "--outdir",
+            str(tmp_path),
+        ],
+    )
     certify = [a for _, a in parsed if a.command == "certify"]
     assert len(certify) == 8
     assert {(a.N, a.device, a.batch, a.max) for a in certify} == {(1000, "cpu", 64, 100)}
     assert {a.sigma0 for a in certify} == {0.12, 0.25, 0.5, 1.0}
     # the default checkpoint paths: Cohen et al.'s release layout
     assert {Path(a.checkpoint).parent.name for a in certify} == {
-        "noise_0.12", "noise_0.25", "noise_0.50", "noise_1.00"}
+        "noise_0.12",
+        "noise_0.25",
+        "noise_0.50",
+        "noise_1.00",
+    }
 
 
 def test_paper_summary_tables_from_results_files(paper, tmp_path):
@@ -250,10 +291,18 @@ def test_validation_images_are_disjoint_from_the_test_images(name):
     runs = _all_runs(name)
     if not any(r["key"].startswith("validation/") for r in runs):
         pytest.skip("no validation runs stored")
-    val = {int(i) for r in runs if r["key"].startswith("validation/")
-           for i in read_results(ROOT / r["outfile"]).idx}
-    test = {int(i) for r in runs if not r["key"].startswith("validation/")
-            for i in read_results(ROOT / r["outfile"]).idx}
+    val = {
+        int(i)
+        for r in runs
+        if r["key"].startswith("validation/")
+        for i in read_results(ROOT / r["outfile"]).idx
+    }
+    test = {
+        int(i)
+        for r in runs
+        if not r["key"].startswith("validation/")
+        for i in read_results(ROOT / r["outfile"]).idx
+    }
     assert val and test and not (val & test)
 
 
@@ -302,10 +351,13 @@ def test_stored_selection_is_what_select_chooses_from_the_files(name):
             files = e["selection"]["validation"]["scores"]
             cands = [f["file"] for f in files]
             test_files = [f.replace("validation/", "", 1) for f in cands]
-            kw = ({"radius": t["value"]} if t["kind"] == "radius"
-                  else {"radii": tuple(t["value"])})
-            sel = select([ROOT / f for f in cands], test_files=[ROOT / f for f in test_files],
-                         confidence=stored["confidence"], **kw)
+            kw = {"radius": t["value"]} if t["kind"] == "radius" else {"radii": tuple(t["value"])}
+            sel = select(
+                [ROOT / f for f in cands],
+                test_files=[ROOT / f for f in test_files],
+                confidence=stored["confidence"],
+                **kw,
+            )
             chosen = ROOT / runs[e["chosen"]]["outfile"]
             assert Path(sel.chosen.path).resolve() == chosen.resolve()
             assert sel.test_score == e["test_score"]
@@ -329,8 +381,7 @@ def test_no_stored_radius_exceeds_its_exact_value(name):
         if "radius_exact" not in head:
             continue
         i, j = head.index("radius"), head.index("radius_exact")
-        cells = np.array([[float(ln.split("\t")[i]), float(ln.split("\t")[j])]
-                          for ln in lines[1:]])
+        cells = np.array([[float(ln.split("\t")[i]), float(ln.split("\t")[j])] for ln in lines[1:]])
         assert (cells[:, 0] <= cells[:, 1]).all(), r["outfile"]
         pos = cells[:, 1] > 0
         unit = 10.0 ** (np.floor(np.log10(cells[pos, 1])) - 2)  # third significant digit

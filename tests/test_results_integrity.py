@@ -36,8 +36,7 @@ SIGMA = 0.25
 
 def _certify(capsys, checkpoint, out, *extra, command="certify"):
     capsys.readouterr()
-    argv = [command, "digits", str(checkpoint), str(out), "--sigma", str(SIGMA), "--device",
-            "cpu"]
+    argv = [command, "digits", str(checkpoint), str(out), "--sigma", str(SIGMA), "--device", "cpu"]
     if command == "certify":
         argv += FAST
     else:
@@ -87,8 +86,13 @@ def test_radius_cell_exhaustive_sweep():
     xs = list(10.0 ** rng.uniform(-300, 300, 20_000))
     grid = np.arange(100, 1000) * 10.0 ** np.arange(-3, 1)[:, None]
     for g in grid.reshape(-1):
-        xs += [float(np.nextafter(g, 0)), float(g), float(np.nextafter(g, 2 * g)),
-               g * (1 - 1e-4), g * (1 + 4e-4)]
+        xs += [
+            float(np.nextafter(g, 0)),
+            float(g),
+            float(np.nextafter(g, 2 * g)),
+            g * (1 - 1e-4),
+            g * (1 + 4e-4),
+        ]
     xs += [0.0, -0.0, math.inf, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
     for x in xs:
         _check_cell(x)
@@ -125,8 +129,7 @@ def test_format_row_prints_toward_zero_and_keeps_the_full_radius():
 
 # ----------------------------------------------------------------------------- analyze
 def _write_results(path: Path, rows, header, config=None) -> Path:
-    path.write_text("\n".join(["\t".join(header), *("\t".join(map(str, r)) for r in rows)])
-                    + "\n")
+    path.write_text("\n".join(["\t".join(header), *("\t".join(map(str, r)) for r in rows)]) + "\n")
     if config is not None:
         Path(str(path) + ".config.json").write_text(json.dumps(config))
     return path
@@ -136,9 +139,11 @@ def test_analyze_counts_the_full_precision_radius(tmp_path):
     """A file certify writes is counted on its full-precision radius: a certified 0.2496 is not
     counted at r = 0.25 (it was: printed 0.25), a certified 0.25 is."""
     head = certify_job.header(False)
-    rows = [certify_job.format_row(0, 1, 1, 0.2496, 1.0, _p_for_radius(0.2496)),
-            certify_job.format_row(1, 2, 2, 0.25, 1.0, _p_for_radius(0.25)),
-            certify_job.format_row(2, 3, 4, 0.9, 1.0, _p_for_radius(0.9))]  # wrong class
+    rows = [
+        certify_job.format_row(0, 1, 1, 0.2496, 1.0, _p_for_radius(0.2496)),
+        certify_job.format_row(1, 2, 2, 0.25, 1.0, _p_for_radius(0.25)),
+        certify_job.format_row(2, 3, 4, 0.9, 1.0, _p_for_radius(0.9)),
+    ]  # wrong class
     path = tmp_path / "new.tsv"
     path.write_text("\t".join(head) + "\n" + "\n".join(rows) + "\n")
     res = read_results(path)
@@ -162,8 +167,15 @@ LEGACY_HEAD = ["idx", "label", "predict", "radius", "correct", "time", "pA_lower
 
 
 def _legacy_config(method="closed-form"):
-    return {"noise": "gaussian", "dim": 64, "k": 0.0, "sigma": SIGMA, "norm": "l2",
-            "bilateral": False, "certificate": {"method": method}}
+    return {
+        "noise": "gaussian",
+        "dim": 64,
+        "k": 0.0,
+        "sigma": SIGMA,
+        "norm": "l2",
+        "bilateral": False,
+        "certificate": {"method": method},
+    }
 
 
 def test_older_smoothcert_files_are_not_over_counted(tmp_path):
@@ -171,9 +183,11 @@ def test_older_smoothcert_files_are_not_over_counted(tmp_path):
     printed 0.25 whose certified radius is 0.2496: the radius is recomputed from pA_lower
     through the configuration's certificate (0.2504 stays counted)."""
     p_low, p_high = _p_for_radius(0.2496), _p_for_radius(0.2504)
-    rows = [(0, 1, 1, f"{_gauss(p_low):.3}", 1, "0:00:01", repr(p_low)),
-            (1, 2, 2, f"{_gauss(p_high):.3}", 1, "0:00:01", repr(p_high)),
-            (2, 3, 3, "0.5", 1, "0:00:01", repr(_p_for_radius(0.5004)))]
+    rows = [
+        (0, 1, 1, f"{_gauss(p_low):.3}", 1, "0:00:01", repr(p_low)),
+        (1, 2, 2, f"{_gauss(p_high):.3}", 1, "0:00:01", repr(p_high)),
+        (2, 3, 3, "0.5", 1, "0:00:01", repr(_p_for_radius(0.5004))),
+    ]
     assert [r[3] for r in rows] == ["0.25", "0.25", "0.5"]
     path = _write_results(tmp_path / "old.tsv", rows, LEGACY_HEAD, _legacy_config())
     res = read_results(path)
@@ -187,8 +201,7 @@ def test_older_file_recomputed_above_its_printed_value_is_not_trusted(tmp_path):
     pA_lower, or another version's certificate) counts the interval's low end, not the
     recomputed radius."""
     rows = [(0, 1, 1, "0.25", 1, "0:00:01", repr(_p_for_radius(0.3)))]
-    res = read_results(_write_results(tmp_path / "edited.tsv", rows, LEGACY_HEAD,
-                                      _legacy_config()))
+    res = read_results(_write_results(tmp_path / "edited.tsv", rows, LEGACY_HEAD, _legacy_config()))
     assert certified_accuracy(res, [0.2495, 0.25, 0.3]).tolist() == [1.0, 0.0, 0.0]
 
 
@@ -197,12 +210,16 @@ def test_older_files_that_cannot_be_recomputed_count_the_low_end(tmp_path):
     printed value counts as the low end of its rounding interval: 0.25 counts below 0.2495."""
     rows = [(0, 1, 1, "0.25", 1, "0:00:01", repr(_p_for_radius(0.2503)))]
     mc = _write_results(tmp_path / "mc.tsv", rows, LEGACY_HEAD, _legacy_config("monte-carlo"))
-    bare = _write_results(tmp_path / "bare.tsv", [r[:6] for r in rows], LEGACY_HEAD[:6],
-                          _legacy_config())
+    bare = _write_results(
+        tmp_path / "bare.tsv", [r[:6] for r in rows], LEGACY_HEAD[:6], _legacy_config()
+    )
     for path in (mc, bare):
         res = read_results(path)
-        assert certified_accuracy(res, [0.2495, np.nextafter(0.2495, 1), 0.25]).tolist() == \
-            [1.0, 0.0, 0.0], path
+        assert certified_accuracy(res, [0.2495, np.nextafter(0.2495, 1), 0.25]).tolist() == [
+            1.0,
+            0.0,
+            0.0,
+        ], path
 
 
 def test_files_without_config_are_read_as_the_reference_reads_them(tmp_path):
@@ -339,18 +356,23 @@ def test_row_checker_accepts_the_rows_certify_writes(digits):
     check(_row(digits, 0.3, prediction=-1))
 
 
-@pytest.mark.parametrize("cells_of, message", [
-    (lambda d: _row(d, 0.9)[:6] + ["1.5"] + _row(d, 0.9)[7:], "pA_lower '1.5' is not a prob"),
-    (lambda d: _row(d, 0.9)[:6] + ["-0.1"] + _row(d, 0.9)[7:], "pA_lower '-0.1' is not a prob"),
-    (lambda d: _row(d, 0.9)[:6] + ["nan"] + _row(d, 0.9)[7:], "pA_lower 'nan' is not a prob"),
-    (lambda d: _row(d, 0.9)[:6] + ["x"] + _row(d, 0.9)[7:], "pA_lower 'x' is not a number"),
-    (lambda d: _row(d, 0.9, radius=_gauss(0.95)), "is not the certificate's"),
-    (lambda d: _row(d, 0.9)[:3] + ["0.321"] + _row(d, 0.9)[4:], "is not the certificate's"),
-    (lambda d: _row(d, 0.9)[:-1] + [repr(float(np.nextafter(_smooth().radius(0.9), 1)))],
-     "is not the certificate's"),
-    (lambda d: _row(d, 0.4, radius=0.0), "does not match pA_lower"),
-    (lambda d: _row(d, 0.9, prediction=-1), "does not match pA_lower"),
-])
+@pytest.mark.parametrize(
+    "cells_of, message",
+    [
+        (lambda d: _row(d, 0.9)[:6] + ["1.5"] + _row(d, 0.9)[7:], "pA_lower '1.5' is not a prob"),
+        (lambda d: _row(d, 0.9)[:6] + ["-0.1"] + _row(d, 0.9)[7:], "pA_lower '-0.1' is not a prob"),
+        (lambda d: _row(d, 0.9)[:6] + ["nan"] + _row(d, 0.9)[7:], "pA_lower 'nan' is not a prob"),
+        (lambda d: _row(d, 0.9)[:6] + ["x"] + _row(d, 0.9)[7:], "pA_lower 'x' is not a number"),
+        (lambda d: _row(d, 0.9, radius=_gauss(0.95)), "is not the certificate's"),
+        (lambda d: _row(d, 0.9)[:3] + ["0.321"] + _row(d, 0.9)[4:], "is not the certificate's"),
+        (
+            lambda d: _row(d, 0.9)[:-1] + [repr(float(np.nextafter(_smooth().radius(0.9), 1)))],
+            "is not the certificate's",
+        ),
+        (lambda d: _row(d, 0.4, radius=0.0), "does not match pA_lower"),
+        (lambda d: _row(d, 0.9, prediction=-1), "does not match pA_lower"),
+    ],
+)
 def test_row_checker_rejects_bad_probabilities_and_radii(digits, cells_of, message):
     """The resume checker refuses a row whose pA_lower is not a probability in [0, 1], whose
     prediction disagrees with pA_lower, or whose radius (printed or full precision) is not the
@@ -359,9 +381,14 @@ def test_row_checker_rejects_bad_probabilities_and_radii(digits, cells_of, messa
         _checker(digits)(cells_of(digits))
 
 
-@pytest.mark.parametrize("p_b, message", [("1.2", "pB_upper '1.2' is not a probability"),
-                                          ("-1e-9", "pB_upper '-1e-09' is not a probab"),
-                                          ("0.05", "is not the certificate's")])
+@pytest.mark.parametrize(
+    "p_b, message",
+    [
+        ("1.2", "pB_upper '1.2' is not a probability"),
+        ("-1e-9", "pB_upper '-1e-09' is not a probab"),
+        ("0.05", "is not the certificate's"),
+    ],
+)
 def test_row_checker_bilateral_probabilities(digits, p_b, message):
     """With --bilateral the runner-up's bound pB_upper is checked too (in [0, 1], and the radius
     is the bilateral certificate's at both bounds)."""
@@ -390,18 +417,20 @@ def test_resume_refuses_a_row_with_a_bad_probability(capsys, checkpoint, tmp_pat
 
 
 # ----------------------------------------------------------------------------- CLI numbers
-@pytest.mark.parametrize("command, extra, match", [
-    ("certify", ["--max", "0"], "--max 0 selects no input"),
-    ("predict", ["--max", "0"], "--max 0 selects no input"),
-    ("certify", ["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
-    ("predict", ["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
-    ("certify", ["--N", "99999999999999999999"], "--N must be at most 2^40"),
-    ("certify", ["--N0", str(2**40 + 1)], "--N0 must be at most 2^40"),
-    ("certify", ["--cert-samples", str(2**41)], "--cert-samples must be at most 2^40"),
-    ("predict", ["--N", "99999999999999999999"], "--N must be at most 2^40"),
-])
-def test_run_options_out_of_range_are_refused(capsys, checkpoint, tmp_path, command, extra,
-                                              match):
+@pytest.mark.parametrize(
+    "command, extra, match",
+    [
+        ("certify", ["--max", "0"], "--max 0 selects no input"),
+        ("predict", ["--max", "0"], "--max 0 selects no input"),
+        ("certify", ["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
+        ("predict", ["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
+        ("certify", ["--N", "99999999999999999999"], "--N must be at most 2^40"),
+        ("certify", ["--N0", str(2**40 + 1)], "--N0 must be at most 2^40"),
+        ("certify", ["--cert-samples", str(2**41)], "--cert-samples must be at most 2^40"),
+        ("predict", ["--N", "99999999999999999999"], "--N must be at most 2^40"),
+    ],
+)
+def test_run_options_out_of_range_are_refused(capsys, checkpoint, tmp_path, command, extra, match):
     """--max 0 (a header-only OUTFILE), --seed -1 (refused by radius, accepted here) and an N
     that would never end (--N 99999999999999999999) end in one line, exit 2, no file."""
     out = tmp_path / "o.tsv"
@@ -411,29 +440,65 @@ def test_run_options_out_of_range_are_refused(capsys, checkpoint, tmp_path, comm
     assert not out.exists() and not Path(str(out) + ".config.json").exists()
 
 
-@pytest.mark.parametrize("extra, match", [
-    (["--samples", "0"], "--samples must be an integer >= 100, got 0"),
-    (["--cert-samples", "5"], "--cert-samples must be an integer >= 100"),
-    (["--samples", str(2**40 + 1)], "--samples must be at most 2^40"),
-    (["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
-])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--samples", "0"], "--samples must be an integer >= 100, got 0"),
+        (["--cert-samples", "5"], "--cert-samples must be an integer >= 100"),
+        (["--samples", str(2**40 + 1)], "--samples must be at most 2^40"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 2^63)"),
+    ],
+)
 def test_radius_options_out_of_range_are_refused(capsys, extra, match):
     """radius --samples 0 is refused (it silently used the default number of samples)."""
     capsys.readouterr()
-    rc = main(["radius", "--noise", "linf-mixed", "--dim", "8", "--k", "2", "--sigma", "1",
-               "--norm", "linf", "--p", "0.9", *extra])
+    rc = main(
+        [
+            "radius",
+            "--noise",
+            "linf-mixed",
+            "--dim",
+            "8",
+            "--k",
+            "2",
+            "--sigma",
+            "1",
+            "--norm",
+            "linf",
+            "--p",
+            "0.9",
+            *extra,
+        ]
+    )
     assert rc == 2
     assert match in _one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("extra, match", [(["--epochs", "0"], "--epochs must be an integer >= 1"),
-                                          (["--seed", "-1"], "--seed must be an integer in")])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--epochs", "0"], "--epochs must be an integer >= 1"),
+        (["--seed", "-1"], "--seed must be an integer in"),
+    ],
+)
 def test_train_refuses_zero_epochs(capsys, tmp_path, extra, match):
     """train --epochs 0 is refused instead of printing the paths of files it did not write."""
     capsys.readouterr()
     out = tmp_path / "run"
-    rc = main(["train", "digits", "digits_cnn", str(out), "--sigma", "0.25", "--device", "cpu",
-               "--no-progress", *extra])
+    rc = main(
+        [
+            "train",
+            "digits",
+            "digits_cnn",
+            str(out),
+            "--sigma",
+            "0.25",
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 2
     assert match in _one_line(captured.err)

@@ -108,8 +108,11 @@ def test_grid_schedule_levels_sum_to_alpha_and_sit_where_all_successes_certify()
     n_top = math.floor(math.log(alpha * 0.5) / math.log(top)) + 1
     assert n_top in looks
     # at level alpha/2 exactly: n_top successes certify top, n_top - 1 would not
-    assert cp_lower_exact(n_top, n_top, alpha * 0.5) > top >= cp_lower_exact(
-        n_top - 1, n_top - 1, alpha * 0.5)
+    assert (
+        cp_lower_exact(n_top, n_top, alpha * 0.5)
+        > top
+        >= cp_lower_exact(n_top - 1, n_top - 1, alpha * 0.5)
+    )
     k = int(np.searchsorted(looks, n_top))
     assert cs.alphas[k] >= alpha * 0.5 * (1 - 1e-12)
     assert cs.lower(n_top, n_top) > top
@@ -147,8 +150,9 @@ def test_forecast_level_stops_sooner_and_only_stops():
     stops = []
     for level in (None, 0.05):
         rng = np.random.default_rng(3)
-        st_ = run_certification(cs, looks, lambda m, rng=rng: rng.binomial(m, p), THRESHOLDS, None,
-                                forecast_level=level)
+        st_ = run_certification(
+            cs, looks, lambda m, rng=rng: rng.binomial(m, p), THRESHOLDS, None, forecast_level=level
+        )
         assert st_.lower == float(cs.lower(st_.successes, st_.n))
         stops.append(st_.n)
     assert stops[1] < stops[0] * 0.6, stops
@@ -160,20 +164,34 @@ def _mixture_by_quadrature(p, s, n, a, b):
     f = n - s
 
     def log_integrand(q):
-        return (special.xlogy(s + a - 1, q) + special.xlog1py(f + b - 1, -q) - special.betaln(a, b)
-                - special.xlogy(s, p) - special.xlog1py(f, -p))
+        return (
+            special.xlogy(s + a - 1, q)
+            + special.xlog1py(f + b - 1, -q)
+            - special.betaln(a, b)
+            - special.xlogy(s, p)
+            - special.xlog1py(f, -p)
+        )
 
     mode = (s + a) / (n + a + b)  # posterior mean: the integrand's mass sits around it
     peak = log_integrand(mode)
     sd = math.sqrt(mode * (1 - mode) / (n + a + b))
     pts = sorted({max(0.0, mode - 20 * sd), mode, min(1.0, mode + 20 * sd)})
-    val, _ = integrate.quad(lambda q: math.exp(log_integrand(q) - peak), 0.0, 1.0, points=pts,
-                            limit=400, epsabs=0, epsrel=1e-10)
+    val, _ = integrate.quad(
+        lambda q: math.exp(log_integrand(q) - peak),
+        0.0,
+        1.0,
+        points=pts,
+        limit=400,
+        epsabs=0,
+        epsrel=1e-10,
+    )
     return math.log(val) + peak
 
 
-@pytest.mark.parametrize("s,n", [(1, 1), (7, 10), (95, 100), (100, 100), (4990, 5000),
-                                 (50_000, 100_000), (99_990, 100_000)])
+@pytest.mark.parametrize(
+    "s,n",
+    [(1, 1), (7, 10), (95, 100), (100, 100), (4990, 5000), (50_000, 100_000), (99_990, 100_000)],
+)
 def test_mixture_bounds_solve_the_integrated_martingale(s, n):
     """Guards the closed form of the beta-binomial mixture: at the returned bounds the
     martingale, integrated numerically, equals 1/alpha, and just inside it is below."""
@@ -260,15 +278,15 @@ def test_estimation_never_reuses_the_selection_samples():
     rec = Recorder()
     smooth = Smooth(rec, 2, gaussian())
     n0, n_max, seed = 50, 3000, 7
-    r = smooth.certify_adaptive(x0(), n0, n_max, 0.001, 100, radii=[0.25, 0.5, 0.75],
-                                generator=seed)
+    r = smooth.certify_adaptive(
+        x0(), n0, n_max, 0.001, 100, radii=[0.25, 0.5, 0.75], generator=seed
+    )
     rows = torch.cat(rec.rows)
     assert rows.shape[0] == r.samples
     est = r.samples - n0
     assert 0 < est < n_max  # stopped early (constant classifier: largest radius certified)
     sel_noise = torch.cat(list(smooth._noise_blocks(n0, derive_seed(seed, 1), torch.float32)))
-    est_noise = torch.cat(list(smooth._noise_blocks(n_max, derive_seed(seed, 2),
-                                                    torch.float32)))
+    est_noise = torch.cat(list(smooth._noise_blocks(n_max, derive_seed(seed, 2), torch.float32)))
     flat = x0().reshape(1, -1)
     assert torch.equal(rows[:n0], flat + sel_noise)
     assert torch.equal(rows[n0:], flat + est_noise[:est])
@@ -337,9 +355,11 @@ class Scripted(torch.nn.Module):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fracs=st.lists(st.floats(0.9, 1.0), min_size=1, max_size=25),
-       grid=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=6, unique=True),
-       norm=st.sampled_from(["l2", "linf"]))
+@given(
+    fracs=st.lists(st.floats(0.9, 1.0), min_size=1, max_size=25),
+    grid=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=6, unique=True),
+    norm=st.sampled_from(["l2", "linf"]),
+)
 def test_returned_grid_radius_is_certified_by_the_lower_bound(fracs, grid, norm):
     """Guards the grid rounding: the returned radius is a grid radius r_j with threshold(r_j)
     < pA_lower (or 0), never the next one, and pA_lower is the union-bound Clopper-Pearson bound
@@ -402,31 +422,37 @@ def test_predict_adaptive_wrong_class_rate_at_most_alpha():
     protected (the leader changes)."""
     alpha, seeds = 0.1, 300
     smooth = Smooth(ThreeWay(0.36, 0.34), 3, gaussian())
-    wrong = sum(smooth.predict_adaptive(x0(), 1500, alpha, 1500, generator=s).prediction
-                not in (0, Smooth.ABSTAIN) for s in range(seeds))
+    wrong = sum(
+        smooth.predict_adaptive(x0(), 1500, alpha, 1500, generator=s).prediction
+        not in (0, Smooth.ABSTAIN)
+        for s in range(seeds)
+    )
     assert wrong / seeds <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / seeds)
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("kwargs,match", [
-    ({"n_max": 0}, "n_max"),
-    ({"n_max": 1.5}, "n_max"),
-    ({"n0": 0}, "n0"),
-    ({"alpha": 0.0}, "alpha"),
-    ({"alpha": 1.0}, "alpha"),
-    ({"alpha": "x"}, "alpha"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"radii": [0.5, 0.25]}, "increasing"),
-    ({"radii": [0.25, 0.25]}, "increasing"),
-    ({"radii": [-0.1, 0.5]}, ">= 0"),
-    ({"radii": [float("nan")]}, "finite"),
-    ({"radii": [float("inf")]}, "finite"),
-    ({"radii": []}, "non-empty"),
-    ({"radii": "abc"}, "radii"),
-    ({"rtol": 0.0}, "rtol"),
-    ({"rtol": -1}, "rtol"),
-    ({"rtol": float("nan")}, "rtol"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_max": 0}, "n_max"),
+        ({"n_max": 1.5}, "n_max"),
+        ({"n0": 0}, "n0"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": "x"}, "alpha"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"radii": [0.5, 0.25]}, "increasing"),
+        ({"radii": [0.25, 0.25]}, "increasing"),
+        ({"radii": [-0.1, 0.5]}, ">= 0"),
+        ({"radii": [float("nan")]}, "finite"),
+        ({"radii": [float("inf")]}, "finite"),
+        ({"radii": []}, "non-empty"),
+        ({"radii": "abc"}, "radii"),
+        ({"rtol": 0.0}, "rtol"),
+        ({"rtol": -1}, "rtol"),
+        ({"rtol": float("nan")}, "rtol"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(kwargs, match):
     """Guards input checking: bad arguments raise a one-line SmoothCertError before sampling."""
     f = Threshold(0.9)

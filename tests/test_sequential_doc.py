@@ -30,23 +30,37 @@ def test_sequential_md_regenerates_byte_for_byte(report, tmp_path):
     """Guards the document against hand edits and stale numbers: docs/sequential.md equals the
     report regenerated from results/sequential/ alone (no data source, model or certificate)."""
     out = tmp_path / "sequential.md"
-    assert report.main(["--report-only", "--results", str(RESULTS), "--out", str(out),
-                        "--no-figures"]) == 0
+    assert (
+        report.main(["--report-only", "--results", str(RESULTS), "--out", str(out), "--no-figures"])
+        == 0
+    )
     committed = (ROOT / "docs" / "sequential.md").read_text(encoding="utf-8")
     assert committed == out.read_text(encoding="utf-8"), (
         "docs/sequential.md is out of date or edited by hand: run "
-        "python scripts/sequential_report.py --report-only")
+        "python scripts/sequential_report.py --report-only"
+    )
 
 
 # rows in the published format, radii from the real files (level 0.01, N = 100,000)
 FAKE = {
     "cifar10/resnet110/noise_0.25/test/sigma_0.25": [
-        (0, 3, 3, 0.378, 1), (20, 7, -1, 0.0, 0), (60, 7, 7, 0.978, 1), (80, 1, 1, 0.941, 1)],
+        (0, 3, 3, 0.378, 1),
+        (20, 7, -1, 0.0, 0),
+        (60, 7, 7, 0.978, 1),
+        (80, 1, 1, 0.941, 1),
+    ],
     "cifar10/resnet110/noise_0.50/test/sigma_0.50": [
-        (0, 3, 3, 0.486, 1), (20, 7, 7, 0.413, 1), (60, 7, 7, 1.96, 1), (80, 2, 5, 1.22, 0)],
+        (0, 3, 3, 0.486, 1),
+        (20, 7, 7, 0.413, 1),
+        (60, 7, 7, 1.96, 1),
+        (80, 2, 5, 1.22, 0),
+    ],
     "imagenet/resnet50/noise_0.50/test/sigma_0.50": [
-        (0, 0, 394, 0.0125, 0), (100, 2, 2, 1.86, 1), (200, 4, -1, 0.0, 0),
-        (300, 6, 6, 0.709, 1)],
+        (0, 0, 394, 0.0125, 0),
+        (100, 2, 2, 1.86, 1),
+        (200, 4, -1, 0.0, 0),
+        (300, 6, 6, 0.709, 1),
+    ],
 }
 
 
@@ -66,9 +80,25 @@ def test_script_smoke_on_tiny_sizes(report, tmp_path):
     document is written from what they stored."""
     data = _fake_data(tmp_path / "cohen2019")
     res, out = tmp_path / "results", tmp_path / "doc.md"
-    assert report.main(["--size", "tiny", "--parts", "published", "tradeoff", "--data",
-                        str(data), "--results", str(res), "--out", str(out),
-                        "--no-figures"]) == 0
+    assert (
+        report.main(
+            [
+                "--size",
+                "tiny",
+                "--parts",
+                "published",
+                "tradeoff",
+                "--data",
+                str(data),
+                "--results",
+                str(res),
+                "--out",
+                str(out),
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     inputs = report.read_tsv(res / "published_inputs.tsv")
     assert len(inputs) == sum(len(v) for v in FAKE.values())
     for r in inputs:
@@ -90,8 +120,7 @@ def test_script_smoke_on_tiny_sizes(report, tmp_path):
     sig = {name: s for name, _, s in report.DATASETS}
     for r in adaptive:
         if float(r["radius"]) > 0:
-            assert float(r["radius"]) <= sig[r["dataset"]] * stats.norm.ppf(
-                float(r["pA_lower"]))
+            assert float(r["radius"]) <= sig[r["dataset"]] * stats.norm.ppf(float(r["pA_lower"]))
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Sequential certification")
     for head in ("## Summary", "## 1. The published workload", "## 2. The trade-off"):
@@ -102,8 +131,9 @@ def test_script_smoke_on_tiny_sizes(report, tmp_path):
 def test_benchmark_reports_forward_passes_of_both_modes(tmp_path):
     """Guards the benchmark's forward-pass section: per p_A it reports the passes of fixed N
     (n0 + N, counted by the model) and of certify_adaptive (never more), with a mean row."""
-    spec = importlib.util.spec_from_file_location("_bench_run_passes",
-                                                  ROOT / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location(
+        "_bench_run_passes", ROOT / "benchmarks" / "run.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench
     try:

@@ -70,9 +70,9 @@ def test_constant_classifier_certifies_with_all_successes():
 def test_clopper_pearson_matches_reference_formula():
     # proportion_confint(nA, n, alpha=2a, method="beta")[0] == beta.ppf(a, nA, n - nA + 1)
     assert lower_confidence_bound(0, 10, 0.01) == 0.0
-    assert lower_confidence_bound(10, 10, 0.01) == pytest.approx(0.01 ** 0.1)
+    assert lower_confidence_bound(10, 10, 0.01) == pytest.approx(0.01**0.1)
     assert lower_confidence_bound(7, 10, 0.05) == pytest.approx(stats.beta.ppf(0.05, 7, 4))
-    assert upper_confidence_bound(0, 10, 0.01) == pytest.approx(1 - 0.01 ** 0.1)
+    assert upper_confidence_bound(0, 10, 0.01) == pytest.approx(1 - 0.01**0.1)
     assert upper_confidence_bound(10, 10, 0.01) == 1.0
     # two-sided interval at 2 alpha: its ends are the two one-sided bounds
     lo, hi = stats.binomtest(7, 10).proportion_ci(0.9, method="exact")
@@ -150,8 +150,13 @@ def test_certify_at_agrees_with_certify():
     smooth = Smooth(SignOfFirst(), 2, gaussian(sigma=0.25))
     cls, radius, p_a = smooth.certify(x, 20, 400, 0.001, 200, generator=11)
     assert cls == 1 and radius > 0
-    for r, expected in [(0.0, True), (radius * 0.99, True), (radius, True),
-                        (radius * 1.01, False), (10.0, False)]:
+    for r, expected in [
+        (0.0, True),
+        (radius * 0.99, True),
+        (radius, True),
+        (radius * 1.01, False),
+        (10.0, False),
+    ]:
         got = smooth.certify_at(x, r, 20, 400, 0.001, 200, generator=11)
         assert got == (cls, expected, p_a)
     abstain = Smooth(random_guess(4), 4, gaussian())
@@ -173,8 +178,9 @@ def test_certify_at_with_quadrature_certificate_uses_the_exact_radius():
 def test_bilateral_radius_at_least_binary(sigma, x0):
     x = torch.full(SHAPE, x0)
     smooth = Smooth(SignOfFirst(), 2, gaussian(sigma=sigma))
-    cls, r_bi, p_a, p_b = smooth.certify_detailed(x, 20, 500, 0.01, 250, generator=3,
-                                                  bilateral=True)
+    cls, r_bi, p_a, p_b = smooth.certify_detailed(
+        x, 20, 500, 0.01, 250, generator=3, bilateral=True
+    )
     assert cls == 1
     # the estimation samples of certify (phase 2 of the base seed 3), counted directly
     counts = smooth.sample_counts(x, 500, 100, generator=derive_seed(3, 2))
@@ -199,8 +205,7 @@ def test_bilateral_on_many_classes_beats_binary():
     smooth = Smooth(f, 9, gaussian(sigma=0.4))
     x = torch.full(SHAPE, 0.7)
     c1, r1, p1 = smooth.certify(x, 50, 2000, 0.01, 1000, generator=1)
-    c2, r2, p2, pb = smooth.certify_detailed(x, 50, 2000, 0.01, 1000, generator=1,
-                                             bilateral=True)
+    c2, r2, p2, pb = smooth.certify_detailed(x, 50, 2000, 0.01, 1000, generator=1, bilateral=True)
     assert c1 == c2 == 0
     assert p2 <= p1 and pb < 1 - p2
     assert r2 > r1
@@ -238,16 +243,19 @@ def test_radius_memoised_per_bound():
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(x=torch.rand(3, 4, 4)), r"shape \(3, 4, 4\) has 48 values .* dimension 16"),
-    (dict(x=torch.full(SHAPE, math.nan)), "NaN"),
-    (dict(n0=0), "n0"),
-    (dict(n=-5), "n must"),
-    (dict(alpha=0.0), "alpha"),
-    (dict(alpha=1.5), "alpha"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(generator="seed"), "generator"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(x=torch.rand(3, 4, 4)), r"shape \(3, 4, 4\) has 48 values .* dimension 16"),
+        (dict(x=torch.full(SHAPE, math.nan)), "NaN"),
+        (dict(n0=0), "n0"),
+        (dict(n=-5), "n must"),
+        (dict(alpha=0.0), "alpha"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(generator="seed"), "generator"),
+    ],
+)
 def test_bad_inputs(bad, match):
     smooth = Smooth(Constant(), 5, gaussian())
     kwargs = dict(x=torch.rand(SHAPE), n0=10, n=100, alpha=0.01, batch_size=50, generator=0)

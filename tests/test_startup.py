@@ -27,17 +27,35 @@ print("RC", rc, "HEAVY", " ".join(heavy) or "-")
 
 
 def _run(argv, cache_dir):
-    proc = subprocess.run([sys.executable, "-c", _RUN, *argv], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, SMOOTHCERT_CACHE=str(cache_dir)))
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, SMOOTHCERT_CACHE=str(cache_dir)),
+    )
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert last.startswith("RC 0 "), proc.stdout + proc.stderr
     return proc.stdout.strip().splitlines()[0], last.split("HEAVY ", 1)[1].split()
 
 
-_CLOSED_FORM = [["--noise", "gaussian", "--dim", "3072", "--sigma", "0.25", "--p", "0.9"],
-                ["--noise", "gaussian", "--dim", "3072", "--sigma0", "0.5", "--p", "0.99",
-                 "--norm", "linf", "--json"],
-                ["--noise", "l2-family", "--dim", "3072", "--sigma", "0.25", "--p", "0.9"]]
+_CLOSED_FORM = [
+    ["--noise", "gaussian", "--dim", "3072", "--sigma", "0.25", "--p", "0.9"],
+    [
+        "--noise",
+        "gaussian",
+        "--dim",
+        "3072",
+        "--sigma0",
+        "0.5",
+        "--p",
+        "0.99",
+        "--norm",
+        "linf",
+        "--json",
+    ],
+    ["--noise", "l2-family", "--dim", "3072", "--sigma", "0.25", "--p", "0.9"],
+]
 
 
 @pytest.mark.parametrize("args", _CLOSED_FORM)
@@ -52,8 +70,19 @@ def test_closed_form_radius_imports_neither_torch_nor_scipy_stats(args, tmp_path
 def test_quadrature_radius_does_not_import_torch(tmp_path):
     """`smoothcert radius` with the l2 family's quadrature certificate (k > 0) does not import
     torch, neither when it builds the table nor when it reads it from the cache."""
-    args = ["radius", "--noise", "l2-family", "--dim", "16", "--k", "4", "--sigma", "0.5",
-            "--p", "0.8"]
+    args = [
+        "radius",
+        "--noise",
+        "l2-family",
+        "--dim",
+        "16",
+        "--k",
+        "4",
+        "--sigma",
+        "0.5",
+        "--p",
+        "0.8",
+    ]
     first, heavy = _run(args, tmp_path)
     assert "torch" not in heavy, heavy
     again, heavy = _run(args, tmp_path)  # from the cache

@@ -13,13 +13,25 @@ from smoothcert.errors import SmoothCertError
 from smoothcert.models import load_checkpoint
 from smoothcert.training import LOG_HEADER, NoiseSpec, read_log, train
 
-OPTS = ["--sigma0", "0.25", "--batch", "64", "--lr", "0.05", "--lr_step_size", "1",
-        "--gamma", "0.5", "--no-progress"]
+OPTS = [
+    "--sigma0",
+    "0.25",
+    "--batch",
+    "64",
+    "--lr",
+    "0.05",
+    "--lr_step_size",
+    "1",
+    "--gamma",
+    "0.5",
+    "--no-progress",
+]
 
 
 def _train(outdir, epochs, *extra):
-    return main(["train", "digits", "digits_cnn", str(outdir), "--epochs", str(epochs),
-                 *OPTS, *extra])
+    return main(
+        ["train", "digits", "digits_cnn", str(outdir), "--epochs", str(epochs), *OPTS, *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +60,13 @@ def test_checkpoint_in_reference_format(two_epochs):
     ckpt = _load(two_epochs / "checkpoint.pth.tar")
     assert {"epoch", "arch", "state_dict", "optimizer"} <= set(ckpt)
     assert ckpt["epoch"] == 2 and ckpt["arch"] == "digits_cnn" and ckpt["dataset"] == "digits"
-    assert ckpt["noise"] == {"noise": "gaussian", "dim": 64, "k": 0.0, "sigma": 0.25,
-                             "sigma0": 0.25}
+    assert ckpt["noise"] == {
+        "noise": "gaussian",
+        "dim": 64,
+        "k": 0.0,
+        "sigma": 0.25,
+        "sigma0": 0.25,
+    }
     assert ckpt["config"]["lr"] == 0.05 and ckpt["optimizer"]["state"]  # momentum buffers
 
     model, meta = load_checkpoint(two_epochs / "checkpoint.pth.tar")
@@ -91,8 +108,23 @@ def test_finished_run_is_reused(two_epochs, capsys):
 
 def test_other_configuration_is_refused(two_epochs, capsys):
     before = (two_epochs / "checkpoint.pth.tar").read_bytes()
-    rc = main(["train", "digits", "digits_cnn", str(two_epochs), "--epochs", "3",
-               "--sigma0", "0.5", "--batch", "64", "--lr", "0.01", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "digits",
+            "digits_cnn",
+            str(two_epochs),
+            "--epochs",
+            "3",
+            "--sigma0",
+            "0.5",
+            "--batch",
+            "64",
+            "--lr",
+            "0.01",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and err.startswith("smoothcert train: error:")
@@ -103,8 +135,17 @@ def test_other_configuration_is_refused(two_epochs, capsys):
 
 @pytest.mark.parametrize("noise,k", [("l2-family", 16), ("linf-mixed", 2), ("linf-pure", 4)])
 def test_any_noise_family(tmp_path, noise, k):
-    result = train("digits", "digits_cnn", tmp_path, NoiseSpec(noise, k=k, sigma0=0.25),
-                   epochs=1, batch=128, lr=0.05, progress=False, verbose=False)
+    result = train(
+        "digits",
+        "digits_cnn",
+        tmp_path,
+        NoiseSpec(noise, k=k, sigma0=0.25),
+        epochs=1,
+        batch=128,
+        lr=0.05,
+        progress=False,
+        verbose=False,
+    )
     ckpt = _load(result.checkpoint)
     assert ckpt["noise"]["noise"] == noise and ckpt["noise"]["k"] == k
     assert ckpt["noise"]["sigma"] > 0.25  # matched: sqrt((d-1)/(d-1-k)) sigma0
@@ -114,23 +155,59 @@ def test_any_noise_family(tmp_path, noise, k):
 
 def test_reference_option_spellings():
     args = build_parser().parse_args(
-        ["train", "digits", "digits_cnn", "out", "--noise_sd", "0.12", "--lr_step_size", "5",
-         "--weight_decay", "0.001", "--data_dir", "d"])
-    assert (args.sigma, args.lr_step_size, args.weight_decay, args.data_dir) == \
-        (0.12, 5, 0.001, "d")
+        [
+            "train",
+            "digits",
+            "digits_cnn",
+            "out",
+            "--noise_sd",
+            "0.12",
+            "--lr_step_size",
+            "5",
+            "--weight_decay",
+            "0.001",
+            "--data_dir",
+            "d",
+        ]
+    )
+    assert (args.sigma, args.lr_step_size, args.weight_decay, args.data_dir) == (
+        0.12,
+        5,
+        0.001,
+        "d",
+    )
     args = build_parser().parse_args(
-        ["train", "digits", "digits_cnn", "out", "--sigma0", "0.5", "--lr-step-size", "7",
-         "--weight-decay", "0"])
-    assert (args.sigma0, args.lr_step_size, args.weight_decay, args.epochs, args.batch) == \
-        (0.5, 7, 0.0, 90, 256)
+        [
+            "train",
+            "digits",
+            "digits_cnn",
+            "out",
+            "--sigma0",
+            "0.5",
+            "--lr-step-size",
+            "7",
+            "--weight-decay",
+            "0",
+        ]
+    )
+    assert (args.sigma0, args.lr_step_size, args.weight_decay, args.epochs, args.batch) == (
+        0.5,
+        7,
+        0.0,
+        90,
+        256,
+    )
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--epochs", "-1", "--sigma", "0.25"], "epochs"),
-    (["--sigma0", "-1"], "sigma0"),
-    (["--sigma", "0.25", "--lr", "0"], "lr"),
-    (["--noise", "gaussian", "--k", "3", "--sigma", "0.25"], "shape parameter"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--epochs", "-1", "--sigma", "0.25"], "epochs"),
+        (["--sigma0", "-1"], "sigma0"),
+        (["--sigma", "0.25", "--lr", "0"], "lr"),
+        (["--noise", "gaussian", "--k", "3", "--sigma", "0.25"], "shape parameter"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, extra, needle):
     rc = main(["train", "digits", "digits_cnn", str(tmp_path / "x"), "--no-progress", *extra])
     err = capsys.readouterr().err.strip()

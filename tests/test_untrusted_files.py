@@ -17,8 +17,20 @@ from smoothcert.data import load_dataset
 from smoothcert.errors import SmoothCertError
 from smoothcert.models import get_architecture, load_checkpoint, save_checkpoint
 
-FAST = ["--sigma", "0.25", "--device", "cpu", "--N", "50", "--batch", "50", "--skip", "90",
-        "--max", "200"]
+FAST = [
+    "--sigma",
+    "0.25",
+    "--device",
+    "cpu",
+    "--N",
+    "50",
+    "--batch",
+    "50",
+    "--skip",
+    "90",
+    "--max",
+    "200",
+]
 FORMATS = {"zip": True, "legacy": False}  # torch.save's _use_new_zipfile_serialization
 
 
@@ -47,8 +59,7 @@ def _reference_checkpoint(model, *, module_prefix=False, epoch=90):
     sd = model.state_dict()
     if module_prefix:
         sd = {k.replace("1.", "1.module.", 1): v for k, v in sd.items()}
-    return {"arch": "digits_cnn", "state_dict": sd, "epoch": epoch,
-            "optimizer": opt.state_dict()}
+    return {"arch": "digits_cnn", "state_dict": sd, "epoch": epoch, "optimizer": opt.state_dict()}
 
 
 def _one_line(err: str, *needles) -> str:
@@ -99,8 +110,7 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path, fmt):
     path = _evil_checkpoint(tmp_path / "checkpoint.pth.tar", marker, fmt)
     with pytest.raises(SmoothCertError) as e:
         load_checkpoint(path)
-    _one_line(str(e.value), "arbitrary code", "--trust-checkpoint", "trust=True",
-              "(exec)")
+    _one_line(str(e.value), "arbitrary code", "--trust-checkpoint", "trust=True", "(exec)")
     assert not marker.exists()
     _, meta = load_checkpoint(path, trust=True)  # the documented behaviour: the code runs
     assert marker.read_text() == "pwned" and meta["arch"] == "digits_cnn"
@@ -118,8 +128,9 @@ def test_cli_refuses_a_checkpoint_that_runs_code(tmp_path, capsys, command):
     _one_line(capsys.readouterr().err, "arbitrary code", "--trust-checkpoint")
     assert not marker.exists() and not out.exists()
     assert main([command, "digits", str(path), str(out), *FAST, "--trust-checkpoint"]) == 0
-    assert marker.exists() and "--trust-checkpoint" in (tmp_path / "out.tsv.config.json"
-                                                        ).read_text()
+    assert (
+        marker.exists() and "--trust-checkpoint" in (tmp_path / "out.tsv.config.json").read_text()
+    )
 
 
 def test_pickled_module_torchscript_and_export_need_trust(tmp_path):
@@ -133,8 +144,11 @@ def test_pickled_module_torchscript_and_export_need_trust(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.pt2", "w") as zf:  # the layout torch.export.save writes
         zf.writestr("m/archive_format", "pt2")
         zf.writestr("m/models/model.json", "{}")
-    for name, needle in (("whole.pt", "torch.nn"), ("ts.pt", "TorchScript"),
-                         ("m.pt2", "torch.export")):
+    for name, needle in (
+        ("whole.pt", "torch.nn"),
+        ("ts.pt", "TorchScript"),
+        ("m.pt2", "torch.export"),
+    ):
         with pytest.raises(SmoothCertError) as e:
             load_checkpoint(tmp_path / name)
         _one_line(str(e.value), needle, "--trust-checkpoint")
@@ -153,8 +167,24 @@ def test_train_resume_refuses_a_checkpoint_that_runs_code(tmp_path, capsys):
     outdir.mkdir()
     _evil_checkpoint(outdir / "checkpoint.pth.tar", marker)
     capsys.readouterr()
-    assert main(["train", "digits", "digits_cnn", str(outdir), "--sigma", "0.25", "--epochs",
-                 "1", "--device", "cpu", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "digits",
+                "digits_cnn",
+                str(outdir),
+                "--sigma",
+                "0.25",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_line(capsys.readouterr().err, "arbitrary code", "new OUTDIR")
     assert not marker.exists()
 
@@ -184,9 +214,12 @@ def test_cifar10_batch_that_runs_code_is_refused(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    entry = {b"data": rng.integers(0, 256, size=(3, 3072), dtype=np.uint8),
-             b"labels": [3, 1, 4], b"batch_label": b"testing batch 1 of 1",
-             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    entry = {
+        b"data": rng.integers(0, 256, size=(3, 3072), dtype=np.uint8),
+        b"labels": [3, 1, 4],
+        b"batch_label": b"testing batch 1 of 1",
+        b"filenames": [b"a.png", b"b.png", b"c.png"],
+    }
     blob = pickle.dumps(entry, protocol=2)
     blob = blob.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
     assert b"cnumpy.core.multiarray\n_reconstruct" in blob
@@ -227,6 +260,7 @@ def test_data_file_with_a_subset_of_the_classes(tmp_path, capsys, checkpoint, co
     save_checkpoint(small, _digits_model(num_classes=5), "digits_cnn")
     np.savez(tmp_path / "all.npz", x=data.data.numpy(), y=data.targets.numpy())
     capsys.readouterr()
-    assert main([command, str(tmp_path / "all.npz"), str(small), str(tmp_path / "o2.tsv"),
-                 *FAST]) == 2
+    assert (
+        main([command, str(tmp_path / "all.npz"), str(small), str(tmp_path / "o2.tsv"), *FAST]) == 2
+    )
     _one_line(capsys.readouterr().err, "10 classes")

@@ -20,10 +20,19 @@ except _metadata.PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.1.0"
 
 #: public name -> the module that defines it (imported on first access)
-_LAZY = {"get_certificate": ".certificates", "FAMILIES": ".noises", "Gaussian": ".noises",
-         "L2Family": ".noises", "LinfMixed": ".noises", "LinfPure": ".noises", "Noise": ".noises",
-         "make_noise": ".noises", "AdaptiveCertificate": ".sequential",
-         "AdaptivePrediction": ".sequential", "Smooth": ".smooth"}
+_LAZY = {
+    "get_certificate": ".certificates",
+    "FAMILIES": ".noises",
+    "Gaussian": ".noises",
+    "L2Family": ".noises",
+    "LinfMixed": ".noises",
+    "LinfPure": ".noises",
+    "Noise": ".noises",
+    "make_noise": ".noises",
+    "AdaptiveCertificate": ".sequential",
+    "AdaptivePrediction": ".sequential",
+    "Smooth": ".smooth",
+}
 
 
 def __getattr__(name: str):
@@ -45,6 +54,18 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["SmoothCertError", "FAMILIES", "Noise", "Gaussian", "L2Family", "LinfMixed",
-           "LinfPure", "make_noise", "get_certificate", "Smooth", "AdaptiveCertificate",
-           "AdaptivePrediction", "__version__"]
+__all__ = [
+    "SmoothCertError",
+    "FAMILIES",
+    "Noise",
+    "Gaussian",
+    "L2Family",
+    "LinfMixed",
+    "LinfPure",
+    "make_noise",
+    "get_certificate",
+    "Smooth",
+    "AdaptiveCertificate",
+    "AdaptivePrediction",
+    "__version__",
+]

@@ -54,12 +54,29 @@ from .errors import SmoothCertError
 from .results import config_path, read_config_file
 
 __all__ = [
-    "REQUIRED_COLUMNS", "REFERENCE_RADII", "REFERENCE_RADII_IMAGENET", "TABLE_FORMATS",
-    "ENVELOPE_LABEL", "ResultsTable", "read_results", "parse_time", "certified_accuracy",
+    "REQUIRED_COLUMNS",
+    "REFERENCE_RADII",
+    "REFERENCE_RADII_IMAGENET",
+    "TABLE_FORMATS",
+    "ENVELOPE_LABEL",
+    "ResultsTable",
+    "read_results",
+    "parse_time",
+    "certified_accuracy",
     "counted_radii",
-    "certified_accuracy_curve", "format_radius", "format_table", "plot_certified_accuracy",
-    "default_label", "default_labels", "EXACT_RADIUS_COLUMN", "format_radius_cell",
-    "nearest_radius_bounds", "SAMPLES_COLUMN", "forward_passes", "SAMPLES_HEADS", "NORM_LABELS",
+    "certified_accuracy_curve",
+    "format_radius",
+    "format_table",
+    "plot_certified_accuracy",
+    "default_label",
+    "default_labels",
+    "EXACT_RADIUS_COLUMN",
+    "format_radius_cell",
+    "nearest_radius_bounds",
+    "SAMPLES_COLUMN",
+    "forward_passes",
+    "SAMPLES_HEADS",
+    "NORM_LABELS",
     "results_setting",
 ]
 
@@ -84,7 +101,8 @@ NORM_LABELS = {"l2": "l2 radius", "linf": "l\u221e radius"}
 
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
 _TIME_RE = re.compile(
-    r"^(?:(?P<days>-?\d+) days?, )?(?P<h>\d+):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d+)?)$")
+    r"^(?:(?P<days>-?\d+) days?, )?(?P<h>\d+):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d+)?)$"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +162,7 @@ def parse_time(text: str) -> float:
     match = _TIME_RE.match(text)
     if match:
         days = int(match["days"] or 0)
-        return (days * 86400 + int(match["h"]) * 3600 + int(match["m"]) * 60
-                + float(match["s"]))
+        return days * 86400 + int(match["h"]) * 3600 + int(match["m"]) * 60 + float(match["s"])
     value = float(text)  # ValueError if not a number
     if math.isnan(value):
         raise ValueError(f"not a time: {text!r}")
@@ -182,10 +199,20 @@ def read_results(path: str | Path) -> ResultsTable:
     _check_unique_idx(path, ints["idx"], [lineno for lineno, _ in raw])
     extra = _extra_columns(header, pos, raw)
     radius, low, high, resolve = _radii_to_count(path, raw, pos, extra, ints["predict"], radius)
-    return ResultsTable(idx=ints["idx"], label=ints["label"], predict=ints["predict"],
-                        radius=radius, correct=ints["correct"], time_seconds=seconds,
-                        extra=extra, path=str(path), comments=tuple(comments),
-                        radius_low=low, radius_high=high, resolve=resolve)
+    return ResultsTable(
+        idx=ints["idx"],
+        label=ints["label"],
+        predict=ints["predict"],
+        radius=radius,
+        correct=ints["correct"],
+        time_seconds=seconds,
+        extra=extra,
+        path=str(path),
+        comments=tuple(comments),
+        radius_low=low,
+        radius_high=high,
+        resolve=resolve,
+    )
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -203,8 +230,9 @@ def _read_lines(path: Path) -> list[str]:
         raise SmoothCertError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
-def _read_cells(path: Path, lines: list[str]
-                ) -> tuple[list[str], list[str], list[tuple[int, list[str]]]]:
+def _read_cells(
+    path: Path, lines: list[str]
+) -> tuple[list[str], list[str], list[tuple[int, list[str]]]]:
     """``(comments, header, [(lineno, cells)])``: the ``#`` lines, the header (checked: every
     required column once, no empty name) and the rows, each as wide as the header."""
     comments: list[str] = []
@@ -224,11 +252,13 @@ def _read_cells(path: Path, lines: list[str]
         if len(cells) != len(header):
             raise SmoothCertError(
                 f"{path}:{lineno}: expected {len(header)} tab-separated columns "
-                f"(as in the header), found {len(cells)}")
+                f"(as in the header), found {len(cells)}"
+            )
         raw.append((lineno, cells))
     if header is None:
-        raise SmoothCertError(f"{path}: empty file, expected the header "
-                              f"'{' '.join(REQUIRED_COLUMNS)}'")
+        raise SmoothCertError(
+            f"{path}: empty file, expected the header '{' '.join(REQUIRED_COLUMNS)}'"
+        )
     _check_header(path, header, header_line)
     return comments, header, raw
 
@@ -237,8 +267,9 @@ def _check_header(path: Path, header: list[str], header_line: int) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         hint = " (is it tab-separated?)" if len(header) == 1 and " " in header[0] else ""
-        raise SmoothCertError(f"{path}:{header_line}: header lacks column(s) "
-                              f"{', '.join(missing)}{hint}")
+        raise SmoothCertError(
+            f"{path}:{header_line}: header lacks column(s) {', '.join(missing)}{hint}"
+        )
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise SmoothCertError(f"{path}:{header_line}: repeated column(s) {', '.join(dupes)}")
@@ -246,8 +277,9 @@ def _check_header(path: Path, header: list[str], header_line: int) -> None:
         raise SmoothCertError(f"{path}:{header_line}: empty column name in the header")
 
 
-def _required_columns(path: Path, raw: list[tuple[int, list[str]]], pos: dict[str, int]
-                      ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def _required_columns(
+    path: Path, raw: list[tuple[int, list[str]]], pos: dict[str, int]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """``(ints, radius, seconds)``: the integer columns by name, the printed radius and the
     time in seconds, every value checked (``correct`` 0 or 1, radius >= 0)."""
     n = len(raw)
@@ -266,19 +298,28 @@ def _required_columns(path: Path, raw: list[tuple[int, list[str]]], pos: dict[st
         except (ValueError, OverflowError):
             raise SmoothCertError(
                 f"{path}:{lineno}: column {name}: {_short(cells[pos[name]])} is not "
-                + ("a time (seconds or H:MM:SS.ffffff)" if name == "time"
-                   else "a number" if name == "radius" else "an integer")) from None
+                + (
+                    "a time (seconds or H:MM:SS.ffffff)"
+                    if name == "time"
+                    else "a number"
+                    if name == "radius"
+                    else "an integer"
+                )
+            ) from None
         if ints["correct"][row] not in (0, 1):
-            raise SmoothCertError(f"{path}:{lineno}: column correct must be 0 or 1, "
-                                  f"got {cells[pos['correct']]}")
+            raise SmoothCertError(
+                f"{path}:{lineno}: column correct must be 0 or 1, got {cells[pos['correct']]}"
+            )
         if not radius[row] >= 0:  # also NaN
-            raise SmoothCertError(f"{path}:{lineno}: column radius must be >= 0, "
-                                  f"got {cells[pos['radius']]}")
+            raise SmoothCertError(
+                f"{path}:{lineno}: column radius must be >= 0, got {cells[pos['radius']]}"
+            )
     return ints, radius, seconds
 
 
-def _extra_columns(header: list[str], pos: dict[str, int], raw: list[tuple[int, list[str]]]
-                   ) -> dict[str, np.ndarray]:
+def _extra_columns(
+    header: list[str], pos: dict[str, int], raw: list[tuple[int, list[str]]]
+) -> dict[str, np.ndarray]:
     """The columns after the reference's, in file order: float64 when every value is a
     number, else str."""
     extra: dict[str, np.ndarray] = {}
@@ -293,8 +334,14 @@ def _extra_columns(header: list[str], pos: dict[str, int], raw: list[tuple[int, 
     return extra
 
 
-def _radii_to_count(path: Path, raw: list[tuple[int, list[str]]], pos: dict[str, int],
-                    extra: dict[str, np.ndarray], predict: np.ndarray, radius: np.ndarray):
+def _radii_to_count(
+    path: Path,
+    raw: list[tuple[int, list[str]]],
+    pos: dict[str, int],
+    extra: dict[str, np.ndarray],
+    predict: np.ndarray,
+    radius: np.ndarray,
+):
     """``(radius, radius_low, radius_high, resolve)`` of :class:`ResultsTable`: which radius
     is counted (see the module's documentation)."""
     texts = [cells[pos["radius"]] for _, cells in raw]
@@ -327,7 +374,8 @@ def _check_unique_idx(path, idx: np.ndarray, linenos: list[int]) -> None:
             raise SmoothCertError(
                 f"{path}:{linenos[row]}: idx {i} repeats line {linenos[seen[i]]} "
                 f"({int((counts > 1).sum())} repeated idx in all): two runs wrote into this "
-                "file, or files were joined; each input must appear once")
+                "file, or files were joined; each input must appear once"
+            )
         seen[i] = row
 
 
@@ -398,12 +446,14 @@ def _exact_radii(path, raw, texts, col: int) -> np.ndarray:
         if not ok:
             raise SmoothCertError(
                 f"{path}:{lineno}: column {EXACT_RADIUS_COLUMN} {_short(value)} does not "
-                f"print as the radius {_short(text)} (three digits toward zero): a damaged row")
+                f"print as the radius {_short(text)} (three digits toward zero): a damaged row"
+            )
     return out
 
 
-def _legacy_resolver(cpath: Path, extra: dict, predict: np.ndarray, low: np.ndarray,
-                     high: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _legacy_resolver(
+    cpath: Path, extra: dict, predict: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
     """``resolve(rows)`` for a file of an older smoothcert (see :class:`ResultsTable`).
 
     The radius of a row is recomputed from its ``pA_lower`` (and ``pB_upper``) through the
@@ -424,14 +474,18 @@ def _legacy_resolver(cpath: Path, extra: dict, predict: np.ndarray, low: np.ndar
                 method = cfg["certificate"]["method"]
                 p_a = extra.get("pA_lower")
                 p_b = extra.get("pB_upper") if cfg.get("bilateral") else None
-                if method in ("closed-form", "quadrature") and p_a is not None \
-                        and p_a.dtype.kind == "f" and (not cfg.get("bilateral") or (
-                            p_b is not None and p_b.dtype.kind == "f")):
+                if (
+                    method in ("closed-form", "quadrature")
+                    and p_a is not None
+                    and p_a.dtype.kind == "f"
+                    and (not cfg.get("bilateral") or (p_b is not None and p_b.dtype.kind == "f"))
+                ):
                     from .certificates import get_certificate
                     from .noises import make_noise
 
-                    noise = make_noise(cfg["noise"], int(cfg["dim"]), k=float(cfg["k"]),
-                                       sigma=float(cfg["sigma"]))
+                    noise = make_noise(
+                        cfg["noise"], int(cfg["dim"]), k=float(cfg["k"]), sigma=float(cfg["sigma"])
+                    )
                     cert = get_certificate(noise, cfg["norm"])
                     if cert.method == method:
                         state["cert"] = (cert, p_a, p_b)
@@ -479,13 +533,19 @@ def forward_passes(results: ResultsTable) -> tuple[float, int] | None:
         return None
     if SAMPLES_COLUMN in results.extra:
         col = results.extra[SAMPLES_COLUMN]
-        ok = col.dtype.kind == "f" and bool(np.all(np.isfinite(col) & (col >= 1)
-                                                    & (col == np.floor(col))))
+        ok = col.dtype.kind == "f" and bool(
+            np.all(np.isfinite(col) & (col >= 1) & (col == np.floor(col)))
+        )
         if not ok:
-            bad = next(v for v in col.tolist() if not (
-                isinstance(v, float) and math.isfinite(v) and v >= 1 and v == math.floor(v)))
-            raise SmoothCertError(f"{results.path}: column {SAMPLES_COLUMN}: {_short(str(bad))} "
-                                  "is not a number of forward passes (a whole number >= 1)")
+            bad = next(
+                v
+                for v in col.tolist()
+                if not (isinstance(v, float) and math.isfinite(v) and v >= 1 and v == math.floor(v))
+            )
+            raise SmoothCertError(
+                f"{results.path}: column {SAMPLES_COLUMN}: {_short(str(bad))} "
+                "is not a number of forward passes (a whole number >= 1)"
+            )
         total = int(sum(int(v) for v in col.tolist()))
         return total / n, total
     if results.path is None:
@@ -515,8 +575,12 @@ def results_setting(path: str) -> dict:
     norm = config.get("norm", "l2")
     if norm not in NORM_LABELS:
         raise SmoothCertError(f"{cpath}: unknown norm {norm!r} (expected l2 or linf)")
-    return {"norm": norm, "noise": config.get("noise"), "sigma": config.get("sigma"),
-            "config": True}
+    return {
+        "norm": norm,
+        "noise": config.get("noise"),
+        "sigma": config.get("sigma"),
+        "config": True,
+    }
 
 
 def _radii_array(radii) -> np.ndarray:
@@ -544,11 +608,13 @@ def certified_accuracy(results: ResultsTable, radii) -> np.ndarray:
     if results.radius_low is not None:  # an older file: settle the rows whose interval holds r
         flat, counts = r.reshape(-1), count.reshape(-1)
         for j, rj in enumerate(flat.tolist()):
-            open_ = np.flatnonzero(good & (results.radius_low < rj)
-                                   & (rj <= results.radius_high))
+            open_ = np.flatnonzero(good & (results.radius_low < rj) & (rj <= results.radius_high))
             if open_.size:
-                values = (results.resolve(open_) if results.resolve is not None
-                          else results.radius_low[open_])
+                values = (
+                    results.resolve(open_)
+                    if results.resolve is not None
+                    else results.radius_low[open_]
+                )
                 counts[j] += int(np.count_nonzero(values >= rj))
         count = counts.reshape(count.shape)
     return count / n
@@ -564,8 +630,9 @@ def counted_radii(results: ResultsTable) -> np.ndarray:
     return results.resolve(np.arange(len(results)))
 
 
-def certified_accuracy_curve(results: ResultsTable, max_radius: float
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def certified_accuracy_curve(
+    results: ResultsTable, max_radius: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The exact step function r -> certified accuracy on [0, max_radius], for plotting.
 
     Returns ``(x, y)`` to draw with ``drawstyle="steps-post"``: the accuracy is ``y[i]`` on
@@ -575,9 +642,15 @@ def certified_accuracy_curve(results: ResultsTable, max_radius: float
         certified_accuracy(results, 0.0)  # raises the error
     radius = counted_radii(results)
     if results.radius_low is not None:  # the steps at the counted radii, exactly
-        results = ResultsTable(idx=results.idx, label=results.label, predict=results.predict,
-                               radius=radius, correct=results.correct,
-                               time_seconds=results.time_seconds, path=results.path)
+        results = ResultsTable(
+            idx=results.idx,
+            label=results.label,
+            predict=results.predict,
+            radius=radius,
+            correct=results.correct,
+            time_seconds=results.time_seconds,
+            path=results.path,
+        )
     certified = np.sort(radius[results.correct == 1])
     breaks = np.unique(certified[(certified > 0) & (certified < max_radius)])
     x = np.concatenate([[0.0], breaks, [max_radius]])
@@ -607,12 +680,18 @@ def _best_mask(acc: np.ndarray, best: str) -> np.ndarray:
     return mask
 
 
-def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[float],
-                 fmt: str = "markdown", *, envelope: bool = False,
-                 envelope_label: str = ENVELOPE_LABEL, best: str = "first",
-                 decimals: int = 2,
-                 samples: Sequence[tuple[float, int] | None] | None = None,
-                 norm: str = "l2") -> str:
+def format_table(
+    rows: Sequence[tuple[str, Sequence[float]]],
+    radii: Sequence[float],
+    fmt: str = "markdown",
+    *,
+    envelope: bool = False,
+    envelope_label: str = ENVELOPE_LABEL,
+    best: str = "first",
+    decimals: int = 2,
+    samples: Sequence[tuple[float, int] | None] | None = None,
+    norm: str = "l2",
+) -> str:
     """A certified-accuracy table: one row per ``(label, accuracies at radii)``.
 
     ``fmt``: ``markdown`` or ``latex``, the reference's tables byte for byte (accuracies with
@@ -639,8 +718,17 @@ def format_table(rows: Sequence[tuple[str, Sequence[float]]], radii: Sequence[fl
     reference's); ``linf`` heads them ``r∞ = R`` (LaTeX ``$r_\\infty = R$``; csv: first cell
     ``label (linf radius)``).
     """
-    parts = _table_parts(rows, radii, fmt, envelope=envelope, envelope_label=envelope_label,
-                         best=best, decimals=decimals, samples=samples, norm=norm)
+    parts = _table_parts(
+        rows,
+        radii,
+        fmt,
+        envelope=envelope,
+        envelope_label=envelope_label,
+        best=best,
+        decimals=decimals,
+        samples=samples,
+        norm=norm,
+    )
     return _TABLE_WRITERS[fmt](parts)
 
 
@@ -663,24 +751,37 @@ class _TableParts:
     env_cost: list[str]  #: the envelope row's cost cells (none without cost columns)
 
 
-def _table_parts(rows, radii, fmt: str, *, envelope: bool, envelope_label: str, best: str,
-                 decimals: int, samples, norm: str) -> _TableParts:
+def _table_parts(
+    rows,
+    radii,
+    fmt: str,
+    *,
+    envelope: bool,
+    envelope_label: str,
+    best: str,
+    decimals: int,
+    samples,
+    norm: str,
+) -> _TableParts:
     """The arguments of :func:`format_table`, checked (one-line errors, in this order), and
     the numbers and texts of the table."""
     if fmt not in TABLE_FORMATS:
-        raise SmoothCertError(f"unknown table format {fmt!r}; choose one of "
-                              f"{', '.join(TABLE_FORMATS)}")
+        raise SmoothCertError(
+            f"unknown table format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}"
+        )
     if best not in ("first", "all", "none"):
         raise SmoothCertError(f"best must be 'first', 'all' or 'none', got {best!r}")
     radii = [float(r) for r in _radii_array(radii).reshape(-1)]
     if not radii:
         raise SmoothCertError("no radii to tabulate")
     labels = [str(label) for label, _ in rows]
-    acc = np.array([np.asarray(a, dtype=np.float64).reshape(-1) for _, a in rows],
-                   dtype=np.float64).reshape(len(rows), -1)
+    acc = np.array(
+        [np.asarray(a, dtype=np.float64).reshape(-1) for _, a in rows], dtype=np.float64
+    ).reshape(len(rows), -1)
     if acc.shape[1] != len(radii) and rows:
-        raise SmoothCertError(f"each row needs {len(radii)} accuracies (one per radius), "
-                              f"got {acc.shape[1]}")
+        raise SmoothCertError(
+            f"each row needs {len(radii)} accuracies (one per radius), got {acc.shape[1]}"
+        )
     if envelope and not rows:
         raise SmoothCertError("the envelope row needs at least one row")
     env = acc.max(axis=0) if envelope else None
@@ -693,66 +794,124 @@ def _table_parts(rows, radii, fmt: str, *, envelope: bool, envelope_label: str, 
     if samples is not None:
         samples = list(samples)
         if len(samples) != len(rows):
-            raise SmoothCertError(f"samples needs one entry per row ({len(rows)}), got "
-                                  f"{len(samples)}")
+            raise SmoothCertError(
+                f"samples needs one entry per row ({len(rows)}), got {len(samples)}"
+            )
     # the cost columns: (mean, total) texts per row, the envelope's empty
-    cost = None if samples is None else [
-        ("-", "-") if c is None else (f"{float(c[0]):.1f}", f"{int(c[1])}") for c in samples]
+    cost = (
+        None
+        if samples is None
+        else [("-", "-") if c is None else (f"{float(c[0]):.1f}", f"{int(c[1])}") for c in samples]
+    )
     env_cost = ["-", "-"] if cost is not None else []
-    return _TableParts(labels, acc, env, envelope_label, marked, heads, norm, rsym, rtex, num,
-                       samples, cost, env_cost)
+    return _TableParts(
+        labels,
+        acc,
+        env,
+        envelope_label,
+        marked,
+        heads,
+        norm,
+        rsym,
+        rtex,
+        num,
+        samples,
+        cost,
+        env_cost,
+    )
 
 
 def _csv_table(t: _TableParts) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["label" if t.norm == "l2" else "label (linf radius)", *t.heads,
-                     *(["samples_per_input", "samples_total"] if t.cost is not None else [])])
+    writer.writerow(
+        [
+            "label" if t.norm == "l2" else "label (linf radius)",
+            *t.heads,
+            *(["samples_per_input", "samples_total"] if t.cost is not None else []),
+        ]
+    )
     for i, (label, values) in enumerate(zip(t.labels, t.acc, strict=True)):
-        extra = [] if t.samples is None else (
-            ["", ""] if t.samples[i] is None
-            else [repr(float(t.samples[i][0])), str(int(t.samples[i][1]))])
+        extra = (
+            []
+            if t.samples is None
+            else (
+                ["", ""]
+                if t.samples[i] is None
+                else [repr(float(t.samples[i][0])), str(int(t.samples[i][1]))]
+            )
+        )
         writer.writerow([label, *(repr(float(v)) for v in values), *extra])
     if t.env is not None:
-        writer.writerow([t.envelope_label, *(repr(float(v)) for v in t.env),
-                         *(["", ""] if t.cost is not None else [])])
+        writer.writerow(
+            [
+                t.envelope_label,
+                *(repr(float(v)) for v in t.env),
+                *(["", ""] if t.cost is not None else []),
+            ]
+        )
     return out.getvalue()
 
 
 def _markdown_table(t: _TableParts) -> str:
     out = io.StringIO()
-    out.write("|  | " + "".join(f"{t.rsym} = {h} |" for h in t.heads)
-              + ("".join(f"{h} |" for h in SAMPLES_HEADS) if t.cost is not None else "")
-              + "\n")
+    out.write(
+        "|  | "
+        + "".join(f"{t.rsym} = {h} |" for h in t.heads)
+        + ("".join(f"{h} |" for h in SAMPLES_HEADS) if t.cost is not None else "")
+        + "\n"
+    )
     out.write("| --- | " + " --- |" * (len(t.heads) + (2 if t.cost is not None else 0)) + "\n")
     for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked, strict=True)):
-        out.write(f"<b> {label} </b>| " + "".join(
-            t.num.format(v) + ("<b>*</b> |" if m else " |")
-            for v, m in zip(values, marks, strict=True))
-            + ("".join(f"{c} |" for c in t.cost[i]) if t.cost is not None else "") + "\n")
+        out.write(
+            f"<b> {label} </b>| "
+            + "".join(
+                t.num.format(v) + ("<b>*</b> |" if m else " |")
+                for v, m in zip(values, marks, strict=True)
+            )
+            + ("".join(f"{c} |" for c in t.cost[i]) if t.cost is not None else "")
+            + "\n"
+        )
     if t.env is not None:
-        out.write(f"<b> {t.envelope_label} </b>| "
-                  + "".join(t.num.format(v) + " |" for v in t.env)
-                  + "".join(f"{c} |" for c in t.env_cost) + "\n")
+        out.write(
+            f"<b> {t.envelope_label} </b>| "
+            + "".join(t.num.format(v) + " |" for v in t.env)
+            + "".join(f"{c} |" for c in t.env_cost)
+            + "\n"
+        )
     return out.getvalue()
 
 
 def _text_table(t: _TableParts) -> str:
     """Aligned plain text for a terminal, the best marked with ``*``."""
     out = io.StringIO()
-    body = [[label, *(t.num.format(v) + ("*" if m else " ")
-                      for v, m in zip(values, marks, strict=True)),
-             *(t.cost[i] if t.cost is not None else ())]
-            for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked,
-                                                           strict=True))]
+    body = [
+        [
+            label,
+            *(t.num.format(v) + ("*" if m else " ") for v, m in zip(values, marks, strict=True)),
+            *(t.cost[i] if t.cost is not None else ()),
+        ]
+        for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked, strict=True))
+    ]
     if t.env is not None:
         body.append([t.envelope_label, *(t.num.format(v) + " " for v in t.env), *t.env_cost])
-    lines = [["", *(f"{t.rsym} = {h} " for h in t.heads),
-              *(SAMPLES_HEADS if t.cost is not None else ())], *body]
+    lines = [
+        [
+            "",
+            *(f"{t.rsym} = {h} " for h in t.heads),
+            *(SAMPLES_HEADS if t.cost is not None else ()),
+        ],
+        *body,
+    ]
     widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
     for i, line in enumerate(lines):
-        out.write("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(
-            line[1:], widths[1:], strict=True)]).rstrip() + "\n")
+        out.write(
+            "  ".join(
+                [line[0].ljust(widths[0])]
+                + [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
+            ).rstrip()
+            + "\n"
+        )
         if i == 0:
             out.write("-" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
     return out.getvalue()
@@ -760,25 +919,39 @@ def _text_table(t: _TableParts) -> str:
 
 def _latex_table(t: _TableParts) -> str:
     out = io.StringIO()
-    out.write("".join(f"& ${t.rtex} = {h}$" for h in t.heads)
-              + ("".join(f"& {h}" for h in SAMPLES_HEADS) if t.cost is not None else "")
-              + "\\\\\n")
+    out.write(
+        "".join(f"& ${t.rtex} = {h}$" for h in t.heads)
+        + ("".join(f"& {h}" for h in SAMPLES_HEADS) if t.cost is not None else "")
+        + "\\\\\n"
+    )
     out.write("\\midrule\n")
     for i, (label, values, marks) in enumerate(zip(t.labels, t.acc, t.marked, strict=True)):
-        out.write(label + "".join(
-            " & \\textbf{" + t.num.format(v) + "}" if m else " & " + t.num.format(v)
-            for v, m in zip(values, marks, strict=True))
+        out.write(
+            label
+            + "".join(
+                " & \\textbf{" + t.num.format(v) + "}" if m else " & " + t.num.format(v)
+                for v, m in zip(values, marks, strict=True)
+            )
             + ("".join(f" & {c}" for c in t.cost[i]) if t.cost is not None else "")
-            + "\\\\\n")
+            + "\\\\\n"
+        )
     if t.env is not None:
-        out.write("\\midrule\n" + t.envelope_label
-                  + "".join(" & " + t.num.format(v) for v in t.env)
-                  + "".join(f" & {c}" for c in t.env_cost) + "\\\\\n")
+        out.write(
+            "\\midrule\n"
+            + t.envelope_label
+            + "".join(" & " + t.num.format(v) for v in t.env)
+            + "".join(f" & {c}" for c in t.env_cost)
+            + "\\\\\n"
+        )
     return out.getvalue()
 
 
-_TABLE_WRITERS = {"csv": _csv_table, "markdown": _markdown_table, "text": _text_table,
-                  "latex": _latex_table}
+_TABLE_WRITERS = {
+    "csv": _csv_table,
+    "markdown": _markdown_table,
+    "text": _text_table,
+    "latex": _latex_table,
+}
 
 
 def _default_max_radius(curves: Sequence[tuple[str, ResultsTable]]) -> float:
@@ -792,9 +965,13 @@ def _default_max_radius(curves: Sequence[tuple[str, ResultsTable]]) -> float:
     return math.ceil(top / 0.25 - 1e-9) * 0.25
 
 
-def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: str | Path,
-                            max_radius: float | None = None, norm_label: str = "l2 radius",
-                            title: str | None = None) -> Path:
+def plot_certified_accuracy(
+    curves: Sequence[tuple[str, ResultsTable]],
+    path: str | Path,
+    max_radius: float | None = None,
+    norm_label: str = "l2 radius",
+    title: str | None = None,
+) -> Path:
     """Plot certified accuracy against radius, one curve per ``(label, results)``.
 
     Written headless (Agg) as PNG or PDF according to the suffix of ``path``. The curves are
@@ -825,9 +1002,15 @@ def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: st
     ax = fig.add_subplot()
     for i, (label, results) in enumerate(curves):
         x, y = certified_accuracy_curve(results, max_radius)
-        ax.plot(x, y, drawstyle="steps-post", label=str(label),
-                linestyle=palette.linestyle(i), color=palette.color(i),
-                linewidth=2.0 if i < 4 else 1.5)
+        ax.plot(
+            x,
+            y,
+            drawstyle="steps-post",
+            label=str(label),
+            linestyle=palette.linestyle(i),
+            color=palette.color(i),
+            linewidth=2.0 if i < 4 else 1.5,
+        )
     ax.set_xlim(0, max_radius)
     ax.set_ylim(0, 1)
     ax.set_xlabel(norm_label, fontsize=14)
@@ -835,8 +1018,13 @@ def plot_certified_accuracy(curves: Sequence[tuple[str, ResultsTable]], path: st
     ax.tick_params(labelsize=12)
     ax.grid(True, color="0.85", linewidth=0.8)
     # outside the axes (constrained layout makes room): no curve is ever under the legend
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=11,
-              handlelength=3.5)
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=11,
+        handlelength=3.5,
+    )
     if title:  # above axes and legend (an axes title would run into the legend)
         import textwrap
 
@@ -896,8 +1084,10 @@ def default_labels(paths: Iterable[str | Path]) -> list[str]:
         distinct = len({paths[i].as_posix() for i in group})
         longest = max(len(paths[i].parts) for i in group)
         for depth in range(1, longest + 1):
-            cand = {i: Path(*[*paths[i].parts[:-1], _strip_suffix(paths[i].name)][-depth:])
-                    .as_posix() for i in group}
+            cand = {
+                i: Path(*[*paths[i].parts[:-1], _strip_suffix(paths[i].name)][-depth:]).as_posix()
+                for i in group
+            }
             if len(set(cand.values())) >= distinct:
                 break
         seen: dict[str, int] = {}

@@ -45,8 +45,10 @@ def check_samples(name: str, value, minimum: int = 1) -> int:
     """A number of samples: ``minimum <= value <= MAX_SAMPLES`` (2^40)."""
     value = check_positive_int(name, value, minimum)
     if value > MAX_SAMPLES:
-        raise SmoothCertError(f"{name} must be at most 2^40 = {MAX_SAMPLES} (a run with more "
-                              f"samples would not end), got {value}")
+        raise SmoothCertError(
+            f"{name} must be at most 2^40 = {MAX_SAMPLES} (a run with more "
+            f"samples would not end), got {value}"
+        )
     return value
 
 

@@ -132,8 +132,17 @@ class DemoConfig:
 
 
 FULL = DemoConfig()
-QUICK = replace(FULL, sigma0s=(0.25,), epochs=2, skip=60, n0=50, n=500, cert_batch=550,
-                cert_samples=20_000, results_dir="results-quick")
+QUICK = replace(
+    FULL,
+    sigma0s=(0.25,),
+    epochs=2,
+    skip=60,
+    n0=50,
+    n=500,
+    cert_batch=550,
+    cert_samples=20_000,
+    results_dir="results-quick",
+)
 
 
 @dataclass
@@ -167,10 +176,10 @@ def settings(cfg: DemoConfig) -> list[Setting]:
     return [
         Setting("gaussian_l2", "gaussian", 0.0, "l2", "Gaussian"),
         Setting(f"l2-family_k{kl2}_l2", "l2-family", cfg.k_l2, "l2", f"l2 family k={kl2}"),
-        Setting("gaussian_linf", "gaussian", 0.0, "linf", "Gaussian (Thm 3)",
-                derived_from="gaussian_l2"),
-        Setting(f"linf-mixed_k{kli}_linf", "linf-mixed", cfg.k_linf, "linf",
-                f"linf-mixed k={kli}"),
+        Setting(
+            "gaussian_linf", "gaussian", 0.0, "linf", "Gaussian (Thm 3)", derived_from="gaussian_l2"
+        ),
+        Setting(f"linf-mixed_k{kli}_linf", "linf-mixed", cfg.k_linf, "linf", f"linf-mixed k={kli}"),
     ]
 
 
@@ -206,9 +215,19 @@ def _run_options(s: Setting, cfg: DemoConfig) -> dict:
     radii = None
     if cfg.adaptive:
         radii = [float(r) for r in (cfg.l2_radii if s.norm == "l2" else cfg.linf_radii)]
-    return dict(n0=cfg.n0, n=cfg.n, alpha=cfg.alpha, batch=cfg.cert_batch, skip=cfg.skip,
-                max=cfg.max, seed=cfg.seed, cert_samples=cfg.cert_samples,
-                cert_failure_prob=cfg.cert_failure_prob, adaptive=cfg.adaptive, radii=radii)
+    return dict(
+        n0=cfg.n0,
+        n=cfg.n,
+        alpha=cfg.alpha,
+        batch=cfg.cert_batch,
+        skip=cfg.skip,
+        max=cfg.max,
+        seed=cfg.seed,
+        cert_samples=cfg.cert_samples,
+        cert_failure_prob=cfg.cert_failure_prob,
+        adaptive=cfg.adaptive,
+        radii=radii,
+    )
 
 
 def _check_runs(root: Path, cfg: DemoConfig) -> None:
@@ -219,23 +238,40 @@ def _check_runs(root: Path, cfg: DemoConfig) -> None:
     for sigma0 in cfg.sigma0s:
         for s in settings(cfg):
             if s.derived_from is None:
-                check_certify_args(_results_dir(root, cfg, sigma0) / f"{s.key}.tsv",
-                                   **_run_options(s, cfg))
+                check_certify_args(
+                    _results_dir(root, cfg, sigma0) / f"{s.key}.tsv", **_run_options(s, cfg)
+                )
 
 
 def _results_dir(root: Path, cfg: DemoConfig, sigma0: float) -> Path:
     return root / cfg.results_dir / f"noise_{sigma0:g}"
 
 
-def _certify(checkpoint: Path, outfile: Path, sigma0: float, s: Setting, cfg: DemoConfig,
-             device, progress: bool = True) -> None:
+def _certify(
+    checkpoint: Path,
+    outfile: Path,
+    sigma0: float,
+    s: Setting,
+    cfg: DemoConfig,
+    device,
+    progress: bool = True,
+) -> None:
     """:func:`smoothcert.jobs.certify_file` (``smoothcert certify``) with the demo's options
     (:func:`_run_options`)."""
     from .jobs import certify_file
 
-    certify_file(DATASET, checkpoint, outfile, noise=s.noise, k=float(s.k),
-                 sigma0=float(sigma0), norm=s.norm, device=device, progress=progress,
-                 **_run_options(s, cfg))
+    certify_file(
+        DATASET,
+        checkpoint,
+        outfile,
+        noise=s.noise,
+        k=float(s.k),
+        sigma0=float(sigma0),
+        norm=s.norm,
+        device=device,
+        progress=progress,
+        **_run_options(s, cfg),
+    )
 
 
 def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
@@ -251,8 +287,9 @@ def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
     cert = get_certificate(Gaussian(DIM, sigma=sigma0), "linf")
     lines = l2_file.read_text(encoding="utf-8").splitlines()
     head = lines[0].split("\t")
-    col = {name: head.index(name) for name in ("predict", "radius", "pA_lower",
-                                               EXACT_RADIUS_COLUMN)}
+    col = {
+        name: head.index(name) for name in ("predict", "radius", "pA_lower", EXACT_RADIUS_COLUMN)
+    }
     rows = []
     for line in lines[1:]:
         cells = line.split("\t")
@@ -262,10 +299,16 @@ def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
         cells[col[EXACT_RADIUS_COLUMN]] = repr(radius)
         rows.append("\t".join(cells))
     config = json.loads(config_path(l2_file).read_text(encoding="utf-8"))
-    config.update(norm="linf", certificate=cert.describe(), derived_from={
-        "file": l2_file.name, "sha256": _sha256(l2_file),
-        "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
-                "from the l2 run's pA_lower (the same noise samples)"})
+    config.update(
+        norm="linf",
+        certificate=cert.describe(),
+        derived_from={
+            "file": l2_file.name,
+            "sha256": _sha256(l2_file),
+            "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
+            "from the l2 run's pA_lower (the same noise samples)",
+        },
+    )
     write_text_atomic(config_path(outfile), json.dumps(config, indent=2) + "\n")
     write_text_atomic(outfile, "\n".join([lines[0], *rows]) + "\n")
 
@@ -277,8 +320,15 @@ def _sigma_text(sigma0: float, noise: str, k: float) -> str:
     return f"σ={sigma:.3g}"
 
 
-def run_demo(outdir="runs/demo", quick: bool = False, *, config: DemoConfig | None = None,
-             device=None, progress: bool = True, out=None) -> DemoResult:
+def run_demo(
+    outdir="runs/demo",
+    quick: bool = False,
+    *,
+    config: DemoConfig | None = None,
+    device=None,
+    progress: bool = True,
+    out=None,
+) -> DemoResult:
     """Run the demo (see the module notes) into ``outdir``; print to ``out`` (stdout).
 
     Torch runs with ``config.threads`` CPU threads meanwhile; the caller's setting is restored."""
@@ -295,8 +345,7 @@ def run_demo(outdir="runs/demo", quick: bool = False, *, config: DemoConfig | No
         torch.set_num_threads(before)
 
 
-def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
-              out) -> DemoResult:
+def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool, out) -> DemoResult:
     from .analysis import certified_accuracy, format_table, plot_certified_accuracy, read_results
     from .training import NoiseSpec, train
 
@@ -310,21 +359,40 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
     res = DemoResult(outdir=root)
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
 
-    say(f"# smoothcert demo{' (quick)' if quick else ''}: {ARCH} on {DATASET} (d = {DIM}), "
-        f"{cfg.threads} CPU thread{'s' if cfg.threads > 1 else ''}, outputs in {root}")
+    say(
+        f"# smoothcert demo{' (quick)' if quick else ''}: {ARCH} on {DATASET} (d = {DIM}), "
+        f"{cfg.threads} CPU thread{'s' if cfg.threads > 1 else ''}, outputs in {root}"
+    )
     # 1. models
     for sigma0 in cfg.sigma0s:
         mdir = root / "models" / DATASET / ARCH / f"noise_{sigma0:g}"
-        say(f"## training {ARCH} with Gaussian noise sigma0 = {sigma0:g} "
-            f"({cfg.epochs} epochs) -> {mdir}")
-        tr = train(DATASET, ARCH, mdir, NoiseSpec(sigma=sigma0), epochs=cfg.epochs,
-                   batch=cfg.batch, lr=cfg.lr, lr_step_size=cfg.lr_step_size, gamma=cfg.gamma,
-                   momentum=cfg.momentum, weight_decay=cfg.weight_decay, seed=cfg.seed,
-                   device=device, progress=progress, verbose=False)
+        say(
+            f"## training {ARCH} with Gaussian noise sigma0 = {sigma0:g} "
+            f"({cfg.epochs} epochs) -> {mdir}"
+        )
+        tr = train(
+            DATASET,
+            ARCH,
+            mdir,
+            NoiseSpec(sigma=sigma0),
+            epochs=cfg.epochs,
+            batch=cfg.batch,
+            lr=cfg.lr,
+            lr_step_size=cfg.lr_step_size,
+            gamma=cfg.gamma,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            seed=cfg.seed,
+            device=device,
+            progress=progress,
+            verbose=False,
+        )
         if tr.history:
             last = tr.history[-1]
-            say(f"   trained epochs {tr.start_epoch + 1}-{tr.epoch}: test accuracy under noise "
-                f"{last['test_acc']:.1f}%")
+            say(
+                f"   trained epochs {tr.start_epoch + 1}-{tr.epoch}: test accuracy under noise "
+                f"{last['test_acc']:.1f}%"
+            )
         else:
             say(f"   reusing the checkpoint ({tr.epoch} epochs, same configuration)")
         res.checkpoints[sigma0] = tr.checkpoint
@@ -342,14 +410,18 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
             if _drop_stale(outfile, ckpt):
                 say(f"   {outfile}: made with an older checkpoint, recomputing")
             if s.derived_from is not None:
-                say(f"## {s.noise} against {s.norm}: derived from {s.derived_from}.tsv "
-                    f"(Theorem 3, no new samples) -> {outfile}")
+                say(
+                    f"## {s.noise} against {s.norm}: derived from {s.derived_from}.tsv "
+                    f"(Theorem 3, no new samples) -> {outfile}"
+                )
                 _derive_linf(rdir / f"{s.derived_from}.tsv", outfile, sigma0)
                 res.results[(sigma0, s.key)] = outfile
                 continue
             how = "sequential, " if cfg.adaptive else ""
-            say(f"## certify sigma0 = {sigma0:g}: {s.noise} k={s.k:g} against {s.norm} "
-                f"({n_images} test images, {how}N = {cfg.n}) -> {outfile}")
+            say(
+                f"## certify sigma0 = {sigma0:g}: {s.noise} k={s.k:g} against {s.norm} "
+                f"({n_images} test images, {how}N = {cfg.n}) -> {outfile}"
+            )
             t0 = time.time()
             _certify(ckpt, outfile, sigma0, s, cfg, device, progress)
             say(f"   {time.time() - t0:.1f} s")
@@ -376,24 +448,43 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
         shown = format_table(rows, radii, "text", best="all", norm=norm)
         narrowed = max(map(len, shown.splitlines())) > 100
         if narrowed:
-            shown = format_table([(label, [a for a, r in zip(acc, radii, strict=True)
-                                           if r in few]) for label, acc in rows],
-                                 few, "text", best="all", norm=norm)
+            shown = format_table(
+                [
+                    (label, [a for a, r in zip(acc, radii, strict=True) if r in few])
+                    for label, acc in rows
+                ],
+                few,
+                "text",
+                best="all",
+                norm=norm,
+            )
         res.accuracies[norm] = {label: [float(a) for a in acc] for label, acc in rows}
         max_r = max(radii) if max(radii) > 0 else None
-        plot = plot_certified_accuracy(curves, root / f"certified_accuracy_{norm}.png",
-                                       max_radius=max_r, norm_label=f"{name} radius",
-                                       title=f"digits (d = {DIM}), {name} attacks: "
-                                             f"{n_images} test images, N = {cfg.n:,}, "
-                                             f"alpha = {cfg.alpha:g}")
+        plot = plot_certified_accuracy(
+            curves,
+            root / f"certified_accuracy_{norm}.png",
+            max_radius=max_r,
+            norm_label=f"{name} radius",
+            title=f"digits (d = {DIM}), {name} attacks: "
+            f"{n_images} test images, N = {cfg.n:,}, "
+            f"alpha = {cfg.alpha:g}",
+        )
         res.plots[norm] = plot
-        heading = (f"Certified accuracy against {name} attacks ({n_images} test images, "
-                   f"N0 = {cfg.n0}, {'budget ' if cfg.adaptive else ''}N = {cfg.n}, "
-                   f"alpha = {cfg.alpha:g})")
+        heading = (
+            f"Certified accuracy against {name} attacks ({n_images} test images, "
+            f"N0 = {cfg.n0}, {'budget ' if cfg.adaptive else ''}N = {cfg.n}, "
+            f"alpha = {cfg.alpha:g})"
+        )
         say("")
-        say(textwrap.fill(heading + " (* = best at that radius"
-                          + ("; every other radius, all in tables.md" if narrowed else "")
-                          + "):", 100))
+        say(
+            textwrap.fill(
+                heading
+                + " (* = best at that radius"
+                + ("; every other radius, all in tables.md" if narrowed else "")
+                + "):",
+                100,
+            )
+        )
         say("")
         say(shown.rstrip("\n"))
         md += [f"## {heading}", "", text.rstrip("\n"), ""]
@@ -404,7 +495,8 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool,
         f"(alpha = {cfg.alpha:g}, one-sided Clopper-Pearson bound of p_A; the Gaussian and l2 "
         f"family certificates are exact), and >= {1 - cfg.alpha - mc:g} for linf-mixed "
         f"(alpha + {mc:g}, the failure probability of its Monte Carlo certificate table of "
-        f"{cfg.cert_samples:,} samples shared by all inputs).")
+        f"{cfg.cert_samples:,} samples shared by all inputs)."
+    )
     say("")
     say(textwrap.fill(res.confidence, 100))
     md += [res.confidence, ""]

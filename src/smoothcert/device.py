@@ -16,15 +16,18 @@ def check_device(device: torch.device) -> torch.device:
         if not torch.cuda.is_available():
             raise SmoothCertError(f"device {device} requested but CUDA is not available")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise SmoothCertError(f"device {device} requested but only "
-                                  f"{torch.cuda.device_count()} CUDA device(s) are visible")
+            raise SmoothCertError(
+                f"device {device} requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are visible"
+            )
     try:
         torch.Generator(device=device)
         torch.empty(1, device=device)
     except Exception as exc:  # noqa: BLE001 - a backend torch was not built with, ...
         msg = str(exc).strip().splitlines()
-        raise SmoothCertError(f"device {device} is not usable: "
-                              f"{msg[0] if msg else type(exc).__name__}") from None
+        raise SmoothCertError(
+            f"device {device} is not usable: {msg[0] if msg else type(exc).__name__}"
+        ) from None
     return device
 
 

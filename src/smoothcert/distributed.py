@@ -121,13 +121,19 @@ def _differences(stored: dict, new: dict) -> list[str]:
 
 def _part_shard(path, rank: int | None, world: int | None, config: dict) -> dict:
     shard = config.get(SHARD_FIELD)
-    ok = isinstance(shard, dict) and isinstance(shard.get("rank"), int) and \
-        isinstance(shard.get("world_size"), int) and isinstance(shard.get("indices"), dict)
+    ok = (
+        isinstance(shard, dict)
+        and isinstance(shard.get("rank"), int)
+        and isinstance(shard.get("world_size"), int)
+        and isinstance(shard.get("indices"), dict)
+    )
     if ok and rank is not None:
         ok = (shard["rank"], shard["world_size"]) == (rank, world)
     if not ok:
-        raise SmoothCertError(f"{path} is not a part file of a distributed run (its "
-                              f"configuration has no matching '{SHARD_FIELD}' entry)")
+        raise SmoothCertError(
+            f"{path} is not a part file of a distributed run (its "
+            f"configuration has no matching '{SHARD_FIELD}' entry)"
+        )
     return shard
 
 
@@ -161,8 +167,10 @@ def merge(outfile, parts=None, *, remove_parts: bool = False) -> tuple[int, int]
         rows = _with_outfile_rows(out, out_config, paths[0], first_cfg, wanted, header, rows)
     missing = [i for i in expected if i not in rows]
     if missing:
-        raise SmoothCertError(f"missing {len(missing)} of {len(expected)} indices: "
-                              f"{_short(missing)}; finish the run first (rerun its command)")
+        raise SmoothCertError(
+            f"missing {len(missing)} of {len(expected)} indices: "
+            f"{_short(missing)}; finish the run first (rerun its command)"
+        )
 
     text = "\t".join(header) + "\n" + "".join(rows[i] + "\n" for i in expected)
     try:
@@ -212,15 +220,15 @@ def _parts_config(paths: list[Path]) -> tuple[dict, list[int]]:
     for p, c, s in zip(paths[1:], configs[1:], shards[1:], strict=True):
         diffs = _differences(first_cfg, c)
         if diffs:
-            raise SmoothCertError(f"{p} was made with another configuration than {first}: "
-                                  f"{', '.join(diffs)}")
+            raise SmoothCertError(
+                f"{p} was made with another configuration than {first}: {', '.join(diffs)}"
+            )
         if s["indices"] != shards[0]["indices"]:
             raise SmoothCertError(f"{p} selects other indices than {first}")
     try:
         expected = spec_indices(shards[0]["indices"])
     except (KeyError, TypeError, ValueError):
-        raise SmoothCertError(f"{config_path(first)}: unreadable index selection") \
-            from None
+        raise SmoothCertError(f"{config_path(first)}: unreadable index selection") from None
     return first_cfg, expected
 
 
@@ -244,21 +252,33 @@ def _parts_rows(paths: list[Path], wanted: set[int]) -> tuple[list[str], dict[in
     return header, rows
 
 
-def _with_outfile_rows(out: Path, out_config: dict, first: Path, first_cfg: dict,
-                       wanted: set[int], header: list[str], rows: dict[int, str]
-                       ) -> dict[int, str]:
+def _with_outfile_rows(
+    out: Path,
+    out_config: dict,
+    first: Path,
+    first_cfg: dict,
+    wanted: set[int],
+    header: list[str],
+    rows: dict[int, str],
+) -> dict[int, str]:
     """The parts' rows joined with those already in OUTFILE: same configuration, and a row in
     both the same (time aside)."""
     diffs = _differences(out_config, first_cfg)
     if diffs:
-        raise SmoothCertError(f"{out} was made with another configuration than {first}: "
-                              f"{', '.join(diffs)}; use a new OUTFILE")
+        raise SmoothCertError(
+            f"{out} was made with another configuration than {first}: "
+            f"{', '.join(diffs)}; use a new OUTFILE"
+        )
     _, have = read_rows(out, wanted, header)
-    clash = sorted(i for i, line in have.items() if i in rows and
-                   _without_time(line, header) != _without_time(rows[i], header))
+    clash = sorted(
+        i
+        for i, line in have.items()
+        if i in rows and _without_time(line, header) != _without_time(rows[i], header)
+    )
     if clash:
-        raise SmoothCertError(f"indices {_short(clash)} of {out} differ from those of "
-                              f"the part files")
+        raise SmoothCertError(
+            f"indices {_short(clash)} of {out} differ from those of the part files"
+        )
     return {**have, **rows}
 
 
@@ -323,8 +343,7 @@ class ShardJob(LocalJob):
 
     def _log(self, message: str, all_ranks: bool = False) -> None:
         if all_ranks or self.rank == 0:
-            print(f"# [rank {self.rank}/{self.world_size}] {message}", file=sys.stderr,
-                  flush=True)
+            print(f"# [rank {self.rank}/{self.world_size}] {message}", file=sys.stderr, flush=True)
 
     def _init_group(self) -> bool:
         try:
@@ -337,8 +356,9 @@ class ShardJob(LocalJob):
             return True
         except Exception as exc:  # no network, no gloo: fall back to watching the files
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._log(f"no process group ({msg}); rank 0 waits for the part files instead",
-                      all_ranks=True)
+            self._log(
+                f"no process group ({msg}); rank 0 waits for the part files instead", all_ranks=True
+            )
             return False
 
     def resolve_device(self, name):
@@ -351,7 +371,7 @@ class ShardJob(LocalJob):
         return super().resolve_device(name)
 
     def shard(self, indices):
-        return list(indices)[self.rank::self.world_size]
+        return list(indices)[self.rank :: self.world_size]
 
     @contextlib.contextmanager
     def lock(self, outfile):
@@ -373,9 +393,11 @@ class ShardJob(LocalJob):
                 flag = torch.tensor([int(error is not None)])
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 if flag.item() and error is None:
-                    error = SmoothCertError(f"{outfile} is in use: another smoothcert run holds "
-                                            f"its lock {lock_path(outfile).name} (seen "
-                                            "by rank 0 of this job)")
+                    error = SmoothCertError(
+                        f"{outfile} is in use: another smoothcert run holds "
+                        f"its lock {lock_path(outfile).name} (seen "
+                        "by rank 0 of this job)"
+                    )
             if error is not None:
                 if self.group:
                     import torch.distributed as dist
@@ -401,8 +423,10 @@ class ShardJob(LocalJob):
         if out.exists() and (out.stat().st_size > 0 or cpath.exists()):
             diffs = _differences(read_config(out), config)
             if diffs:
-                raise SmoothCertError(f"{out} was made with another configuration: "
-                                      f"{', '.join(diffs)}; use a new OUTFILE")
+                raise SmoothCertError(
+                    f"{out} was made with another configuration: "
+                    f"{', '.join(diffs)}; use a new OUTFILE"
+                )
             done |= set(read_rows(out, wanted, header, check_row)[1])
         if wanted <= done:
             self.complete = True
@@ -413,18 +437,27 @@ class ShardJob(LocalJob):
             stored = read_config(path, "part file")
             diffs = _differences(stored, config)
             if diffs:
-                raise SmoothCertError(f"{path} was made with another configuration: "
-                                      f"{', '.join(diffs)}; delete {out.name}.part-* or use a "
-                                      "new OUTFILE")
+                raise SmoothCertError(
+                    f"{path} was made with another configuration: "
+                    f"{', '.join(diffs)}; delete {out.name}.part-* or use a "
+                    "new OUTFILE"
+                )
             if _part_shard(path, rank, world, stored)["indices"] != spec:
-                raise SmoothCertError(f"{path} selects other indices; delete {out.name}.part-* "
-                                      "or use a new OUTFILE")
+                raise SmoothCertError(
+                    f"{path} selects other indices; delete {out.name}.part-* or use a new OUTFILE"
+                )
             if world != self.world_size:  # an earlier run with another number of processes
                 done |= set(read_rows(path, wanted, header, check_row)[1])
         shard = self.shard(indices)
-        part_config = {**config, SHARD_FIELD: {
-            "rank": self.rank, "world_size": self.world_size, "assignment": "round-robin",
-            "indices": spec}}
+        part_config = {
+            **config,
+            SHARD_FIELD: {
+                "rank": self.rank,
+                "world_size": self.world_size,
+                "assignment": "round-robin",
+                "indices": spec,
+            },
+        }
         results = open_results(mine, header, part_config, shard, check_row)
         results.done |= done & set(shard)
         return results
@@ -474,13 +507,16 @@ class ShardJob(LocalJob):
             return 0
         if not self.group and not self._wait_for_files():
             missing = self._missing()
-            self._log(f"{len(missing)} rows are still missing ({_short(missing)}) and the part "
-                      "files stopped growing: rerun the command to finish them (or merge them "
-                      f"later: smoothcert merge {self.outfile})")
+            self._log(
+                f"{len(missing)} rows are still missing ({_short(missing)}) and the part "
+                "files stopped growing: rerun the command to finish them (or merge them "
+                f"later: smoothcert merge {self.outfile})"
+            )
             return 0
         rows, parts = merge(self.outfile, remove_parts=True)
-        self._log(f"merged {rows} rows from {parts} part file{'s' * (parts != 1)} "
-                  f"into {self.outfile}")
+        self._log(
+            f"merged {rows} rows from {parts} part file{'s' * (parts != 1)} into {self.outfile}"
+        )
         return 0
 
 
@@ -491,8 +527,7 @@ def _env_int(name: str, env) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise SmoothCertError(f"environment variable {name}={value!r} is not an integer") \
-            from None
+        raise SmoothCertError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def job_for(outfile, *, distributed: bool = False, env=None) -> LocalJob:
@@ -503,17 +538,23 @@ def job_for(outfile, *, distributed: bool = False, env=None) -> LocalJob:
     rank, world = _env_int("RANK", env), _env_int("WORLD_SIZE", env)
     if rank is None or world is None:
         if distributed:
-            raise SmoothCertError("--distributed needs the environment of torchrun (RANK, "
-                                  "WORLD_SIZE, LOCAL_RANK): launch with torchrun "
-                                  "--nproc-per-node G -m smoothcert ...")
+            raise SmoothCertError(
+                "--distributed needs the environment of torchrun (RANK, "
+                "WORLD_SIZE, LOCAL_RANK): launch with torchrun "
+                "--nproc-per-node G -m smoothcert ..."
+            )
         if find_parts(outfile):
-            print(f"# {outfile} has part files of a distributed run: continuing them in "
-                  "this process", file=sys.stderr)
+            print(
+                f"# {outfile} has part files of a distributed run: continuing them in this process",
+                file=sys.stderr,
+            )
             return ShardJob(0, 1, 0, group=False)
         return LocalJob()
     if world < 1 or not 0 <= rank < world:
-        raise SmoothCertError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process "
-                              "of a job (0 <= RANK < WORLD_SIZE)")
+        raise SmoothCertError(
+            f"RANK={rank} and WORLD_SIZE={world} do not describe a process "
+            "of a job (0 <= RANK < WORLD_SIZE)"
+        )
     local = _env_int("LOCAL_RANK", env)
     local = rank if local is None else local
     if local < 0:

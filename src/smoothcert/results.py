@@ -36,8 +36,19 @@ from pathlib import Path
 from .errors import SmoothCertError
 
 #: configuration fields that do not change results: they may differ when a run is resumed
-RUN_ONLY_FIELDS = frozenset({"command", "batch", "device", "checkpoint", "data_dir", "sigma0",
-                             "started", "failure_prob", "confidence"})
+RUN_ONLY_FIELDS = frozenset(
+    {
+        "command",
+        "batch",
+        "device",
+        "checkpoint",
+        "data_dir",
+        "sigma0",
+        "started",
+        "failure_prob",
+        "confidence",
+    }
+)
 #: configuration fields added after results files were written without them; a stored
 #: configuration without the field is compared as if it held this value (``start``: those runs
 #: began at index 0), or not compared at all for ``None`` (``train_noise`` is read from the
@@ -70,8 +81,10 @@ def read_config(path, what: str = "results file") -> dict:
     """The configuration ``PATH.config.json`` of a results or part file."""
     cpath = config_path(path)
     if not cpath.exists():
-        raise SmoothCertError(f"{path} exists without its configuration {cpath.name}; "
-                              f"it is not a {what} of smoothcert")
+        raise SmoothCertError(
+            f"{path} exists without its configuration {cpath.name}; "
+            f"it is not a {what} of smoothcert"
+        )
     return read_config_file(cpath)
 
 
@@ -84,8 +97,9 @@ def check_outfile(outfile) -> None:
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SmoothCertError(f"cannot create the directory {parent} of OUTFILE: "
-                                  f"{exc.strerror or exc}") from None
+            raise SmoothCertError(
+                f"cannot create the directory {parent} of OUTFILE: {exc.strerror or exc}"
+            ) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SmoothCertError(f"directory {parent} of OUTFILE is not writable")
     if p.exists() and not os.access(p, os.R_OK | os.W_OK):
@@ -117,8 +131,10 @@ def outfile_lock(outfile):
         fcntl = None
     path = lock_path(outfile)
     if fcntl is None:
-        print(f"# warning: cannot lock {path} on this system; run one command per OUTFILE",
-              file=sys.stderr)
+        print(
+            f"# warning: cannot lock {path} on this system; run one command per OUTFILE",
+            file=sys.stderr,
+        )
         yield
         return
     while True:
@@ -135,13 +151,18 @@ def outfile_lock(outfile):
                 holder = ""
             os.close(fd)
             who = f" (process {holder})" if holder.isdigit() else ""
-            raise SmoothCertError(f"{outfile} is in use: another smoothcert run{who} holds its "
-                                  f"lock {path.name}; wait for it to end or use another "
-                                  "OUTFILE") from None
+            raise SmoothCertError(
+                f"{outfile} is in use: another smoothcert run{who} holds its "
+                f"lock {path.name}; wait for it to end or use another "
+                "OUTFILE"
+            ) from None
         except OSError as exc:
             os.close(fd)
-            print(f"# warning: cannot lock {path} ({exc.strerror or exc}); run one command "
-                  "per OUTFILE", file=sys.stderr)
+            print(
+                f"# warning: cannot lock {path} ({exc.strerror or exc}); run one command "
+                "per OUTFILE",
+                file=sys.stderr,
+            )
             yield
             return
         try:  # the file may have been removed by the run that held it: lock the current one
@@ -198,8 +219,11 @@ def config_differences(stored: dict, new: dict, ignore=RUN_ONLY_FIELDS) -> list[
                 stored[key] = default
     a, b = _flatten(stored), _flatten(new)
     diffs, named = [], set()
-    whole = {k for k in set(stored) ^ set(new)
-             if isinstance(stored.get(k, new.get(k)), dict) and k not in ignore}
+    whole = {
+        k
+        for k in set(stored) ^ set(new)
+        if isinstance(stored.get(k, new.get(k)), dict) and k not in ignore
+    }
     for key in sorted(set(a) | set(b), key=lambda k: (list(b).index(k) if k in b else 1e9, k)):
         if key in ignore or key.split(".")[0] in ignore:
             continue
@@ -302,8 +326,13 @@ class ResultsFile:
             config_path(self.path).unlink(missing_ok=True)
 
 
-def open_results(outfile, header: list[str], config: dict, indices: Iterable[int],
-                 check_row: Callable[[list[str]], None] | None = None) -> ResultsFile:
+def open_results(
+    outfile,
+    header: list[str],
+    config: dict,
+    indices: Iterable[int],
+    check_row: Callable[[list[str]], None] | None = None,
+) -> ResultsFile:
     """Open OUTFILE for appending rows, creating it (header line, ``OUTFILE.config.json``) or
     resuming it: the stored configuration must equal ``config`` except for
     :data:`RUN_ONLY_FIELDS`; complete rows are kept and a torn last line is cut off.
@@ -324,9 +353,16 @@ def open_results(outfile, header: list[str], config: dict, indices: Iterable[int
         raise _os_error("write", path, exc) from None
 
 
-def _open_results(path: Path, cpath: Path, header: list[str], config: dict,
-                  indices: Iterable[int], check_row, create: bool, created: bool
-                  ) -> ResultsFile:
+def _open_results(
+    path: Path,
+    cpath: Path,
+    header: list[str],
+    config: dict,
+    indices: Iterable[int],
+    check_row,
+    create: bool,
+    created: bool,
+) -> ResultsFile:
     outfile = path
     head = "\t".join(header)
     if create:
@@ -337,21 +373,24 @@ def _open_results(path: Path, cpath: Path, header: list[str], config: dict,
             os.fsync(f.fileno())
         return ResultsFile(path, set(), created=created)
     if not cpath.exists():
-        raise SmoothCertError(f"{outfile} exists without its configuration {cpath.name}; "
-                              "use a new OUTFILE")
+        raise SmoothCertError(
+            f"{outfile} exists without its configuration {cpath.name}; use a new OUTFILE"
+        )
     try:
         stored = json.loads(cpath.read_text(encoding="utf-8"))
         if not isinstance(stored, dict):
             raise ValueError("not an object")
     except (OSError, ValueError) as exc:
-        raise SmoothCertError(f"unreadable configuration {cpath}: {exc}; use a new OUTFILE") \
-            from None
+        raise SmoothCertError(
+            f"unreadable configuration {cpath}: {exc}; use a new OUTFILE"
+        ) from None
     diffs = config_differences(stored, config)
     if diffs:
-        raise SmoothCertError(f"{outfile} was made with another configuration: "
-                              f"{', '.join(diffs)}; use a new OUTFILE")
+        raise SmoothCertError(
+            f"{outfile} was made with another configuration: {', '.join(diffs)}; use a new OUTFILE"
+        )
     data = path.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1]  # a torn last line (no newline) is cut off
+    complete = data[: data.rfind(b"\n") + 1]  # a torn last line (no newline) is cut off
     if len(complete) != len(data):
         os.truncate(path, len(complete))
     lines = complete.decode("utf-8", errors="replace").split("\n")[:-1]
@@ -362,15 +401,18 @@ def _open_results(path: Path, cpath: Path, header: list[str], config: dict,
             os.fsync(f.fileno())
         return ResultsFile(path, set())
     if lines[0] != head:
-        raise SmoothCertError(f"{outfile} does not start with the header "
-                              f"{head.expandtabs(1)!r}; use a new OUTFILE")
-    rows = check_rows(outfile, lines[1:], len(header), set(indices), check_row,
-                      advice="; use a new OUTFILE")
+        raise SmoothCertError(
+            f"{outfile} does not start with the header {head.expandtabs(1)!r}; use a new OUTFILE"
+        )
+    rows = check_rows(
+        outfile, lines[1:], len(header), set(indices), check_row, advice="; use a new OUTFILE"
+    )
     return ResultsFile(path, set(rows))
 
 
-def check_rows(name, lines, ncols: int, expected=None, check_row=None,
-               advice: str = "") -> dict[int, str]:
+def check_rows(
+    name, lines, ncols: int, expected=None, check_row=None, advice: str = ""
+) -> dict[int, str]:
     """``{idx: line}`` of the rows (the lines after the header) of a results file ``name``.
 
     A line that is not a row of this run (column count, an index that is not a number, not in
@@ -383,22 +425,27 @@ def check_rows(name, lines, ncols: int, expected=None, check_row=None,
             idx = int(cells[0])
         except ValueError:
             idx = None
-        if len(cells) != ncols or idx is None or idx in rows or \
-                (expected is not None and idx not in expected):
-            raise SmoothCertError(f"{name}:{lineno}: not a row of this run "
-                                  f"({line[:40]!r}){advice}")
+        if (
+            len(cells) != ncols
+            or idx is None
+            or idx in rows
+            or (expected is not None and idx not in expected)
+        ):
+            raise SmoothCertError(f"{name}:{lineno}: not a row of this run ({line[:40]!r}){advice}")
         if check_row is not None:
             try:
                 check_row(cells)
             except ValueError as exc:  # SmoothCertError too
-                raise SmoothCertError(f"{name}:{lineno}: damaged row ({exc}): "
-                                      f"{line[:60]!r}{advice}") from None
+                raise SmoothCertError(
+                    f"{name}:{lineno}: damaged row ({exc}): {line[:60]!r}{advice}"
+                ) from None
         rows[idx] = line
     return rows
 
 
-def read_rows(path, expected: set[int] | None = None, header: list[str] | None = None,
-              check_row=None) -> tuple[list[str], dict[int, str]]:
+def read_rows(
+    path, expected: set[int] | None = None, header: list[str] | None = None, check_row=None
+) -> tuple[list[str], dict[int, str]]:
     """``(header, {idx: row})`` of the complete lines of a results file (a torn last line, still
     being written or left by a crash, is ignored; the file is not modified). ``check_row(cells)``
     validates each row (see :func:`open_results`)."""
@@ -406,13 +453,12 @@ def read_rows(path, expected: set[int] | None = None, header: list[str] | None =
         data = Path(path).read_bytes()
     except OSError as exc:
         raise SmoothCertError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = data[:data.rfind(b"\n") + 1].decode("utf-8", errors="replace").split("\n")[:-1]
+    lines = data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace").split("\n")[:-1]
     if not lines:
         return (list(header) if header else []), {}
     head = lines[0].split("\t")
     if header is not None and head != list(header):
-        raise SmoothCertError(f"{path} does not start with the header "
-                              f"{' '.join(header)!r}")
+        raise SmoothCertError(f"{path} does not start with the header {' '.join(header)!r}")
     if head[:1] != ["idx"]:
         raise SmoothCertError(f"{path} does not start with a header 'idx ...'")
     rows = check_rows(path, lines[1:], len(head), expected, check_row)
@@ -427,8 +473,9 @@ def format_time(seconds: float) -> str:
 _TIME = re.compile(r"(-?\d+ days?, )?\d{1,2}:\d\d:\d\d(\.\d{1,6})?")
 
 
-def row_fields_checker(dataset, label_col: int = 1, predict_col: int = 2, correct_col: int = -1,
-                       time_col: int = -1) -> Callable[[list[str]], tuple[int, int]]:
+def row_fields_checker(
+    dataset, label_col: int = 1, predict_col: int = 2, correct_col: int = -1, time_col: int = -1
+) -> Callable[[list[str]], tuple[int, int]]:
     """``check(cells) -> (label, prediction)`` for a row read back on resume: the integer
     columns parse, the label is the data set's label of the row's index, the prediction is a
     class or -1 (abstain), ``correct`` agrees with them and ``time`` is a duration; raises

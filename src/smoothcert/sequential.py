@@ -161,8 +161,9 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def look_schedule(n_max: int, first: int = DEFAULT_FIRST_LOOK,
-                  growth: float = DEFAULT_GROWTH) -> np.ndarray:
+def look_schedule(
+    n_max: int, first: int = DEFAULT_FIRST_LOOK, growth: float = DEFAULT_GROWTH
+) -> np.ndarray:
     """The looks n_1 < n_2 < ... < n_K = n_max: ``first``, then each about ``growth`` times the
     previous one (rounded up), then n_max. Fixed before any sampling (it depends on these three
     numbers only), as the union bound of :class:`UnionBoundCP` requires."""
@@ -183,10 +184,16 @@ def look_schedule(n_max: int, first: int = DEFAULT_FIRST_LOOK,
     return np.asarray(looks, dtype=np.int64)
 
 
-def grid_look_schedule(thresholds, n_max: int, alpha: float, first: int = DEFAULT_FIRST_LOOK,
-                       growth: float = DEFAULT_GROWTH, top_share: float = DEFAULT_TOP_SHARE,
-                       grid_share: float = DEFAULT_GRID_SHARE,
-                       final_share: float = DEFAULT_GRID_FINAL_SHARE):
+def grid_look_schedule(
+    thresholds,
+    n_max: int,
+    alpha: float,
+    first: int = DEFAULT_FIRST_LOOK,
+    growth: float = DEFAULT_GROWTH,
+    top_share: float = DEFAULT_TOP_SHARE,
+    grid_share: float = DEFAULT_GRID_SHARE,
+    final_share: float = DEFAULT_GRID_FINAL_SHARE,
+):
     """Grid-aware looks and their weights for :class:`UnionBoundCP`: (looks, weights).
 
     The grid thresholds t_j are known before sampling, so the looks can sit where all-success
@@ -200,10 +207,10 @@ def grid_look_schedule(thresholds, n_max: int, alpha: float, first: int = DEFAUL
     n_max = _check_int("n_max", n_max)
     alpha = _check_alpha(alpha)
     shares = (float(top_share), float(grid_share), float(final_share))
-    if not (all(math.isfinite(x) and x >= 0 for x in shares) and shares[2] > 0
-            and sum(shares) < 1):
-        raise SmoothCertError("the shares of the grid schedule must be >= 0 (final > 0) and "
-                              "sum to less than 1")
+    if not (all(math.isfinite(x) and x >= 0 for x in shares) and shares[2] > 0 and sum(shares) < 1):
+        raise SmoothCertError(
+            "the shares of the grid schedule must be >= 0 (final > 0) and sum to less than 1"
+        )
     t = np.unique(np.asarray(thresholds, dtype=float))
     t = t[(t > 0) & (t < 1)]
     geo = look_schedule(n_max, first, growth)[:-1]
@@ -279,19 +286,23 @@ class UnionBoundCP(ConfidenceSequence):
     """Clopper-Pearson at each look of a fixed schedule, alpha split over the looks (union
     bound): ``final_share`` of alpha at the last look, the rest evenly over the others."""
 
-    def __init__(self, alpha: float, looks, final_share: float = DEFAULT_FINAL_SHARE,
-                 weights=None):
+    def __init__(self, alpha: float, looks, final_share: float = DEFAULT_FINAL_SHARE, weights=None):
         self.alpha = _check_alpha(alpha)
         looks = np.asarray(looks)
-        if (looks.ndim != 1 or looks.size == 0 or not np.issubdtype(looks.dtype, np.integer)
-                or looks[0] < 1 or np.any(np.diff(looks) <= 0)):
-            raise SmoothCertError("looks must be a non-empty increasing sequence of integers "
-                                  ">= 1")
+        if (
+            looks.ndim != 1
+            or looks.size == 0
+            or not np.issubdtype(looks.dtype, np.integer)
+            or looks[0] < 1
+            or np.any(np.diff(looks) <= 0)
+        ):
+            raise SmoothCertError("looks must be a non-empty increasing sequence of integers >= 1")
         try:
             share = float(final_share)
         except (TypeError, ValueError):
-            raise SmoothCertError(f"final_share must be a number in (0, 1], got "
-                                  f"{final_share!r}") from None
+            raise SmoothCertError(
+                f"final_share must be a number in (0, 1], got {final_share!r}"
+            ) from None
         if not 0.0 < share <= 1.0:
             raise SmoothCertError(f"final_share must lie in (0, 1], got {final_share}")
         self.looks = looks.astype(np.int64)
@@ -299,8 +310,11 @@ class UnionBoundCP(ConfidenceSequence):
         self.final_share = share
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
-            if (weights.shape != looks.shape or not np.all(np.isfinite(weights))
-                    or np.any(weights <= 0)):
+            if (
+                weights.shape != looks.shape
+                or not np.all(np.isfinite(weights))
+                or np.any(weights <= 0)
+            ):
                 raise SmoothCertError("weights must be positive numbers, one per look")
             weights = weights / weights.sum()
             self.final_share = float(weights[-1])
@@ -318,8 +332,12 @@ class UnionBoundCP(ConfidenceSequence):
 
     def describe(self) -> dict:
         """The bound's identity for a run's config: name, alpha, looks and their levels."""
-        return {"name": self.name, "alpha": self.alpha, "looks": self.looks.tolist(),
-                "levels": self.alphas.tolist()}
+        return {
+            "name": self.name,
+            "alpha": self.alpha,
+            "looks": self.looks.tolist(),
+            "levels": self.alphas.tolist(),
+        }
 
     def level(self, n) -> np.ndarray:
         """alpha_k of the look n_k = n (an error for sizes outside the schedule)."""
@@ -328,8 +346,10 @@ class UnionBoundCP(ConfidenceSequence):
         ok = (idx < self.looks.size) & (self.looks[np.clip(idx, 0, self.looks.size - 1)] == n)
         if not np.all(ok):
             bad = n[~ok].ravel()[0] if n.ndim else n
-            raise SmoothCertError(f"{int(bad)} samples is not a look of the schedule: the "
-                                  "union bound covers the scheduled looks only")
+            raise SmoothCertError(
+                f"{int(bad)} samples is not a look of the schedule: the "
+                "union bound covers the scheduled looks only"
+            )
         return self.alphas[idx]
 
     def lower(self, successes, n):
@@ -361,8 +381,12 @@ class BetaBinomialMixture(ConfidenceSequence):
         """log M_n(p) (vectorised)."""
         s, nn = _as_counts(successes, n)
         f = nn - s
-        return (special.betaln(self.a + s, self.b + f) - special.betaln(self.a, self.b)
-                - special.xlogy(s, p) - special.xlog1py(f, -np.asarray(p, dtype=float)))
+        return (
+            special.betaln(self.a + s, self.b + f)
+            - special.betaln(self.a, self.b)
+            - special.xlogy(s, p)
+            - special.xlog1py(f, -np.asarray(p, dtype=float))
+        )
 
     def _lower(self, s, f, a, b):
         """Lower end of the interval for s successes and f failures, prior Beta(a, b)."""
@@ -422,8 +446,7 @@ class Look:
     reason: str
 
 
-def projected_lower(cs: ConfidenceSequence, successes: float, n: int, upper: float,
-                    later) -> float:
+def projected_lower(cs: ConfidenceSequence, successes: float, n: int, upper: float, later) -> float:
     """The largest lower bound at the ``later`` looks if the draws after the n-th succeeded at
     rate ``upper``: an optimistic forecast (p_A <= upper except with small probability), used
     only to stop. ``upper = 1`` gives the bound if every remaining draw succeeded. With no later
@@ -435,8 +458,15 @@ def projected_lower(cs: ConfidenceSequence, successes: float, n: int, upper: flo
     return float(np.max(cs.lower(s, later)))
 
 
-def run_certification(cs: ConfidenceSequence, looks, draw, thresholds=None, radius=None,
-                      rtol: float = DEFAULT_RTOL, forecast_level: float | None = None) -> Look:
+def run_certification(
+    cs: ConfidenceSequence,
+    looks,
+    draw,
+    thresholds=None,
+    radius=None,
+    rtol: float = DEFAULT_RTOL,
+    forecast_level: float | None = None,
+) -> Look:
     """Sample at the ``looks`` until a stopping rule fires: ``draw(m)`` runs m more draws and
     returns their successes; with ``thresholds`` (non-decreasing, one per grid radius) the grid
     rules, else the ``rtol`` rule on ``radius`` (a function of the lower bound). Returns the
@@ -452,7 +482,7 @@ def run_certification(cs: ConfidenceSequence, looks, draw, thresholds=None, radi
         s += int(draw(m - n))
         n = m
         lo, up = float(cs.lower(s, n)), float(cs.upper(s, n))
-        later = looks[k + 1:]
+        later = looks[k + 1 :]
         reason = ""
         rate = up
         if forecast_level is not None and thresholds is not None:
@@ -552,10 +582,30 @@ def check_rtol(rtol) -> float:
     return r
 
 
-__all__ = ["ConfidenceSequence", "UnionBoundCP", "BetaBinomialMixture", "look_schedule",
-           "projected_lower", "run_certification", "grid_index", "grid_thresholds",
-           "cp_lower", "cp_upper", "AdaptiveCertificate", "AdaptivePrediction", "Look",
-           "check_radii", "check_rtol", "DEFAULT_FIRST_LOOK", "DEFAULT_GROWTH",
-           "DEFAULT_FINAL_SHARE", "DEFAULT_RTOL", "grid_look_schedule", "grid_bound",
-           "DEFAULT_TOP_SHARE", "DEFAULT_GRID_SHARE", "DEFAULT_GRID_FINAL_SHARE",
-           "DEFAULT_FORECAST_LEVEL"]
+__all__ = [
+    "ConfidenceSequence",
+    "UnionBoundCP",
+    "BetaBinomialMixture",
+    "look_schedule",
+    "projected_lower",
+    "run_certification",
+    "grid_index",
+    "grid_thresholds",
+    "cp_lower",
+    "cp_upper",
+    "AdaptiveCertificate",
+    "AdaptivePrediction",
+    "Look",
+    "check_radii",
+    "check_rtol",
+    "DEFAULT_FIRST_LOOK",
+    "DEFAULT_GROWTH",
+    "DEFAULT_FINAL_SHARE",
+    "DEFAULT_RTOL",
+    "grid_look_schedule",
+    "grid_bound",
+    "DEFAULT_TOP_SHARE",
+    "DEFAULT_GRID_SHARE",
+    "DEFAULT_GRID_FINAL_SHARE",
+    "DEFAULT_FORECAST_LEVEL",
+]

@@ -142,8 +142,16 @@ class Smooth:
     #: returned as the class when the smoothed classifier abstains
     ABSTAIN = -1
 
-    def __init__(self, base_classifier: Callable, num_classes: int, noise: Noise, device=None,
-                 norm: str | None = None, certificate=None, **certificate_kwargs):
+    def __init__(
+        self,
+        base_classifier: Callable,
+        num_classes: int,
+        noise: Noise,
+        device=None,
+        norm: str | None = None,
+        certificate=None,
+        **certificate_kwargs,
+    ):
         if not callable(base_classifier):
             raise SmoothCertError("base_classifier must be callable (a torch module or function)")
         if not isinstance(noise, Noise):
@@ -153,28 +161,39 @@ class Smooth:
         self.noise = noise
         model_device = _model_device(base_classifier)
         try:
-            self.device = torch.device(device) if device is not None else (
-                model_device or torch.device("cpu"))
+            self.device = (
+                torch.device(device)
+                if device is not None
+                else (model_device or torch.device("cpu"))
+            )
         except (RuntimeError, TypeError):
             raise SmoothCertError(f"unknown device {device!r}") from None
         check_device(self.device)
         if model_device is not None and model_device.type != self.device.type:
-            raise SmoothCertError(f"the model is on {model_device} but device is {self.device}: "
-                                  "move the model or pass the same device")
+            raise SmoothCertError(
+                f"the model is on {model_device} but device is {self.device}: "
+                "move the model or pass the same device"
+            )
         unknown = sorted(set(certificate_kwargs) - _certificate_options())
         if unknown:
-            raise SmoothCertError(f"unknown certificate option(s) {', '.join(unknown)}; "
-                                  f"expected {', '.join(sorted(_certificate_options()))}")
+            raise SmoothCertError(
+                f"unknown certificate option(s) {', '.join(unknown)}; "
+                f"expected {', '.join(sorted(_certificate_options()))}"
+            )
         if certificate is not None:
             if not all(hasattr(certificate, a) for a in ("noise", "norm", "radius")):
-                raise SmoothCertError("certificate must be a smoothcert Certificate, got "
-                                      f"{type(certificate).__name__}")
+                raise SmoothCertError(
+                    "certificate must be a smoothcert Certificate, got "
+                    f"{type(certificate).__name__}"
+                )
             if certificate.noise != noise:
-                raise SmoothCertError(f"the certificate is for {certificate.noise!r}, "
-                                      f"not for {noise!r}")
+                raise SmoothCertError(
+                    f"the certificate is for {certificate.noise!r}, not for {noise!r}"
+                )
             if norm is not None and check_norm(norm) != certificate.norm:
-                raise SmoothCertError(f"norm {norm!r} differs from the certificate's norm "
-                                      f"{certificate.norm!r}")
+                raise SmoothCertError(
+                    f"norm {norm!r} differs from the certificate's norm {certificate.norm!r}"
+                )
             norm = certificate.norm
         self.norm = check_norm(norm or "l2")
         self._certificate = certificate
@@ -203,11 +222,17 @@ class Smooth:
         alpha = _check_alpha(alpha)
         cert = self.certificate
         table = float(getattr(cert, "failure_prob", 0.0))
-        how = ("alpha/2 for the Clopper-Pearson lower bound of p_A + alpha/2 for the upper bound "
-               "of the runner-up" if bilateral else "one-sided Clopper-Pearson bound of p_A")
-        note = (f"each certified radius ({self.norm}, {cert.method} certificate of {self.noise!r}) "
-                f"holds with probability >= {1 - alpha - table:.6g}: alpha = {alpha:g} per input "
-                f"({how})")
+        how = (
+            "alpha/2 for the Clopper-Pearson lower bound of p_A + alpha/2 for the upper bound "
+            "of the runner-up"
+            if bilateral
+            else "one-sided Clopper-Pearson bound of p_A"
+        )
+        note = (
+            f"each certified radius ({self.norm}, {cert.method} certificate of {self.noise!r}) "
+            f"holds with probability >= {1 - alpha - table:.6g}: alpha = {alpha:g} per input "
+            f"({how})"
+        )
         if table:
             note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
         return note
@@ -237,7 +262,8 @@ class Smooth:
         if x.numel() != self.noise.dim:
             raise SmoothCertError(
                 f"input of shape {tuple(x.shape)} has {x.numel()} values but the noise has "
-                f"dimension {self.noise.dim}")
+                f"dimension {self.noise.dim}"
+            )
         if not x.is_floating_point():
             x = x.to(torch.float32)
         if not bool(torch.isfinite(x).all()):
@@ -249,33 +275,44 @@ class Smooth:
             return int(torch.randint(0, 2**62, (1,)).item())
         if isinstance(generator, torch.Generator):
             if generator.device.type != self.device.type:
-                raise SmoothCertError(f"the generator is on {generator.device} but device is "
-                                      f"{self.device}")
-            return int(torch.randint(0, 2**62, (1,), generator=generator,
-                                     device=generator.device).item())
+                raise SmoothCertError(
+                    f"the generator is on {generator.device} but device is {self.device}"
+                )
+            return int(
+                torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
+            )
         if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
             return int(generator)
-        raise SmoothCertError(f"generator must be a torch.Generator or an integer seed, "
-                              f"got {type(generator).__name__}")
+        raise SmoothCertError(
+            f"generator must be a torch.Generator or an integer seed, "
+            f"got {type(generator).__name__}"
+        )
 
     def _noise_blocks(self, num: int, seed: int, dtype):
         block = noise_block(self.noise.dim)
         for j, start in enumerate(range(0, num, block)):
             gen = torch.Generator(device=self.device).manual_seed(derive_seed(seed, j))
-            yield self.noise.sample(min(block, num - start), generator=gen,
-                                    device=self.device, dtype=dtype)
+            yield self.noise.sample(
+                min(block, num - start), generator=gen, device=self.device, dtype=dtype
+            )
 
     def _classify(self, batch: torch.Tensor) -> torch.Tensor:
         scores = self.base_classifier(batch)
-        if not isinstance(scores, torch.Tensor) or scores.shape != (batch.shape[0],
-                                                                     self.num_classes):
+        if not isinstance(scores, torch.Tensor) or scores.shape != (
+            batch.shape[0],
+            self.num_classes,
+        ):
             shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
-            raise SmoothCertError(f"the base classifier returned {shape} for a batch of "
-                                  f"{batch.shape[0]}; expected ({batch.shape[0]}, "
-                                  f"{self.num_classes}) scores")
+            raise SmoothCertError(
+                f"the base classifier returned {shape} for a batch of "
+                f"{batch.shape[0]}; expected ({batch.shape[0]}, "
+                f"{self.num_classes}) scores"
+            )
         if scores.dtype == torch.bool or scores.is_complex():
-            raise SmoothCertError(f"the base classifier returned scores of dtype {scores.dtype}; "
-                                  "expected real numbers (cast a one-hot output to float)")
+            raise SmoothCertError(
+                f"the base classifier returned scores of dtype {scores.dtype}; "
+                "expected real numbers (cast a one-hot output to float)"
+            )
         if bool(torch.isnan(scores).any()):
             raise SmoothCertError("the base classifier returned NaN scores")
         return scores.argmax(1)
@@ -340,8 +377,10 @@ class Smooth:
         alpha = _check_alpha(alpha)
         batch_size = _check_int("batch_size", batch_size)
         if self.certificate.method == "monte-carlo" and bilateral:
-            raise SmoothCertError("the bilateral certificate needs bound values V(p, r), which "
-                                  "a Monte Carlo certificate table does not give; drop bilateral")
+            raise SmoothCertError(
+                "the bilateral certificate needs bound values V(p, r), which "
+                "a Monte Carlo certificate table does not give; drop bilateral"
+            )
         return x, n0, n, alpha, batch_size
 
     def _select(self, x: torch.Tensor, n0: int, batch_size: int, seed: int) -> int:
@@ -352,8 +391,16 @@ class Smooth:
         """ESTIMATE: class counts of ``n`` fresh noisy copies of x (seed phase 2)."""
         return self._counts(x, n, batch_size, derive_seed(seed, 2))
 
-    def certify(self, x, n0: int, n: int, alpha: float, batch_size: int, generator=None,
-                bilateral: bool = False) -> tuple[int, float, float]:
+    def certify(
+        self,
+        x,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generator=None,
+        bilateral: bool = False,
+    ) -> tuple[int, float, float]:
         """Certify g around ``x``: returns ``(class, radius, pA_lower)``; with probability
         >= 1 - alpha - certificate.failure_prob the class is g(x) and g predicts it on the whole
         ``norm`` ball of that radius. Abstention: ``(ABSTAIN, 0.0, pA_lower)``.
@@ -368,13 +415,21 @@ class Smooth:
         the same pA_lower; the class is returned when pA_lower >= 1/2 or pA_lower > pB_upper.
         The total failure probability is unchanged (alpha + failure_prob). Not available with
         Monte Carlo certificate tables (they give radii, not bound values)."""
-        c_a, radius, p_a, _ = self.certify_detailed(x, n0, n, alpha, batch_size, generator,
-                                                    bilateral)
+        c_a, radius, p_a, _ = self.certify_detailed(
+            x, n0, n, alpha, batch_size, generator, bilateral
+        )
         return c_a, radius, p_a
 
-    def certify_detailed(self, x, n0: int, n: int, alpha: float, batch_size: int,
-                         generator=None, bilateral: bool = False
-                         ) -> tuple[int, float, float, float | None]:
+    def certify_detailed(
+        self,
+        x,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generator=None,
+        bilateral: bool = False,
+    ) -> tuple[int, float, float, float | None]:
         """:meth:`certify` plus the upper bound pB_upper of the runner-up (None unless
         ``bilateral``): ``(class, radius, pA_lower, pB_upper)``. The algorithm CERTIFY of Cohen
         et al.: select c_A with n0 samples, estimate with n fresh ones, bound p_A from below,
@@ -397,8 +452,9 @@ class Smooth:
             return Smooth.ABSTAIN, 0.0, p_a, None
         return c_a, self.radius(p_a), p_a, None
 
-    def certify_at(self, x, radius: float, n0: int, n: int, alpha: float, batch_size: int,
-                   generator=None) -> tuple[int, bool, float]:
+    def certify_at(
+        self, x, radius: float, n0: int, n: int, alpha: float, batch_size: int, generator=None
+    ) -> tuple[int, bool, float]:
         """Is g certified at ``radius`` around ``x`` (Algorithm 2's question)? Returns
         ``(class or ABSTAIN, certified, pA_lower)``, with the samples and bound of
         :meth:`certify`: with the same generator, ``certified`` is ``radius <= certify's radius``
@@ -419,9 +475,17 @@ class Smooth:
         return c_a, certified, p_a
 
     # ------------------------------------------------------------------ sequential
-    def certify_adaptive(self, x, n0: int, n_max: int, alpha: float, batch_size: int,
-                         radii=None, generator=None, rtol: float = DEFAULT_RTOL
-                         ) -> AdaptiveCertificate:
+    def certify_adaptive(
+        self,
+        x,
+        n0: int,
+        n_max: int,
+        alpha: float,
+        batch_size: int,
+        radii=None,
+        generator=None,
+        rtol: float = DEFAULT_RTOL,
+    ) -> AdaptiveCertificate:
         """Sequential CERTIFY: the certificate of :meth:`certify` with far fewer samples.
 
         ``n0`` samples select c_A (the samples of :meth:`certify`); estimation samples are then
@@ -478,9 +542,15 @@ class Smooth:
         c_a = self._select(x, n0, batch_size, base)
         cs = grid_bound(alpha, n_max, thresholds)
         stream = _SampleStream(self, x, n_max, batch_size, derive_seed(base, 2))
-        stop = run_certification(cs, cs.looks, lambda m: int(stream.counts(m)[c_a]),
-                                 thresholds, self.radius, rtol,
-                                 None if thresholds is None else DEFAULT_FORECAST_LEVEL)
+        stop = run_certification(
+            cs,
+            cs.looks,
+            lambda m: int(stream.counts(m)[c_a]),
+            thresholds,
+            self.radius,
+            rtol,
+            None if thresholds is None else DEFAULT_FORECAST_LEVEL,
+        )
         samples = n0 + stream.used
         lo, up = stop.lower, stop.upper
         if lo < 0.5:
@@ -492,8 +562,9 @@ class Smooth:
             radius = float(grid[j]) if j >= 0 else 0.0
         return AdaptiveCertificate(c_a, radius, lo, up, samples, stop.reason)
 
-    def predict_adaptive(self, x, n_max: int, alpha: float, batch_size: int, generator=None
-                         ) -> AdaptivePrediction:
+    def predict_adaptive(
+        self, x, n_max: int, alpha: float, batch_size: int, generator=None
+    ) -> AdaptivePrediction:
         """Sequential PREDICT: the top class as soon as it is decided, :data:`ABSTAIN` when the
         budget ``n_max`` is spent (or a decision is out of reach); with probability >= 1 - alpha
         the class returned is g(x), as :meth:`predict` (whose samples it draws).
@@ -517,8 +588,9 @@ class Smooth:
         batch_size = _check_int("batch_size", batch_size)
         looks = look_schedule(n_max)
         levels = UnionBoundCP(alpha, looks).alphas / max(1, self.num_classes - 1)
-        stream = _SampleStream(self, x, n_max, batch_size,
-                               derive_seed(self._base_seed(generator), 0))
+        stream = _SampleStream(
+            self, x, n_max, batch_size, derive_seed(self._base_seed(generator), 0)
+        )
         counts = np.zeros(self.num_classes, dtype=np.int64)
         n = 0
         for k, m in enumerate(looks.tolist()):
@@ -527,8 +599,9 @@ class Smooth:
             a = int(np.argmax(counts))
             n_a = int(counts[a])
             others = np.unique(np.delete(counts, a))
-            if others.size == 0 or (n_a > 0 and
-                                    float(np.min(cp_lower(n_a, n_a + others, levels[k]))) > 0.5):
+            if others.size == 0 or (
+                n_a > 0 and float(np.min(cp_lower(n_a, n_a + others, levels[k]))) > 0.5
+            ):
                 return AdaptivePrediction(a, stream.used, "decided")
             if k == looks.size - 1:
                 return AdaptivePrediction(Smooth.ABSTAIN, stream.used, "budget")
@@ -537,10 +610,11 @@ class Smooth:
             n_b = int(others[-1])
             pair = n_a + n_b
             q_up = float(cp_upper(n_a, pair, levels[k])) if pair else 1.0
-            later = looks[k + 1:]
+            later = looks[k + 1 :]
             m_pair = np.maximum(pair * later / n, pair + 1)
-            best = cp_lower(np.minimum(n_a + q_up * (m_pair - pair), m_pair), m_pair,
-                            levels[k + 1:])
+            best = cp_lower(
+                np.minimum(n_a + q_up * (m_pair - pair), m_pair), m_pair, levels[k + 1 :]
+            )
             if not np.max(best) > 0.5:
                 return AdaptivePrediction(Smooth.ABSTAIN, stream.used, "decision out of reach")
         raise AssertionError("unreachable: the last look always returns")
@@ -551,8 +625,7 @@ class _SampleStream:
     same blocks, hence the same noise), classified m at a time in batches of <= batch_size;
     ``used`` counts the forward passes."""
 
-    def __init__(self, smooth: Smooth, x: torch.Tensor, total: int, batch_size: int,
-                 seed: int):
+    def __init__(self, smooth: Smooth, x: torch.Tensor, total: int, batch_size: int, seed: int):
         self.smooth, self.x, self.batch_size = smooth, x, batch_size
         self.flat = x.reshape(1, -1)
         self.blocks = smooth._noise_blocks(total, seed, x.dtype)
@@ -564,8 +637,7 @@ class _SampleStream:
 
     def counts(self, m: int) -> np.ndarray:
         """Class counts of the next ``m`` draws."""
-        counts = torch.zeros(self.smooth.num_classes, dtype=torch.int64,
-                             device=self.smooth.device)
+        counts = torch.zeros(self.smooth.num_classes, dtype=torch.int64, device=self.smooth.device)
         remaining = m
         with torch.no_grad():
             while remaining > 0:
@@ -576,8 +648,9 @@ class _SampleStream:
                     self.n_pending += block.shape[0]
                 z = torch.cat(self.pending) if len(self.pending) > 1 else self.pending[0]
                 batch = (self.flat + z[:k]).reshape(k, *self.x.shape)
-                counts += torch.bincount(self.smooth._classify(batch),
-                                         minlength=self.smooth.num_classes)
+                counts += torch.bincount(
+                    self.smooth._classify(batch), minlength=self.smooth.num_classes
+                )
                 self.pending = [z[k:]] if k < self.n_pending else []
                 self.n_pending -= k
                 remaining -= k
@@ -585,5 +658,11 @@ class _SampleStream:
         return counts.cpu().numpy()
 
 
-__all__ = ["Smooth", "check_device", "derive_seed", "lower_confidence_bound",
-           "upper_confidence_bound", "noise_block"]
+__all__ = [
+    "Smooth",
+    "check_device",
+    "derive_seed",
+    "lower_confidence_bound",
+    "upper_confidence_bound",
+    "noise_block",
+]

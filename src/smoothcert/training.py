@@ -45,8 +45,20 @@ LOG_NAME = "log"
 LOG_HEADER = "epoch\ttime\tlr\ttrain loss\ttrain acc\ttestloss\ttest acc"
 
 # fields of ``config`` that must agree to resume (``epochs``, ``workers``, ``device`` need not)
-CONFIG_FIELDS = ("dataset", "arch", "noise", "k", "sigma", "batch", "lr", "lr_step_size",
-                 "gamma", "momentum", "weight_decay", "seed")
+CONFIG_FIELDS = (
+    "dataset",
+    "arch",
+    "noise",
+    "k",
+    "sigma",
+    "batch",
+    "lr",
+    "lr_step_size",
+    "gamma",
+    "momentum",
+    "weight_decay",
+    "seed",
+)
 
 # independent random streams, re-seeded every epoch
 _SHUFFLE, _TRAIN_NOISE, _TEST_NOISE, _GLOBAL, _INIT = range(5)
@@ -86,7 +98,8 @@ class NoiseSpec:
         """The noise on R^dim, or None for clean training."""
         if self.name not in FAMILIES:
             raise SmoothCertError(
-                f"unknown noise {self.name!r}; choose one of {', '.join(FAMILIES)}")
+                f"unknown noise {self.name!r}; choose one of {', '.join(FAMILIES)}"
+            )
         if self.clean:
             if self.k:
                 raise SmoothCertError("sigma = 0 (no noise) takes no shape parameter k")
@@ -96,9 +109,13 @@ class NoiseSpec:
     def params(self, dim: int) -> dict:
         """Resolved parameters (stored in the checkpoint under ``noise``)."""
         noise = self.build(dim)
-        return {"noise": self.name, "dim": int(dim), "k": float(self.k),
-                "sigma": 0.0 if noise is None else noise.sigma,
-                "sigma0": None if self.sigma0 is None else float(self.sigma0)}
+        return {
+            "noise": self.name,
+            "dim": int(dim),
+            "k": float(self.k),
+            "sigma": 0.0 if noise is None else noise.sigma,
+            "sigma0": None if self.sigma0 is None else float(self.sigma0),
+        }
 
 
 @dataclass
@@ -131,15 +148,22 @@ def _check_hyper(epochs, batch, lr, lr_step_size, gamma, momentum, weight_decay,
     need(isinstance(epochs, int) and epochs >= 0, f"epochs must be an integer >= 0, got {epochs}")
     need(isinstance(batch, int) and batch >= 1, f"batch must be an integer >= 1, got {batch}")
     need(math.isfinite(lr) and lr > 0, f"lr must be a finite number > 0, got {lr}")
-    need(isinstance(lr_step_size, int) and lr_step_size >= 1,
-         f"lr_step_size must be an integer >= 1, got {lr_step_size}")
+    need(
+        isinstance(lr_step_size, int) and lr_step_size >= 1,
+        f"lr_step_size must be an integer >= 1, got {lr_step_size}",
+    )
     need(math.isfinite(gamma) and gamma > 0, f"gamma must be a finite number > 0, got {gamma}")
-    need(math.isfinite(momentum) and momentum >= 0,
-         f"momentum must be a finite number >= 0, got {momentum}")
-    need(math.isfinite(weight_decay) and weight_decay >= 0,
-         f"weight_decay must be a finite number >= 0, got {weight_decay}")
-    need(isinstance(workers, int) and workers >= 0,
-         f"workers must be an integer >= 0, got {workers}")
+    need(
+        math.isfinite(momentum) and momentum >= 0,
+        f"momentum must be a finite number >= 0, got {momentum}",
+    )
+    need(
+        math.isfinite(weight_decay) and weight_decay >= 0,
+        f"weight_decay must be a finite number >= 0, got {weight_decay}",
+    )
+    need(
+        isinstance(workers, int) and workers >= 0, f"workers must be an integer >= 0, got {workers}"
+    )
 
 
 def config_mismatch(stored: dict, wanted: dict) -> list[str]:
@@ -168,8 +192,15 @@ def _read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def format_log_row(epoch: int, seconds: float, lr: float, train_loss: float, train_acc: float,
-                   test_loss: float, test_acc: float) -> str:
+def format_log_row(
+    epoch: int,
+    seconds: float,
+    lr: float,
+    train_loss: float,
+    train_acc: float,
+    test_loss: float,
+    test_acc: float,
+) -> str:
     """One row of the reference log (``{:.3}`` numbers, accuracies in percent)."""
     duration = str(datetime.timedelta(seconds=round(seconds, 6)))
     numbers = "\t".join(f"{v:.3}" for v in (lr, train_loss, train_acc, test_loss, test_acc))
@@ -189,8 +220,10 @@ def read_log(path) -> list[dict]:
             raise SmoothCertError(f"{path}:{n}: expected {len(names)} fields, got {len(parts)}")
         row = dict(zip(names, parts, strict=True))
         try:
-            row = {k: (v if k == "time" else int(v) if k == "epoch" else float(v))
-                   for k, v in row.items()}
+            row = {
+                k: (v if k == "time" else int(v) if k == "epoch" else float(v))
+                for k, v in row.items()
+            }
         except ValueError:
             raise SmoothCertError(f"{path}:{n}: malformed number") from None
         rows.append(row)
@@ -212,16 +245,18 @@ def _prepare_log(path: Path, keep_epochs: int) -> None:
         raise SmoothCertError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _run_epoch(model, loader, criterion, device, noise, generator, optimizer=None,
-               desc="", progress=False):
+def _run_epoch(
+    model, loader, criterion, device, noise, generator, optimizer=None, desc="", progress=False
+):
     """One pass over ``loader`` (training when ``optimizer`` is given): mean loss, acc (%)."""
     from tqdm.auto import tqdm
 
     training = optimizer is not None
     model.train(training)
     total_loss, correct, count = 0.0, 0, 0
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        loader, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True
+    )
     with torch.set_grad_enabled(training):
         for inputs, targets in bar:
             inputs = inputs.to(device)
@@ -252,20 +287,48 @@ def _initial_model(arch: str, dataset: str, train_set, seed: int, weights):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_epoch_seed(seed, 0, _INIT))
-        return get_architecture(arch, dataset, num_classes=int(train_set.num_classes),
-                                in_channels=int(train_set.input_shape[0]),
-                                **({} if weights is None else {"weights": weights}))
+        return get_architecture(
+            arch,
+            dataset,
+            num_classes=int(train_set.num_classes),
+            in_channels=int(train_set.input_shape[0]),
+            **({} if weights is None else {"weights": weights}),
+        )
 
 
-def _train_config(dataset, arch, spec: NoiseSpec, noise_params: dict, batch, lr, lr_step_size,
-                  gamma, momentum, weight_decay, seed, epochs, weights, resize) -> dict:
+def _train_config(
+    dataset,
+    arch,
+    spec: NoiseSpec,
+    noise_params: dict,
+    batch,
+    lr,
+    lr_step_size,
+    gamma,
+    momentum,
+    weight_decay,
+    seed,
+    epochs,
+    weights,
+    resize,
+) -> dict:
     """The configuration stored in the checkpoint (a resumed run must match it)."""
-    config = {"dataset": str(dataset), "arch": str(arch), "noise": spec.name,
-              "k": float(spec.k), "sigma": float(noise_params["sigma"]),
-              "sigma0": noise_params["sigma0"], "batch": int(batch), "lr": float(lr),
-              "lr_step_size": int(lr_step_size), "gamma": float(gamma),
-              "momentum": float(momentum), "weight_decay": float(weight_decay),
-              "seed": int(seed), "epochs": int(epochs)}
+    config = {
+        "dataset": str(dataset),
+        "arch": str(arch),
+        "noise": spec.name,
+        "k": float(spec.k),
+        "sigma": float(noise_params["sigma"]),
+        "sigma0": noise_params["sigma0"],
+        "batch": int(batch),
+        "lr": float(lr),
+        "lr_step_size": int(lr_step_size),
+        "gamma": float(gamma),
+        "momentum": float(momentum),
+        "weight_decay": float(weight_decay),
+        "seed": int(seed),
+        "epochs": int(epochs),
+    }
     if weights is not None:
         config["weights"] = str(weights)
     if resize is not None:  # the noise and the images are in the resized pixel space
@@ -273,8 +336,9 @@ def _train_config(dataset, arch, spec: NoiseSpec, noise_params: dict, batch, lr,
     return config
 
 
-def _resume(ckpt_path: Path, config: dict, model, optimizer, scheduler, epochs: int,
-            verbose: bool) -> int:
+def _resume(
+    ckpt_path: Path, config: dict, model, optimizer, scheduler, epochs: int, verbose: bool
+) -> int:
     """Load the checkpoint of a run with the same ``config`` into the model, optimizer and
     scheduler; the number of epochs it has done."""
     ckpt = _read_checkpoint(ckpt_path)
@@ -283,8 +347,10 @@ def _resume(ckpt_path: Path, config: dict, model, optimizer, scheduler, epochs: 
         raise SmoothCertError(f"{ckpt_path} has no training configuration; use a new outdir")
     diff = config_mismatch(stored, config)
     if diff:
-        raise SmoothCertError(f"{ckpt_path} was trained with a different configuration "
-                              f"({'; '.join(diff)}); use the same options or another outdir")
+        raise SmoothCertError(
+            f"{ckpt_path} was trained with a different configuration "
+            f"({'; '.join(diff)}); use the same options or another outdir"
+        )
     model.load_state_dict(ckpt["state_dict"])
     if "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -293,15 +359,26 @@ def _resume(ckpt_path: Path, config: dict, model, optimizer, scheduler, epochs: 
     start = int(ckpt["epoch"])
     if verbose:
         if start >= epochs:
-            print(f"{ckpt_path}: already trained for {start} epoch(s) "
-                  f"(>= {epochs}); nothing to do")
+            print(f"{ckpt_path}: already trained for {start} epoch(s) (>= {epochs}); nothing to do")
         else:
             print(f"resuming {ckpt_path} after epoch {start}")
     return start
 
 
-def _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch: int, epochs: int,
-           batch: int, workers: int, seed: int, progress: bool) -> dict:
+def _epoch(
+    model,
+    optimizer,
+    train_set,
+    test_set,
+    train_noise,
+    dev,
+    epoch: int,
+    epochs: int,
+    batch: int,
+    workers: int,
+    seed: int,
+    progress: bool,
+) -> dict:
     """One epoch of training and the test pass, each with its own seeded streams; the history
     entry (the scheduler is stepped by the caller)."""
     from torch.utils.data import DataLoader
@@ -311,26 +388,55 @@ def _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch: int, 
     shuffle = torch.Generator().manual_seed(_epoch_seed(seed, epoch, _SHUFFLE))
     train_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TRAIN_NOISE))
     test_gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, epoch, _TEST_NOISE))
-    train_loader = DataLoader(train_set, batch_size=batch, shuffle=True, generator=shuffle,
-                              num_workers=workers, pin_memory=pin)
-    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False,
-                             num_workers=workers, pin_memory=pin)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=batch,
+        shuffle=True,
+        generator=shuffle,
+        num_workers=workers,
+        pin_memory=pin,
+    )
+    test_loader = DataLoader(
+        test_set, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=pin
+    )
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(_epoch_seed(seed, epoch, _GLOBAL))
         lr_now = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = _run_epoch(
-            model, train_loader, criterion, dev, train_noise, train_gen, optimizer,
-            desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
+            model,
+            train_loader,
+            criterion,
+            dev,
+            train_noise,
+            train_gen,
+            optimizer,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            progress=progress,
+        )
         test_loss, test_acc = _run_epoch(
-            model, test_loader, criterion, dev, train_noise, test_gen,
-            desc=f"test {epoch + 1}/{epochs}", progress=progress)
-    return {"epoch": epoch, "lr": lr_now, "train_loss": train_loss, "train_acc": train_acc,
-            "test_loss": test_loss, "test_acc": test_acc}
+            model,
+            test_loader,
+            criterion,
+            dev,
+            train_noise,
+            test_gen,
+            desc=f"test {epoch + 1}/{epochs}",
+            progress=progress,
+        )
+    return {
+        "epoch": epoch,
+        "lr": lr_now,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+    }
 
 
-def _open_run(out: Path, outdir, config: dict, model, optimizer, scheduler, epochs: int,
-              verbose: bool) -> int:
+def _open_run(
+    out: Path, outdir, config: dict, model, optimizer, scheduler, epochs: int, verbose: bool
+) -> int:
     """The first epoch to train: resume the checkpoint in ``out`` (same configuration), or
     create the folder; the log keeps the rows of the epochs done."""
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
@@ -341,17 +447,19 @@ def _open_run(out: Path, outdir, config: dict, model, optimizer, scheduler, epoc
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SmoothCertError(f"cannot create OUTDIR {outdir}: {exc.strerror or exc}") \
-                from None
+            raise SmoothCertError(f"cannot create OUTDIR {outdir}: {exc.strerror or exc}") from None
     if start < epochs:
         _prepare_log(log_path, start)
     return start
 
 
 def _print_epoch(h: dict, epochs: int, seconds: float) -> None:
-    print(f"epoch {h['epoch'] + 1}/{epochs}  lr {h['lr']:.3g}  train loss "
-          f"{h['train_loss']:.4f}  train acc {h['train_acc']:.2f}%  test loss "
-          f"{h['test_loss']:.4f}  test acc {h['test_acc']:.2f}%  ({seconds:.1f} s)", flush=True)
+    print(
+        f"epoch {h['epoch'] + 1}/{epochs}  lr {h['lr']:.3g}  train loss "
+        f"{h['train_loss']:.4f}  train acc {h['train_acc']:.2f}%  test loss "
+        f"{h['test_loss']:.4f}  test acc {h['test_acc']:.2f}%  ({seconds:.1f} s)",
+        flush=True,
+    )
 
 
 def _append_log(log_path: Path, row: str) -> None:
@@ -362,11 +470,27 @@ def _append_log(log_path: Path, row: str) -> None:
         raise SmoothCertError(f"cannot write {log_path}: {exc.strerror or exc}") from None
 
 
-def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batch: int = 256,
-          lr: float = 0.1, lr_step_size: int = 30, gamma: float = 0.1, momentum: float = 0.9,
-          weight_decay: float = 1e-4, workers: int = 0, device=None, seed: int = 0,
-          data_dir=None, progress: bool = True, verbose: bool = True,
-          weights=None) -> TrainResult:
+def train(
+    dataset: str,
+    arch: str,
+    outdir,
+    noise=None,
+    *,
+    epochs: int = 90,
+    batch: int = 256,
+    lr: float = 0.1,
+    lr_step_size: int = 30,
+    gamma: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    workers: int = 0,
+    device=None,
+    seed: int = 0,
+    data_dir=None,
+    progress: bool = True,
+    verbose: bool = True,
+    weights=None,
+) -> TrainResult:
     """Train ``arch`` on ``dataset`` with noise augmentation, resuming from ``outdir``.
 
     ``arch`` is a reference architecture or a model of another library (``hf:DIR``,
@@ -384,8 +508,16 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     from .models.pretrained import checkpoint_extra, resize_data
 
     spec = NoiseSpec.coerce(noise)
-    _check_hyper(epochs, batch, float(lr), lr_step_size, float(gamma), float(momentum),
-                 float(weight_decay), workers)
+    _check_hyper(
+        epochs,
+        batch,
+        float(lr),
+        lr_step_size,
+        float(gamma),
+        float(momentum),
+        float(weight_decay),
+        workers,
+    )
     dev = resolve_device(device)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
@@ -399,37 +531,100 @@ def train(dataset: str, arch: str, outdir, noise=None, *, epochs: int = 90, batc
     dim = int(np.prod(train_set.input_shape))
     noise_params = spec.params(dim)
     train_noise = spec.build(dim)
-    config = _train_config(dataset, arch, spec, noise_params, batch, lr, lr_step_size, gamma,
-                           momentum, weight_decay, seed, epochs, weights, resize)
+    config = _train_config(
+        dataset,
+        arch,
+        spec,
+        noise_params,
+        batch,
+        lr,
+        lr_step_size,
+        gamma,
+        momentum,
+        weight_decay,
+        seed,
+        epochs,
+        weights,
+        resize,
+    )
 
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
     model = model.to(dev)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_size, gamma=gamma)
     start = _open_run(out, outdir, config, model, optimizer, scheduler, epochs, verbose)
 
     history = []
     for epoch in range(start, epochs):
         before = time.time()
-        h = _epoch(model, optimizer, train_set, test_set, train_noise, dev, epoch, epochs,
-                   batch, workers, seed, progress)
+        h = _epoch(
+            model,
+            optimizer,
+            train_set,
+            test_set,
+            train_noise,
+            dev,
+            epoch,
+            epochs,
+            batch,
+            workers,
+            seed,
+            progress,
+        )
         scheduler.step()
         seconds = time.time() - before
-        _append_log(log_path, format_log_row(epoch, seconds, h["lr"], h["train_loss"],
-                                             h["train_acc"], h["test_loss"], h["test_acc"]))
-        save_checkpoint(ckpt_path, model, arch, epoch=epoch + 1, optimizer=optimizer,
-                        dataset=str(dataset), noise=noise_params,
-                        scheduler=scheduler.state_dict(), config=config,
-                        **checkpoint_extra(model))
-        history.append({"epoch": epoch, "time": seconds, **{k: v for k, v in h.items()
-                                                            if k != "epoch"}})
+        _append_log(
+            log_path,
+            format_log_row(
+                epoch,
+                seconds,
+                h["lr"],
+                h["train_loss"],
+                h["train_acc"],
+                h["test_loss"],
+                h["test_acc"],
+            ),
+        )
+        save_checkpoint(
+            ckpt_path,
+            model,
+            arch,
+            epoch=epoch + 1,
+            optimizer=optimizer,
+            dataset=str(dataset),
+            noise=noise_params,
+            scheduler=scheduler.state_dict(),
+            config=config,
+            **checkpoint_extra(model),
+        )
+        history.append(
+            {"epoch": epoch, "time": seconds, **{k: v for k, v in h.items() if k != "epoch"}}
+        )
         if verbose:
             _print_epoch(h, epochs, seconds)
     model.eval()
-    return TrainResult(model=model, outdir=out, checkpoint=ckpt_path, log=log_path,
-                       epoch=max(start, epochs), start_epoch=start, history=history)
+    return TrainResult(
+        model=model,
+        outdir=out,
+        checkpoint=ckpt_path,
+        log=log_path,
+        epoch=max(start, epochs),
+        start_epoch=start,
+        history=history,
+    )
 
 
-__all__ = ["NoiseSpec", "TrainResult", "train", "read_log", "format_log_row",
-           "config_mismatch", "CHECKPOINT_NAME", "LOG_NAME", "LOG_HEADER", "CONFIG_FIELDS"]
+__all__ = [
+    "NoiseSpec",
+    "TrainResult",
+    "train",
+    "read_log",
+    "format_log_row",
+    "config_mismatch",
+    "CHECKPOINT_NAME",
+    "LOG_NAME",
+    "LOG_HEADER",
+    "CONFIG_FIELDS",
+]

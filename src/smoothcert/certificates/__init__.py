@@ -32,6 +32,17 @@ from .registry import (
 )
 from .table import TableCertificate
 
-__all__ = ["Certificate", "GaussianCertificate", "TableCertificate", "get_certificate",
-           "certified_radius", "check_probability", "check_radius", "dkw_threshold", "ENGINES",
-           "ENGINE_VERSION", "DEFAULT_SAMPLES", "DEFAULT_FAILURE_PROB"]
+__all__ = [
+    "Certificate",
+    "GaussianCertificate",
+    "TableCertificate",
+    "get_certificate",
+    "certified_radius",
+    "check_probability",
+    "check_radius",
+    "dkw_threshold",
+    "ENGINES",
+    "ENGINE_VERSION",
+    "DEFAULT_SAMPLES",
+    "DEFAULT_FAILURE_PROB",
+]

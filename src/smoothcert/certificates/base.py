@@ -25,8 +25,9 @@ def _as_float_array(x, name: str) -> np.ndarray:
     try:
         return np.asarray(x, dtype=float)
     except (TypeError, ValueError):
-        raise SmoothCertError(f"{name} must be a number or an array of numbers, got {x!r}") \
-            from None
+        raise SmoothCertError(
+            f"{name} must be a number or an array of numbers, got {x!r}"
+        ) from None
 
 
 def check_probability(p, name: str = "p") -> np.ndarray:
@@ -116,9 +117,12 @@ class Certificate:
 
     def describe(self) -> dict:
         """Everything that defines this certificate, for result files and ``--json``."""
-        return {**self.noise.params(), "norm": self.norm, "method": self.method,
-                "failure_prob": self.failure_prob}
+        return {
+            **self.noise.params(),
+            "norm": self.norm,
+            "method": self.method,
+            "failure_prob": self.failure_prob,
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.noise!r}, norm={self.norm!r}, method={self.method})"
-

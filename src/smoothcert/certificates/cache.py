@@ -78,8 +78,9 @@ def _canonical(params: dict) -> str:
 
 
 def table_key(params: dict) -> str:
-    return hashlib.sha256(_canonical({"cache_format": FORMAT_VERSION, **params})
-                          .encode()).hexdigest()[:32]
+    return hashlib.sha256(
+        _canonical({"cache_format": FORMAT_VERSION, **params}).encode()
+    ).hexdigest()[:32]
 
 
 def table_digest(params: dict, radii, thresholds, info: dict) -> str:
@@ -202,8 +203,12 @@ def cached_table(params: dict, build, use_cache: bool = True, check=None):
                 reason = str(exc)
             if result is None:
                 if reason is not None:  # one line (no source line under it)
-                    warnings.warn_explicit(f"ignoring certificate cache file {path}: {reason}; "
-                                           "rebuilding it", UserWarning, "smoothcert", 0)
+                    warnings.warn_explicit(
+                        f"ignoring certificate cache file {path}: {reason}; rebuilding it",
+                        UserWarning,
+                        "smoothcert",
+                        0,
+                    )
                 result = _finish(build())
                 _write(path, params, result)
     _MEMORY[key] = result
@@ -225,8 +230,14 @@ def _write(path: Path, params: dict, result: tuple) -> None:
         os.umask(mask)
         os.fchmod(fd, 0o666 & ~mask)  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, radii=radii, thresholds=thresholds, params=_canonical(params),
-                     info=json.dumps(info), digest=table_digest(params, radii, thresholds, info))
+            np.savez(
+                f,
+                radii=radii,
+                thresholds=thresholds,
+                params=_canonical(params),
+                info=json.dumps(info),
+                digest=table_digest(params, radii, thresholds, info),
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -272,8 +283,7 @@ def check_quadrature_table(engine, n_random: int = 1):
         if bad.size:
             i = idx[bad[0]]
             t, r, e = float(thresholds[i]), float(radii[i]), float(exact[bad[0]])
-            raise UntrustedTable(f"threshold {t!r} at r = {r!r} is below the exact engine's "
-                                 f"{e!r}")
+            raise UntrustedTable(f"threshold {t!r} at r = {r!r} is below the exact engine's {e!r}")
 
     return check
 
@@ -301,8 +311,9 @@ def check_monte_carlo_table(noise, norm: str, params: dict):
     def check(radii, thresholds, info):
         for name in ("samples", "seed", "n_radii"):
             if info.get(name) != params[name]:
-                raise UntrustedTable(f"info {name} = {info.get(name)!r}, the parameters say "
-                                     f"{params[name]!r}")
+                raise UntrustedTable(
+                    f"info {name} = {info.get(name)!r}, the parameters say {params[name]!r}"
+                )
         eps = dkw_epsilon(params["samples"], params["failure_prob"] / params["n_radii"])
         finite = np.isfinite(thresholds)
         if np.any(thresholds[finite] > 1 + 2 * eps):
@@ -321,7 +332,9 @@ def check_monte_carlo_table(noise, norm: str, params: dict):
             upper_median = np.partition(ell, j - 1)[j - 1]
             lower = np.count_nonzero(ell <= -upper_median) / m - eps_p
             if t < lower:
-                raise UntrustedTable(f"threshold {float(t)!r} at r = {float(r)!r} is below a "
-                                     f"pilot lower bound {lower:.4f} of p*(r)")
+                raise UntrustedTable(
+                    f"threshold {float(t)!r} at r = {float(r)!r} is below a "
+                    f"pilot lower bound {lower:.4f} of p*(r)"
+                )
 
     return check

@@ -50,8 +50,12 @@ def _composite_gauss_legendre(panels: int, order: int):
         a, b = edges[:-1, None], edges[1:, None]
         lower = ((a + b) / 2 + (b - a) / 2 * x[None, :]).ravel()
         wl = ((b - a) / 2 * w[None, :]).ravel()
-        _GL_CACHE[key] = (np.concatenate([lower, 1 - lower]), np.concatenate([1 - lower, lower]),
-                          np.concatenate([wl, wl]), edges)
+        _GL_CACHE[key] = (
+            np.concatenate([lower, 1 - lower]),
+            np.concatenate([1 - lower, lower]),
+            np.concatenate([wl, wl]),
+            edges,
+        )
     return _GL_CACHE[key]
 
 
@@ -119,8 +123,13 @@ class L2FamilyQuadrature:
             return np.where(out > 0, out, np.nan)
         a1, a2, a3, has, b1, b2, part = self._axis.roots(c, r)
         nan = np.full(c.shape, np.nan)
-        ts = [a1, np.where(has, a2, nan), np.where(has, a3, nan), np.where(part, b1, nan),
-              np.where(part, b2, nan)]
+        ts = [
+            a1,
+            np.where(has, a2, nan),
+            np.where(has, a3, nan),
+            np.where(part, b1, nan),
+            np.where(part, b2, nan),
+        ]
         return np.exp(np.stack(ts, axis=-1))
 
     def cdf(self, c, r) -> np.ndarray:
@@ -130,10 +139,12 @@ class L2FamilyQuadrature:
         if not self.kinks:
             return vals @ self.w
         half = self.edges.size - 1
-        panel = (vals.reshape(*vals.shape[:-1], 2 * half, self.order)
-                 * self.w.reshape(2 * half, self.order)).sum(-1)
+        panel = (
+            vals.reshape(*vals.shape[:-1], 2 * half, self.order)
+            * self.w.reshape(2 * half, self.order)
+        ).sum(-1)
         # panels in increasing v: the lower half, then the mirrored upper half reversed
-        panel = np.concatenate([panel[..., :half], panel[..., :half - 1:-1]], -1)
+        panel = np.concatenate([panel[..., :half], panel[..., : half - 1 : -1]], -1)
         ev = np.concatenate([self.edges, 1 - self.edges[-2::-1]])
         evc = np.concatenate([1 - self.edges, self.edges[-2::-1]])  # exact complements
         with np.errstate(all="ignore"):
@@ -148,8 +159,9 @@ class L2FamilyQuadrature:
         j = np.clip(np.searchsorted(self.edges, s_k, side="right") - 1, 0, half - 1)
         gi = np.where(low, j, 2 * half - 1 - j)
         order = np.argsort(np.where(valid, gi + 0.5 * np.where(low, v_k, -vc_k), np.inf), -1)
-        v_k, vc_k, gi, valid, low = (np.take_along_axis(x, order, -1)
-                                     for x in (v_k, vc_k, gi, valid, low))
+        v_k, vc_k, gi, valid, low = (
+            np.take_along_axis(x, order, -1) for x in (v_k, vc_k, gi, valid, low)
+        )
         # the panels within one of a kink are integrated again (a kink just outside a panel
         # would still spoil its rule), split at the kinks and, between two kinks closer than
         # that, at their midpoint
@@ -173,17 +185,22 @@ class L2FamilyQuadrature:
         # (1 -+ u)^((d-1)/2) edge of the cosine law a smooth function of x
         width = np.maximum(np.stack([w_left, w_right], axis=-1), 0.0)[..., None]
         sign = np.array([-1.0, 1.0])[:, None]
-        step = sign * width * self._x01 ** 2  # (..., K, 2, order)
+        step = sign * width * self._x01**2  # (..., K, 2, order)
         v, vc = v_k[..., None, None] + step, vc_k[..., None, None] - step
         a = self.dof / 2
         with np.errstate(all="ignore"):
-            rho2 = 2.0 * np.where(v < 0.5, special.gammaincinv(a, np.clip(v, 0, 1)),
-                                  special.gammainccinv(a, np.clip(vc, 0, 1)))
-        rho2 = np.clip(np.nan_to_num(rho2, nan=np.finfo(float).tiny), np.finfo(float).tiny,
-                       np.finfo(float).max)
+            rho2 = 2.0 * np.where(
+                v < 0.5,
+                special.gammaincinv(a, np.clip(v, 0, 1)),
+                special.gammainccinv(a, np.clip(vc, 0, 1)),
+            )
+        rho2 = np.clip(
+            np.nan_to_num(rho2, nan=np.finfo(float).tiny), np.finfo(float).tiny, np.finfo(float).max
+        )
         with np.errstate(over="ignore", divide="ignore"):  # rho^2 at the tiny end: clipped
-            fine = self._integrand(c[..., None, None, None], r[..., None, None, None], rho2,
-                                   np.sqrt(rho2))
+            fine = self._integrand(
+                c[..., None, None, None], r[..., None, None, None], rho2, np.sqrt(rho2)
+            )
         wts = 2.0 * width * self._x01 * self._w01
         add = np.where(valid, (fine * wts).sum((-1, -2)), 0.0).sum(-1)
         return np.where(covered, 0.0, panel).sum(-1) + add
@@ -213,8 +230,7 @@ class L2FamilyQuadrature:
         out = np.empty_like(r)
         if good.any():
             args = (r[good], scale[good])
-            out[good] = elementwise.find_root(f, (lo[good], hi[good]), args=args,
-                                              tolerances=tol).x
+            out[good] = elementwise.find_root(f, (lo[good], hi[good]), args=args, tolerances=tol).x
         if not good.all():
             args = (r[~good], scale[~good])
             bracket = elementwise.bracket_root(f, -1.0, 1.0, args=args).bracket
@@ -293,9 +309,12 @@ class _Axis:
         end = np.where(np.abs(flo) < np.abs(fhi), lo, hi)
         if not ok.any():
             return end
-        res = elementwise.find_root(lambda t, c, r: f(t, r) - c, (lo[ok], hi[ok]),
-                                    args=(c[ok], r[ok]),
-                                    tolerances=dict(xatol=1e-15, xrtol=4e-16, fatol=0, frtol=0))
+        res = elementwise.find_root(
+            lambda t, c, r: f(t, r) - c,
+            (lo[ok], hi[ok]),
+            args=(c[ok], r[ok]),
+            tolerances=dict(xatol=1e-15, xrtol=4e-16, fatol=0, frtol=0),
+        )
         out = end.astype(float).copy()
         out[ok] = res.x
         return out
@@ -314,8 +333,13 @@ class _Axis:
         lmin = self._lp(t_min, r)
         above = lr + 1e-12
         has = c >= lmin
-        a2 = self._root(self._lp, np.where(has, above, t_min - 1), np.where(has, t_min, t_min),
-                        np.where(has, c, lmin + 1), r)
+        a2 = self._root(
+            self._lp,
+            np.where(has, above, t_min - 1),
+            np.where(has, t_min, t_min),
+            np.where(has, c, lmin + 1),
+            r,
+        )
         a3 = self._root(self._lp, t_min, np.maximum(far, t_min + 1), np.where(has, c, lmin + 1), r)
         # z = -rho: (0, b1] and [b2, inf) if c < the maximum, else everything
         t_max = np.log((-r + np.sqrt(r * r + 4 * k)) / 2)

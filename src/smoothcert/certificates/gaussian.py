@@ -12,15 +12,18 @@ from .base import Certificate, _scalar_or_array, check_probability, check_radius
 
 _EPS = 2.0**-52  # one unit in the last place of 1.0
 
+
 def _round_down(x, rel):
     """x moved toward -inf by at least ``rel * |x|`` (covers a relative error <= rel of x)."""
     x = np.asarray(x, dtype=float)
     return np.nextafter(x - np.abs(x) * rel, -np.inf)
 
+
 def _round_up(x, rel):
     """x moved toward +inf by at least ``rel * |x|``."""
     x = np.asarray(x, dtype=float)
     return np.nextafter(x + np.abs(x) * rel, np.inf)
+
 
 class GaussianCertificate(Certificate):
     """Corollary 1: R = sigma Phi^-1(p) for l2; sigma Phi^-1(p) / sqrt(d) for l-inf (Theorem 3).
@@ -75,10 +78,10 @@ class GaussianCertificate(Certificate):
     def bilateral_radius(self, p_a, p_b):
         check_probability(p_a, "p_a")
         check_probability(p_b, "p_b")
-        gap = np.nextafter(self._quantile(p_a, up=False) - self._quantile(p_b, up=True),
-                           -np.inf)
+        gap = np.nextafter(self._quantile(p_a, up=False) - self._quantile(p_b, up=True), -np.inf)
         r = _round_down(0.5 * self.scale * gap, self.ARG_STEP)
         return max(float(self.radius(p_a)), float(r))
+
 
 def closed_form_certificate(noise: Noise, norm: str, **_options) -> GaussianCertificate:
     """The ``"closed-form"`` engine (no table, no options: the Monte Carlo ones are ignored)."""

@@ -73,8 +73,16 @@ def distance_estimate(ell: np.ndarray, lam: float) -> float:
     return float(np.mean(np.maximum(lam - np.exp(np.minimum(ell, 700.0)), 0.0)))
 
 
-def log_ratio_samples(noise, radii, norm: str, n: int, generator: torch.Generator,
-                      device=None, chunk: int = 1 << 16, progress=None) -> np.ndarray:
+def log_ratio_samples(
+    noise,
+    radii,
+    norm: str,
+    n: int,
+    generator: torch.Generator,
+    device=None,
+    chunk: int = 1 << 16,
+    progress=None,
+) -> np.ndarray:
     """ell samples at each radius: an array (len(radii), n), sharing the same z samples.
 
     Memory stays bounded: z is drawn ``chunk`` rows at a time and reduced to a few statistics."""
@@ -85,7 +93,7 @@ def log_ratio_samples(noise, radii, norm: str, n: int, generator: torch.Generato
         m = min(chunk, n - done)
         stats = noise.sample_stats(m, generator=generator, device=device)
         for i, r in enumerate(radii):
-            out[i, done:done + m] = noise.log_ratio_from_stats(stats, r, norm).cpu().numpy()
+            out[i, done : done + m] = noise.log_ratio_from_stats(stats, r, norm).cpu().numpy()
         done += m
         if progress is not None:
             progress(m)
@@ -106,8 +114,9 @@ def _progress_bar(on: bool, total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit)
 
 
-def _radius_grid(unit: Noise, norm: str, samples: int, n_radii: int, generator,
-                 device) -> np.ndarray:
+def _radius_grid(
+    unit: Noise, norm: str, samples: int, n_radii: int, generator, device
+) -> np.ndarray:
     """n_radii radii up to 1.25 times the first power of 2 (from 1e-3) at which a pilot sample
     puts p*(r) above 0.9999 (the first draws of ``generator``)."""
     pilot = unit.sample_stats(min(20_000, samples), generator=generator, device=device)
@@ -135,8 +144,9 @@ def _draw_stats(unit: Noise, samples: int, generator, device, bar) -> NoiseStats
     return NoiseStats.cat(parts)
 
 
-def _dkw_grid_thresholds(unit: Noise, norm: str, st: NoiseStats, samples: int, radii: np.ndarray,
-                         beta: float, bar) -> np.ndarray:
+def _dkw_grid_thresholds(
+    unit: Noise, norm: str, st: NoiseStats, samples: int, radii: np.ndarray, beta: float, bar
+) -> np.ndarray:
     """dkw_threshold at level ``beta`` of the log ratios at each radius, a block of radii at a
     time (on the CPU a cache-sized chunk of samples at a time: elementwise, so the same numbers),
     one selection and one count per block (dkw_thresholds, bit for bit dkw_threshold of each
@@ -146,19 +156,29 @@ def _dkw_grid_thresholds(unit: Noise, norm: str, st: NoiseStats, samples: int, r
     rows = np.empty((block, samples))
     thresholds = np.empty(radii.size)
     for start in range(0, radii.size, block):
-        part = radii[start:start + block]
+        part = radii[start : start + block]
         for lo in range(0, samples, chunk):
-            st_chunk = st[lo:lo + chunk]
+            st_chunk = st[lo : lo + chunk]
             for i, r in enumerate(part):
-                rows[i, lo:lo + chunk] = unit.log_ratio_from_stats(st_chunk, r, norm).cpu().numpy()
-        thresholds[start:start + part.size] = dkw_thresholds(rows[:part.size], beta)
+                rows[i, lo : lo + chunk] = (
+                    unit.log_ratio_from_stats(st_chunk, r, norm).cpu().numpy()
+                )
+        thresholds[start : start + part.size] = dkw_thresholds(rows[: part.size], beta)
         if bar is not None:
             bar.update(part.size)
     return thresholds
 
 
-def monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: float, seed: int,
-                      n_radii: int, device=None, progress: bool = False):
+def monte_carlo_table(
+    noise: Noise,
+    norm: str,
+    samples: int,
+    failure_prob: float,
+    seed: int,
+    n_radii: int,
+    device=None,
+    progress: bool = False,
+):
     """``(radii, thresholds, info)`` of ``noise`` at sigma = 1: a pilot sample sets the radius
     grid, ``samples`` fresh draws give each radius its DKW threshold at level
     failure_prob / n_radii (union bound over the grid); r = 0 has threshold 1/2."""
@@ -174,8 +194,9 @@ def monte_carlo_table(noise: Noise, norm: str, samples: int, failure_prob: float
         bar.close()
     # the second step (seconds at 1M samples) gets its own bar
     bar = _progress_bar(progress, radii.size, f"{desc}: DKW thresholds", "radius")
-    thresholds = _dkw_grid_thresholds(unit, norm, st, samples, radii,
-                                      failure_prob / radii.size, bar)
+    thresholds = _dkw_grid_thresholds(
+        unit, norm, st, samples, radii, failure_prob / radii.size, bar
+    )
     if bar is not None:
         bar.close()
     radii = np.concatenate([[0.0], radii])
@@ -203,11 +224,15 @@ def _device_type(device) -> str:
 
 def check_options(samples, failure_prob, seed, n_radii) -> tuple[int, float, int, int]:
     """The Monte Carlo options, checked: ``(samples, failure_prob, seed, n_radii)``."""
-    samples, n_radii, seed = (_as_int(samples, "samples"), _as_int(n_radii, "n_radii"),
-                              _as_int(seed, "seed"))
+    samples, n_radii, seed = (
+        _as_int(samples, "samples"),
+        _as_int(n_radii, "n_radii"),
+        _as_int(seed, "seed"),
+    )
     if samples < 100:
         raise SmoothCertError(
-            f"a Monte Carlo certificate needs at least 100 samples, got {samples}")
+            f"a Monte Carlo certificate needs at least 100 samples, got {samples}"
+        )
     if isinstance(failure_prob, (str, bytes)) or np.ndim(failure_prob):
         raise SmoothCertError(f"failure_prob must be a number, got {failure_prob!r}")
     failure_prob = float(_as_float_array(failure_prob, "failure_prob"))
@@ -220,20 +245,42 @@ def check_options(samples, failure_prob, seed, n_radii) -> tuple[int, float, int
     return samples, failure_prob, seed, n_radii
 
 
-def monte_carlo_certificate(noise: Noise, norm: str, *, samples, failure_prob, seed, n_radii,
-                            device=None, cache: bool = True, progress: bool = False,
-                            **_options) -> TableCertificate:
+def monte_carlo_certificate(
+    noise: Noise,
+    norm: str,
+    *,
+    samples,
+    failure_prob,
+    seed,
+    n_radii,
+    device=None,
+    cache: bool = True,
+    progress: bool = False,
+    **_options,
+) -> TableCertificate:
     """The ``"monte-carlo"`` engine: the DKW table of :func:`monte_carlo_table` (cached; the
     key holds every option and the device type), sound with probability >= 1 - failure_prob."""
     samples, failure_prob, seed, n_radii = check_options(samples, failure_prob, seed, n_radii)
-    key = {"engine": ENGINE_VERSION, "kind": "monte-carlo", "noise": noise.name,
-           "dim": noise.dim, "k": noise.k, "norm": norm, "samples": samples,
-           "failure_prob": failure_prob, "seed": seed, "n_radii": n_radii,
-           # random streams differ between CPU and CUDA generators: part of the identity
-           "device_type": _device_type(device)}
+    key = {
+        "engine": ENGINE_VERSION,
+        "kind": "monte-carlo",
+        "noise": noise.name,
+        "dim": noise.dim,
+        "k": noise.k,
+        "norm": norm,
+        "samples": samples,
+        "failure_prob": failure_prob,
+        "seed": seed,
+        "n_radii": n_radii,
+        # random streams differ between CPU and CUDA generators: part of the identity
+        "device_type": _device_type(device),
+    }
     radii, thr, info = cached_table(
-        key, lambda: monte_carlo_table(noise, norm, samples, failure_prob, seed, n_radii,
-                                       device, progress), use_cache=cache,
-        check=check_monte_carlo_table(noise, norm, key))
-    return TableCertificate(noise, norm, radii, thr, "monte-carlo", failure_prob, 1.0,
-                            info=info)
+        key,
+        lambda: monte_carlo_table(
+            noise, norm, samples, failure_prob, seed, n_radii, device, progress
+        ),
+        use_cache=cache,
+        check=check_monte_carlo_table(noise, norm, key),
+    )
+    return TableCertificate(noise, norm, radii, thr, "monte-carlo", failure_prob, 1.0, info=info)

@@ -28,6 +28,7 @@ def quadrature_table(dim: int, k: float, n_radii: int = 1024):
         coarse = fine
     else:
         coarse = L2FamilyQuadrature(dim, k, panels=32 if dim > 8 else 64, order=16)
+
     # radius range: up to where p*(r) exceeds 1 - 1e-12 (a power of 2, below 1 when k ~ d)
     def saturated(r):
         t = fine.threshold(np.array([r]))[0]
@@ -43,7 +44,7 @@ def quadrature_table(dim: int, k: float, n_radii: int = 1024):
     thresholds = coarse.threshold(radii)
     # error estimates: coarse (the table) against fine, and fine (the exact refinement) against
     # a finer rule, each on a subset of the radii, times a safety factor of 10
-    check = radii[1:: max(1, radii.size // 32)]
+    check = radii[1 :: max(1, radii.size // 32)]
     fine_t = fine.threshold(check)
     margin = 10 * float(np.max(np.abs(fine_t - coarse.threshold(check))))
     if dim == 1:
@@ -58,15 +59,27 @@ def quadrature_table(dim: int, k: float, n_radii: int = 1024):
     return radii, np.minimum(thresholds + margin, 1.0 + margin), info
 
 
-
-def quadrature_certificate(noise: Noise, norm: str, *, cache: bool = True,
-                           **_options) -> TableCertificate:
+def quadrature_certificate(
+    noise: Noise, norm: str, *, cache: bool = True, **_options
+) -> TableCertificate:
     """The ``"quadrature"`` engine: the l2 family's table (cached), refined exactly on demand;
     l-inf radii are the l2 ones at sqrt(d) r (Theorem 3). Monte Carlo options are ignored."""
     unit_scale = 1.0 / math.sqrt(noise.dim) if norm == "linf" else 1.0
     key = {"engine": ENGINE_VERSION, "kind": "quadrature", "dim": noise.dim, "k": noise.k}
     radii, thr, info = cached_table(
-        key, lambda: quadrature_table(noise.dim, noise.k), use_cache=cache,
-        check=check_quadrature_table(l2_engine(noise.dim, noise.k)))
-    return TableCertificate(noise, norm, radii, thr, "quadrature", 0.0, unit_scale,
-                            engine=l2_engine(noise.dim, noise.k), info=info)
+        key,
+        lambda: quadrature_table(noise.dim, noise.k),
+        use_cache=cache,
+        check=check_quadrature_table(l2_engine(noise.dim, noise.k)),
+    )
+    return TableCertificate(
+        noise,
+        norm,
+        radii,
+        thr,
+        "quadrature",
+        0.0,
+        unit_scale,
+        engine=l2_engine(noise.dim, noise.k),
+        info=info,
+    )

@@ -38,10 +38,18 @@ ENGINES = {
 }
 
 
-def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SAMPLES,
-                    failure_prob: float = DEFAULT_FAILURE_PROB, seed: int = 0,
-                    n_radii: int = 256, device=None, cache: bool = True,
-                    progress: bool = False) -> Certificate:
+def get_certificate(
+    noise: Noise,
+    norm: str = "l2",
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    failure_prob: float = DEFAULT_FAILURE_PROB,
+    seed: int = 0,
+    n_radii: int = 256,
+    device=None,
+    cache: bool = True,
+    progress: bool = False,
+) -> Certificate:
     """The certificate of ``noise`` against ``norm`` attacks (cached on disk when a table).
 
     ``samples``, ``failure_prob``, ``seed`` and ``n_radii`` only matter for Monte Carlo tables:
@@ -51,10 +59,21 @@ def get_certificate(noise: Noise, norm: str = "l2", *, samples: int = DEFAULT_SA
     noise.check_certifiable(norm)
     build = ENGINES.get(noise.certificate_engine)
     if build is None:
-        raise SmoothCertError(f"the {noise.name} noise names an unknown certificate engine "
-                              f"{noise.certificate_engine!r}; known: {', '.join(ENGINES)}")
-    return build(noise, norm, samples=samples, failure_prob=failure_prob, seed=seed,
-                 n_radii=n_radii, device=device, cache=cache, progress=progress)
+        raise SmoothCertError(
+            f"the {noise.name} noise names an unknown certificate engine "
+            f"{noise.certificate_engine!r}; known: {', '.join(ENGINES)}"
+        )
+    return build(
+        noise,
+        norm,
+        samples=samples,
+        failure_prob=failure_prob,
+        seed=seed,
+        n_radii=n_radii,
+        device=device,
+        cache=cache,
+        progress=progress,
+    )
 
 
 def certified_radius(noise: Noise, p, norm: str = "l2", **kwargs):

@@ -16,9 +16,18 @@ from .base import Certificate, _scalar_or_array, check_probability, check_radius
 class TableCertificate(Certificate):
     """A monotone table r_i -> t_i >= p*(r_i), in units where sigma = 1 and scaled on use."""
 
-    def __init__(self, noise: Noise, norm: str, radii: np.ndarray, thresholds: np.ndarray,
-                 method: str, failure_prob: float, unit_scale: float = 1.0, engine=None,
-                 info: dict | None = None):
+    def __init__(
+        self,
+        noise: Noise,
+        norm: str,
+        radii: np.ndarray,
+        thresholds: np.ndarray,
+        method: str,
+        failure_prob: float,
+        unit_scale: float = 1.0,
+        engine=None,
+        info: dict | None = None,
+    ):
         super().__init__(noise, norm, failure_prob)
         radii = np.asarray(radii, dtype=float)
         # a threshold that could not be computed certifies nothing
@@ -65,8 +74,9 @@ class TableCertificate(Certificate):
 
         from scipy import optimize, stats
 
-        t_lo, t_hi = stats.norm.ppf(np.clip([self.thresholds[i_hi - 1], self.thresholds[i_hi]],
-                                            1e-300, 1 - 1e-16))
+        t_lo, t_hi = stats.norm.ppf(
+            np.clip([self.thresholds[i_hi - 1], self.thresholds[i_hi]], 1e-300, 1 - 1e-16)
+        )
         t_p = stats.norm.ppf(p)
         w = (t_p - t_lo) / (t_hi - t_lo) if t_hi > t_lo else 0.5
         guess = r_lo + min(max(w, 0.0), 1.0) * (r_hi - r_lo)
@@ -84,7 +94,7 @@ class TableCertificate(Certificate):
                 lo, hi = r_hi, None
                 j = i_hi + 1
                 while j < self.radii.size:
-                    cand = self.radii[j:j + 4]
+                    cand = self.radii[j : j + 4]
                     bad = np.flatnonzero(f(cand) >= 0)
                     if bad.size:
                         hi = float(cand[bad[0]])
@@ -109,8 +119,9 @@ class TableCertificate(Certificate):
         rr = check_radius(r) / self.scale
         # smallest grid radius >= r: p*(r) <= p*(r_j) <= t_j (beyond the grid: not certified)
         j = np.searchsorted(self.radii, rr, side="left")
-        t = np.where(j < self.radii.size, self.thresholds[np.clip(j, 0, self.radii.size - 1)],
-                     np.inf)
+        t = np.where(
+            j < self.radii.size, self.thresholds[np.clip(j, 0, self.radii.size - 1)], np.inf
+        )
         return _scalar_or_array(t, r)
 
     def value(self, p, r):
@@ -122,6 +133,7 @@ class TableCertificate(Certificate):
         return self.engine.value(float(p), float(r) / self.scale, margin)
 
     def describe(self):
-        return {**super().describe(), **{k: v for k, v in self.info.items()
-                                         if isinstance(v, (int, float, str))}}
-
+        return {
+            **super().describe(),
+            **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str))},
+        }

@@ -14,21 +14,36 @@ from ..figures import FIGURE_NAMES, make_figures
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "figures", help="recompute the paper's figures (PNG, PDF and their numbers)",
+        "figures",
+        help="recompute the paper's figures (PNG, PDF and their numbers)",
         description="Recompute the figures of sections 3-4 of the paper: "
-                    + ", ".join(FIGURE_NAMES) + ". Each is written as NAME.png and NAME.pdf "
-                    "with a caption-sized title, NAME.json (settings, cited numbers, checks) "
-                    "and NAME.csv (plotted series). Seeds are fixed, the computation runs "
-                    "single-threaded with its own certificate cache and the files carry no "
-                    "timestamp: reruns write the same files byte for byte.")
-    p.add_argument("--outdir", default="docs/figures",
-                   help="output folder (created if missing; default: docs/figures)")
-    p.add_argument("--only", nargs="+", choices=FIGURE_NAMES, metavar="NAME",
-                   help="make only these figures (choices: " + ", ".join(FIGURE_NAMES) + ")")
-    p.add_argument("--quick", action="store_true",
-                   help="small sample sizes and grids (seconds; for tests and previews)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="base seed of the Monte Carlo draws (default: 0)")
+        + ", ".join(FIGURE_NAMES)
+        + ". Each is written as NAME.png and NAME.pdf "
+        "with a caption-sized title, NAME.json (settings, cited numbers, checks) "
+        "and NAME.csv (plotted series). Seeds are fixed, the computation runs "
+        "single-threaded with its own certificate cache and the files carry no "
+        "timestamp: reruns write the same files byte for byte.",
+    )
+    p.add_argument(
+        "--outdir",
+        default="docs/figures",
+        help="output folder (created if missing; default: docs/figures)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=FIGURE_NAMES,
+        metavar="NAME",
+        help="make only these figures (choices: " + ", ".join(FIGURE_NAMES) + ")",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sample sizes and grids (seconds; for tests and previews)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed of the Monte Carlo draws (default: 0)"
+    )
     p.set_defaults(func=run)
 
 

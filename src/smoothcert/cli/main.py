@@ -47,7 +47,7 @@ def _sigma_hint(argv: list[str]) -> str | None:
     command = _command_of(argv)
     if command not in ("certify", "predict"):
         return None
-    rest = argv[argv.index(command) + 1:]
+    rest = argv[argv.index(command) + 1 :]
     words = []
     for word in rest:
         if word.startswith("-"):
@@ -59,9 +59,11 @@ def _sigma_hint(argv: list[str]) -> str | None:
         float(words[2])
     except ValueError:
         return None
-    return (f"smoothcert {command}: error: sigma is an option here, not the third positional "
-            f"of the reference: smoothcert {command} {words[0]} {words[1]} {words[3]} "
-            f"--sigma {words[2]} ...")
+    return (
+        f"smoothcert {command}: error: sigma is an option here, not the third positional "
+        f"of the reference: smoothcert {command} {words[0]} {words[1]} {words[3]} "
+        f"--sigma {words[2]} ..."
+    )
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -69,7 +71,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     listed with their help), without, every command."""
     parser = argparse.ArgumentParser(
         prog="smoothcert",
-        description="Certified robustness of black-box classifiers by randomized smoothing.")
+        description="Certified robustness of black-box classifiers by randomized smoothing.",
+    )
     parser.add_argument("--version", action="version", version=f"smoothcert {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = None if argv is None else _command_of(argv)

@@ -12,26 +12,41 @@ from ..errors import SmoothCertError
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "select", help="choose the noise on validation results, report its test result only",
+        "select",
+        help="choose the noise on validation results, report its test result only",
         description="Choose, among certify results files of one model's candidate noise "
-                    "configurations run on VALIDATION images, the one with the highest "
-                    "certified accuracy at --radius R (or mean certified accuracy over "
-                    "--radii LO:HI, the exact integral of the step function / width); ties go "
-                    "to the file given first. With --test, report the certified accuracy of "
-                    "the chosen configuration on its test file (same configuration, images "
-                    "disjoint from the validation ones), with its sampling error; the test "
-                    "scores of the other configurations are never computed.")
-    p.add_argument("files", nargs="+", metavar="VAL.tsv",
-                   help="certify results files (with OUTFILE.config.json) on the validation "
-                        "images, one per candidate configuration")
+        "configurations run on VALIDATION images, the one with the highest "
+        "certified accuracy at --radius R (or mean certified accuracy over "
+        "--radii LO:HI, the exact integral of the step function / width); ties go "
+        "to the file given first. With --test, report the certified accuracy of "
+        "the chosen configuration on its test file (same configuration, images "
+        "disjoint from the validation ones), with its sampling error; the test "
+        "scores of the other configurations are never computed.",
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="VAL.tsv",
+        help="certify results files (with OUTFILE.config.json) on the validation "
+        "images, one per candidate configuration",
+    )
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--radius", type=float, metavar="R",
-                       help="criterion: certified accuracy at radius R")
-    which.add_argument("--radii", metavar="LO:HI",
-                       help="criterion: mean certified accuracy over radii [LO, HI] (exact)")
-    p.add_argument("--test", nargs="+", metavar="TEST.tsv", default=None,
-                   help="the test results files: exactly one per validation file, with its "
-                        "configuration, on images disjoint from the validation images")
+    which.add_argument(
+        "--radius", type=float, metavar="R", help="criterion: certified accuracy at radius R"
+    )
+    which.add_argument(
+        "--radii",
+        metavar="LO:HI",
+        help="criterion: mean certified accuracy over radii [LO, HI] (exact)",
+    )
+    p.add_argument(
+        "--test",
+        nargs="+",
+        metavar="TEST.tsv",
+        default=None,
+        help="the test results files: exactly one per validation file, with its "
+        "configuration, on images disjoint from the validation images",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

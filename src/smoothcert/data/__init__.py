@@ -16,6 +16,14 @@ from .datasets import (
 )
 from .indices import select_indices
 
-__all__ = ["DATASETS", "DIGITS_TEST_SIZE", "ImageFolderDataset", "TensorImageDataset",
-           "dataset_normalization", "is_dataset_path", "load_dataset", "load_tensor_file",
-           "select_indices"]
+__all__ = [
+    "DATASETS",
+    "DIGITS_TEST_SIZE",
+    "ImageFolderDataset",
+    "TensorImageDataset",
+    "dataset_normalization",
+    "is_dataset_path",
+    "load_dataset",
+    "load_tensor_file",
+    "select_indices",
+]

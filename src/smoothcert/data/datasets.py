@@ -25,8 +25,16 @@ from torch.utils.data import Dataset
 from ..errors import SmoothCertError
 from . import transforms as T
 
-__all__ = ["DATASETS", "load_dataset", "load_tensor_file", "dataset_normalization",
-           "is_dataset_path", "TensorImageDataset", "ImageFolderDataset", "DIGITS_TEST_SIZE"]
+__all__ = [
+    "DATASETS",
+    "load_dataset",
+    "load_tensor_file",
+    "dataset_normalization",
+    "is_dataset_path",
+    "TensorImageDataset",
+    "ImageFolderDataset",
+    "DIGITS_TEST_SIZE",
+]
 
 DATASETS = ("digits", "digits32", "cifar10", "imagenet")
 SPLITS = ("train", "test")
@@ -38,11 +46,20 @@ IMAGENET_DEFAULT = os.path.join("data", "imagenet")
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILES = ("test_batch",)
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
-                  ".gif")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 TENSOR_SUFFIXES = (".npz", ".pt", ".pth")
 
 # The reference constants (Cohen et al., code/datasets.py). ``digits``: mean and standard
@@ -77,8 +94,9 @@ def dataset_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ..
         return NORMALIZATION[str(name).lower()]
     except KeyError:
         known = ", ".join(NORMALIZATION)
-        raise SmoothCertError(f"no normalization constants for dataset {name!r}; "
-                              f"known: {known}") from None
+        raise SmoothCertError(
+            f"no normalization constants for dataset {name!r}; known: {known}"
+        ) from None
 
 
 def is_dataset_path(name) -> bool:
@@ -86,8 +104,7 @@ def is_dataset_path(name) -> bool:
     s = os.fspath(name)
     if s.lower() in DATASETS:
         return False
-    return (os.sep in s or "/" in s or s.lower().endswith(TENSOR_SUFFIXES)
-            or os.path.exists(s))
+    return os.sep in s or "/" in s or s.lower().endswith(TENSOR_SUFFIXES) or os.path.exists(s)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -102,16 +119,25 @@ class TensorImageDataset(Dataset):
     ``num_classes_inferred``: ``num_classes`` was read off the labels (1 + the largest), so it
     is only a lower bound: a model with more outputs fits the data (see ``cli.common``)."""
 
-    def __init__(self, data: torch.Tensor, targets: torch.Tensor, *, name: str,
-                 num_classes: int, classes=None, transform=None,
-                 num_classes_inferred: bool = False):
+    def __init__(
+        self,
+        data: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        name: str,
+        num_classes: int,
+        classes=None,
+        transform=None,
+        num_classes_inferred: bool = False,
+    ):
         self.data = data
         self.targets = targets.to(torch.int64)
         self.name = name
         self.num_classes = int(num_classes)
         self.num_classes_inferred = bool(num_classes_inferred)
-        self.classes = list(classes) if classes is not None else [str(i) for i in
-                                                                  range(self.num_classes)]
+        self.classes = (
+            list(classes) if classes is not None else [str(i) for i in range(self.num_classes)]
+        )
         self.input_shape = tuple(int(s) for s in data.shape[1:])
         self.transform = transform
 
@@ -126,8 +152,10 @@ class TensorImageDataset(Dataset):
         return x, int(self.targets[index])
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, n={len(self)}, "
-                f"input_shape={self.input_shape}, num_classes={self.num_classes})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, n={len(self)}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
 
 
 class ImageFolderDataset(Dataset):
@@ -136,8 +164,18 @@ class ImageFolderDataset(Dataset):
     ``mode`` is the PIL mode images are converted to ("RGB" or "L"); ``transform`` maps the PIL
     image to a (C,H,W) tensor."""
 
-    def __init__(self, root, classes, samples, *, name: str, num_classes: int,
-                 input_shape, transform, mode: str = "RGB"):
+    def __init__(
+        self,
+        root,
+        classes,
+        samples,
+        *,
+        name: str,
+        num_classes: int,
+        input_shape,
+        transform,
+        mode: str = "RGB",
+    ):
         self.root = str(root)
         self.classes = list(classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
@@ -164,13 +202,14 @@ class ImageFolderDataset(Dataset):
         return self.transform(img), int(y)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, root={self.root!r}, n={len(self)}, "
-                f"input_shape={self.input_shape}, num_classes={self.num_classes})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, root={self.root!r}, n={len(self)}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
 
 
 # ----------------------------------------------------------------------------- entry point
-def load_dataset(name: str, split: str, root: str | None = None, *,
-                 trust: bool = False) -> Dataset:
+def load_dataset(name: str, split: str, root: str | None = None, *, trust: bool = False) -> Dataset:
     """The ``split`` ("train" or "test") of data set ``name``.
 
     ``name``: "digits" (scikit-learn's bundled 8x8 digits, fixed split 1437/360), "cifar10"
@@ -203,8 +242,10 @@ def _load_dataset(name, split: str, root, trust: bool = False) -> Dataset:
     if lowered == "imagenet":
         return _imagenet(split, root)
     if not is_dataset_path(key):
-        raise SmoothCertError(f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, or a "
-                              "path to an image folder or a .npz / .pt file")
+        raise SmoothCertError(
+            f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, or a "
+            "path to an image folder or a .npz / .pt file"
+        )
     path = Path(key).expanduser()
     if not path.exists():
         raise SmoothCertError(f"dataset {key} not found: no such file or folder")
@@ -212,8 +253,10 @@ def _load_dataset(name, split: str, root, trust: bool = False) -> Dataset:
         return _custom_folder(path, split)
     if path.suffix.lower() in TENSOR_SUFFIXES:
         return load_tensor_file(path, split, trust=trust)
-    raise SmoothCertError(f"dataset {key}: unsupported file type {path.suffix or '(none)'!r}; "
-                          "use an image folder, a .npz or a .pt file")
+    raise SmoothCertError(
+        f"dataset {key}: unsupported file type {path.suffix or '(none)'!r}; "
+        "use an image folder, a .npz or a .pt file"
+    )
 
 
 # ----------------------------------------------------------------------------- digits
@@ -225,8 +268,12 @@ def _digits_split_indices(y: np.ndarray, n_test: int = DIGITS_TEST_SIZE):
     order = np.lexsort((classes, -(exact - per_class)))
     per_class[order[: n_test - per_class.sum()]] += 1
     rs = np.random.RandomState(0)
-    test = np.concatenate([rs.permutation(np.flatnonzero(y == c))[:k]
-                           for c, k in zip(classes, per_class, strict=True)])
+    test = np.concatenate(
+        [
+            rs.permutation(np.flatnonzero(y == c))[:k]
+            for c, k in zip(classes, per_class, strict=True)
+        ]
+    )
     test = np.sort(test)
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
@@ -241,18 +288,25 @@ def _digits(split: str) -> TensorImageDataset:
     train, test = _digits_split_indices(y)
     idx = train if split == "train" else test
     data = torch.from_numpy(np.ascontiguousarray(images[idx][:, None, :, :]))
-    return TensorImageDataset(data, torch.from_numpy(y[idx]), name="digits", num_classes=10,
-                              classes=[str(i) for i in range(10)])
+    return TensorImageDataset(
+        data,
+        torch.from_numpy(y[idx]),
+        name="digits",
+        num_classes=10,
+        classes=[str(i) for i in range(10)],
+    )
 
 
 def _digits32(split: str) -> TensorImageDataset:
     """``digits`` upsampled to 3 x 32 x 32 (module notes)."""
     small = _digits(split)
-    big = torch.nn.functional.interpolate(small.data, size=(DIGITS32_SIZE, DIGITS32_SIZE),
-                                          mode="bilinear", align_corners=False)
+    big = torch.nn.functional.interpolate(
+        small.data, size=(DIGITS32_SIZE, DIGITS32_SIZE), mode="bilinear", align_corners=False
+    )
     data = big.clamp_(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()
-    return TensorImageDataset(data, small.targets, name="digits32", num_classes=10,
-                              classes=list(small.classes))
+    return TensorImageDataset(
+        data, small.targets, name="digits32", num_classes=10, classes=list(small.classes)
+    )
 
 
 # ----------------------------------------------------------------------------- cifar10
@@ -270,12 +324,15 @@ def _cifar10_folder(root: str | None) -> Path:
         base = Path(base).expanduser()
         for cand in (base / CIFAR10_FOLDER, base):
             looked.append(os.path.abspath(cand))
-            if cand.is_dir() and any((cand / f).is_file() for f in
-                                     CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES):
+            if cand.is_dir() and any(
+                (cand / f).is_file() for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES
+            ):
                 return cand
-    raise SmoothCertError(f"cifar10 not found: looked in {' and '.join(looked)}; download "
-                          f"CIFAR-10 (python version) and extract {CIFAR10_FOLDER} there, "
-                          f"or {how}")
+    raise SmoothCertError(
+        f"cifar10 not found: looked in {' and '.join(looked)}; download "
+        f"CIFAR-10 (python version) and extract {CIFAR10_FOLDER} there, "
+        f"or {how}"
+    )
 
 
 def _latin1(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -295,14 +352,19 @@ class _BatchUnpickler(pickle.Unpickler):
     Any other global (a function the pickle would call) is refused, so a crafted batch file
     cannot run code."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
-                ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-                ("numpy", "dtype"), ("_codecs", "encode")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR-10 batch "
-                                         "holds arrays and lists only")
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name}: a CIFAR-10 batch holds arrays and lists only"
+            )
         if module == "_codecs":
             return _latin1
         if name == "_reconstruct":
@@ -324,11 +386,13 @@ def _read_cifar_batch(path: Path):
     data = np.asarray(entry["data"])
     labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise SmoothCertError(f"CIFAR-10 batch {path}: data is {data.dtype} {data.shape}, "
-                              "expected uint8 (N, 3072)")
+        raise SmoothCertError(
+            f"CIFAR-10 batch {path}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)"
+        )
     if labels.shape != (data.shape[0],):
-        raise SmoothCertError(f"CIFAR-10 batch {path}: {labels.size} labels for "
-                              f"{data.shape[0]} images")
+        raise SmoothCertError(
+            f"CIFAR-10 batch {path}: {labels.size} labels for {data.shape[0]} images"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -337,17 +401,27 @@ def _cifar10(split: str, root: str | None) -> TensorImageDataset:
     files = CIFAR10_TRAIN_FILES if split == "train" else CIFAR10_TEST_FILES
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
-        raise SmoothCertError(f"cifar10 {split} split incomplete in {folder}: missing "
-                              f"{', '.join(missing)}")
+        raise SmoothCertError(
+            f"cifar10 {split} split incomplete in {folder}: missing {', '.join(missing)}"
+        )
     parts = [_read_cifar_batch(folder / f) for f in files]
     data = torch.from_numpy(np.concatenate([d for d, _ in parts]))
     labels = np.concatenate([y for _, y in parts])
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise SmoothCertError(f"cifar10 labels in {folder} are outside 0..9")
-    transform = (T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
-                 if split == "train" else None)
-    return TensorImageDataset(data, torch.from_numpy(labels), name="cifar10", num_classes=10,
-                              classes=CIFAR10_CLASSES, transform=transform)
+    transform = (
+        T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
+        if split == "train"
+        else None
+    )
+    return TensorImageDataset(
+        data,
+        torch.from_numpy(labels),
+        name="cifar10",
+        num_classes=10,
+        classes=CIFAR10_CLASSES,
+        transform=transform,
+    )
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -379,9 +453,11 @@ def _imagenet_root(root: str | None) -> Path:
     how = f"pass --data-dir / set {IMAGENET_ENV}"
     base = Path(base).expanduser()
     if not base.is_dir():
-        raise SmoothCertError(f"imagenet not found: looked in {os.path.abspath(base)}; put the "
-                              "ImageNet train/<wnid>/*.JPEG and val/<wnid>/*.JPEG folders there, "
-                              f"or {how}")
+        raise SmoothCertError(
+            f"imagenet not found: looked in {os.path.abspath(base)}; put the "
+            "ImageNet train/<wnid>/*.JPEG and val/<wnid>/*.JPEG folders there, "
+            f"or {how}"
+        )
     return base
 
 
@@ -389,9 +465,11 @@ def _imagenet(split: str, root: str | None) -> ImageFolderDataset:
     base = _imagenet_root(root)
     sub = base / ("train" if split == "train" else "val")
     if not sub.is_dir():
-        raise SmoothCertError(f"imagenet {split} split not found: no folder {sub} (expected "
-                              f"{sub}/<wnid>/*.JPEG; the validation images must be sorted "
-                              "into class folders)")
+        raise SmoothCertError(
+            f"imagenet {split} split not found: no folder {sub} (expected "
+            f"{sub}/<wnid>/*.JPEG; the validation images must be sorted "
+            "into class folders)"
+        )
     classes = _class_dirs(sub)
     # A partial validation tree keeps the class indices of the full train tree.
     train_dir = base / "train"
@@ -406,9 +484,16 @@ def _imagenet(split: str, root: str | None) -> ImageFolderDataset:
         transform = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.to_tensor])
     else:
         transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.to_tensor])
-    return ImageFolderDataset(sub, classes, samples, name="imagenet",
-                              num_classes=max(1000, len(classes)), input_shape=(3, 224, 224),
-                              transform=transform, mode="RGB")
+    return ImageFolderDataset(
+        sub,
+        classes,
+        samples,
+        name="imagenet",
+        num_classes=max(1000, len(classes)),
+        input_shape=(3, 224, 224),
+        transform=transform,
+        mode="RGB",
+    )
 
 
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -425,12 +510,14 @@ def _custom_folder(path: Path, split: str) -> ImageFolderDataset:
         if set(classes) <= set(train_classes):
             classes = train_classes
     if not classes:
-        raise SmoothCertError(f"dataset {path}: no class subfolders in {sub} (expected "
-                              f"{sub}/<class>/<image>)")
+        raise SmoothCertError(
+            f"dataset {path}: no class subfolders in {sub} (expected {sub}/<class>/<image>)"
+        )
     samples = _scan_images(sub, classes)
     if not samples:
-        raise SmoothCertError(f"dataset {path}: no images ({', '.join(IMG_EXTENSIONS)}) in "
-                              f"{sub}/<class>/")
+        raise SmoothCertError(
+            f"dataset {path}: no images ({', '.join(IMG_EXTENSIONS)}) in {sub}/<class>/"
+        )
     from PIL import Image
 
     first = samples[0][0]
@@ -441,9 +528,16 @@ def _custom_folder(path: Path, split: str) -> ImageFolderDataset:
     except OSError as exc:
         raise SmoothCertError(f"cannot read image {first}: {_one_line(exc)}") from None
     channels = 1 if mode == "L" else 3
-    return ImageFolderDataset(sub, classes, samples, name=str(path), num_classes=len(classes),
-                              input_shape=(channels, height, width), transform=T.to_tensor,
-                              mode=mode)
+    return ImageFolderDataset(
+        sub,
+        classes,
+        samples,
+        name=str(path),
+        num_classes=len(classes),
+        input_shape=(channels, height, width),
+        transform=T.to_tensor,
+        mode=mode,
+    )
 
 
 # ----------------------------------------------------------------------------- tensor files
@@ -475,15 +569,18 @@ def _read_tensor_file(path: Path, trust: bool = False) -> dict:
         raise SmoothCertError(f"cannot read dataset {path}: not a PyTorch file, or truncated")
     from ..models.checkpoint import torch_load  # lazy: models imports this module
 
-    hint = ("store the arrays as tensors, or in a .npz file; or pass trust=True to "
-            "load_dataset only if you trust the file's source")
+    hint = (
+        "store the arrays as tensors, or in a .npz file; or pass trust=True to "
+        "load_dataset only if you trust the file's source"
+    )
     obj = torch_load(path, trust=trust, what="dataset", hint=hint)
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
         return {"x": obj[0], "y": obj[1]}
     if isinstance(obj, dict):
         return {str(k): v for k, v in obj.items()}
-    raise SmoothCertError(f"dataset {path}: expected a dict of arrays or an (x, y) tuple, got "
-                          f"{type(obj).__name__}")
+    raise SmoothCertError(
+        f"dataset {path}: expected a dict of arrays or an (x, y) tuple, got {type(obj).__name__}"
+    )
 
 
 def _pick(arrays: dict, names, suffix: str):
@@ -497,8 +594,9 @@ def _images_nchw(x: np.ndarray, path: Path) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
-        raise SmoothCertError(f"dataset {path}: images have shape {x.shape}; expected "
-                              "(N,C,H,W), (N,H,W,C) or (N,H,W)")
+        raise SmoothCertError(
+            f"dataset {path}: images have shape {x.shape}; expected (N,C,H,W), (N,H,W,C) or (N,H,W)"
+        )
     # Channel axis: the one of size 1 or 3 (else <= 4) when the other end's is not.
     for small in ((1, 3), (1, 2, 3, 4)):
         c_first, c_last = x.shape[1] in small, x.shape[3] in small
@@ -508,8 +606,10 @@ def _images_nchw(x: np.ndarray, path: Path) -> np.ndarray:
             return x.transpose(0, 3, 1, 2)
         if c_first and c_last:
             break
-    raise SmoothCertError(f"dataset {path}: cannot tell the channel axis of images of shape "
-                          f"{x.shape}; store them as (N,C,H,W) with C in 1..4 and H, W > 4")
+    raise SmoothCertError(
+        f"dataset {path}: cannot tell the channel axis of images of shape "
+        f"{x.shape}; store them as (N,C,H,W) with C in 1..4 and H, W > 4"
+    )
 
 
 def _images_tensor(x: np.ndarray, path: Path) -> torch.Tensor:
@@ -519,8 +619,9 @@ def _images_tensor(x: np.ndarray, path: Path) -> torch.Tensor:
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
         lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
         if lo < 0 or hi > 255:
-            raise SmoothCertError(f"dataset {path}: integer images must lie in 0..255, found "
-                                  f"{lo}..{hi}")
+            raise SmoothCertError(
+                f"dataset {path}: integer images must lie in 0..255, found {lo}..{hi}"
+            )
         return torch.from_numpy(np.ascontiguousarray(x.astype(np.uint8)))
     if np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
@@ -529,8 +630,10 @@ def _images_tensor(x: np.ndarray, path: Path) -> torch.Tensor:
                 raise SmoothCertError(f"dataset {path}: images contain NaN or infinite values")
             lo, hi = float(x.min()), float(x.max())
             if lo < 0.0 or hi > 1.0:
-                raise SmoothCertError(f"dataset {path}: float images must lie in [0, 1], found "
-                                      f"[{lo:g}, {hi:g}]; divide by 255 or store uint8")
+                raise SmoothCertError(
+                    f"dataset {path}: float images must lie in [0, 1], found "
+                    f"[{lo:g}, {hi:g}]; divide by 255 or store uint8"
+                )
         return torch.from_numpy(np.ascontiguousarray(x))
     raise SmoothCertError(f"dataset {path}: images of dtype {x.dtype} are not supported")
 
@@ -573,8 +676,10 @@ def load_tensor_file(path, split: str, *, trust: bool = False) -> TensorImageDat
         xk, yk = _pick(arrays, _X_KEYS, ""), _pick(arrays, _Y_KEYS, "")
     if xk is None or yk is None:
         keys = ", ".join(sorted(arrays)) or "none"
-        raise SmoothCertError(f"dataset {path}: expected keys x/y or images/labels (or "
-                              f"x{suffix}/y{suffix}), found {keys}")
+        raise SmoothCertError(
+            f"dataset {path}: expected keys x/y or images/labels (or "
+            f"x{suffix}/y{suffix}), found {keys}"
+        )
     x = _images_tensor(_to_numpy(arrays[xk], xk, path), path)
     y = _labels(_to_numpy(arrays[yk], yk, path), x.shape[0], path)
     all_labels = [y]
@@ -585,5 +690,6 @@ def load_tensor_file(path, split: str, *, trust: bool = False) -> TensorImageDat
             except (TypeError, ValueError, SmoothCertError):
                 pass
     num_classes = 1 + max((int(a.max()) for a in all_labels if a.size), default=0)
-    return TensorImageDataset(x, torch.from_numpy(y), name=str(path), num_classes=num_classes,
-                              num_classes_inferred=True)
+    return TensorImageDataset(
+        x, torch.from_numpy(y), name=str(path), num_classes=num_classes, num_classes_inferred=True
+    )

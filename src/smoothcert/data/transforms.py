@@ -15,8 +15,17 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop", "Resize",
-           "CenterCrop", "to_tensor", "ResizeTensor", "ResizedDataset"]
+__all__ = [
+    "Compose",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomResizedCrop",
+    "Resize",
+    "CenterCrop",
+    "to_tensor",
+    "ResizeTensor",
+    "ResizedDataset",
+]
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -59,7 +68,7 @@ class RandomCrop:
             raise ValueError(f"RandomCrop({self.size}): image of size {h}x{w} is too small")
         i = int(torch.randint(0, h - self.size + 1, (1,)))
         j = int(torch.randint(0, w - self.size + 1, (1,)))
-        return x[..., i:i + self.size, j:j + self.size]
+        return x[..., i : i + self.size, j : j + self.size]
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, padding={self.padding})"
@@ -113,8 +122,9 @@ class RandomResizedCrop:
 
     def __call__(self, img: Image.Image) -> Image.Image:
         i, j, h, w = self.get_params(*img.size)
-        return img.resize((self.size, self.size), Image.Resampling.BILINEAR,
-                          box=(j, i, j + w, i + h))
+        return img.resize(
+            (self.size, self.size), Image.Resampling.BILINEAR, box=(j, i, j + w, i + h)
+        )
 
     def __repr__(self) -> str:
         return f"RandomResizedCrop({self.size}, scale={self.scale}, ratio={self.ratio})"
@@ -168,8 +178,13 @@ class ResizeTensor:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) == self.size:
             return x
-        out = F.interpolate(x.unsqueeze(0).float(), size=self.size, mode="bilinear",
-                            align_corners=False, antialias=True)
+        out = F.interpolate(
+            x.unsqueeze(0).float(),
+            size=self.size,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         return out.squeeze(0).clamp_(0.0, 1.0)
 
     def __repr__(self) -> str:

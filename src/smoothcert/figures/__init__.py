@@ -69,20 +69,28 @@ from .thm4_pure_linf import compute_theorem4, draw_theorem4, mixed_linf_mode, th
 FIGURE_NAMES = ("radius_density", "pareto_linf", "theorem3", "theorem4", "tradeoff")
 
 FIGURES: dict[str, Callable[..., dict]] = {
-    "radius_density": radius_density, "pareto_linf": pareto_linf, "theorem3": theorem3,
-    "theorem4": theorem4, "tradeoff": tradeoff,
+    "radius_density": radius_density,
+    "pareto_linf": pareto_linf,
+    "theorem3": theorem3,
+    "theorem4": theorem4,
+    "tradeoff": tradeoff,
 }
 
 
-def make_figures(outdir, only: Sequence[str] | None = None, quick: bool = False,
-                 seed: int = 0, progress: Callable[[str, dict, float], None] | None = None
-                 ) -> list[dict]:
+def make_figures(
+    outdir,
+    only: Sequence[str] | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    progress: Callable[[str, dict, float], None] | None = None,
+) -> list[dict]:
     """Compute and write the figures named in ``only`` (default: all) into ``outdir``."""
     names = list(only) if only else list(FIGURE_NAMES)
     unknown = [nm for nm in names if nm not in FIGURES]
     if unknown:
-        raise SmoothCertError(f"unknown figure {unknown[0]!r}; choose from "
-                              f"{', '.join(FIGURE_NAMES)}")
+        raise SmoothCertError(
+            f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURE_NAMES)}"
+        )
     out = []
     for nm in dict.fromkeys(names):
         t0 = time.perf_counter()
@@ -97,9 +105,29 @@ def make_figures(outdir, only: Sequence[str] | None = None, quick: bool = False,
     return out
 
 
-__all__ = ["FIGURE_NAMES", "FIGURES", "make_figures", "radius_density", "pareto_linf",
-           "theorem3", "theorem4", "tradeoff", "pareto_frontier", "frontier_distance_at",
-           "chi_log_density", "chi_moments", "mixed_linf_mode", "distance_from_cdf",
-           "compute_radius_density", "compute_pareto_linf", "compute_theorem3",
-           "compute_theorem4", "compute_tradeoff", "draw_radius_density", "draw_pareto_linf",
-           "draw_theorem3", "draw_theorem4", "draw_tradeoff"]
+__all__ = [
+    "FIGURE_NAMES",
+    "FIGURES",
+    "make_figures",
+    "radius_density",
+    "pareto_linf",
+    "theorem3",
+    "theorem4",
+    "tradeoff",
+    "pareto_frontier",
+    "frontier_distance_at",
+    "chi_log_density",
+    "chi_moments",
+    "mixed_linf_mode",
+    "distance_from_cdf",
+    "compute_radius_density",
+    "compute_pareto_linf",
+    "compute_theorem3",
+    "compute_theorem4",
+    "compute_tradeoff",
+    "draw_radius_density",
+    "draw_pareto_linf",
+    "draw_theorem3",
+    "draw_theorem4",
+    "draw_tradeoff",
+]

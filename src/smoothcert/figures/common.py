@@ -15,8 +15,12 @@ import torch
 
 from ..errors import SmoothCertError
 
-FAMILY_LABELS = {"l2-family": "l2 family, eq. (8)", "linf-mixed": "mixed, eq. (9)",
-                 "linf-pure": "pure l-inf, eq. (10)", "gaussian": "Gaussian"}
+FAMILY_LABELS = {
+    "l2-family": "l2 family, eq. (8)",
+    "linf-mixed": "mixed, eq. (9)",
+    "linf-pure": "pure l-inf, eq. (10)",
+    "gaussian": "Gaussian",
+}
 
 
 @contextlib.contextmanager
@@ -90,13 +94,22 @@ def check_ks(ks, d: int) -> list[float]:
     return ks
 
 
-def figure_result(name: str, title: str, headline: str, settings: dict, results: dict,
-                  checks: dict, series) -> dict:
+def figure_result(
+    name: str, title: str, headline: str, settings: dict, results: dict, checks: dict, series
+) -> dict:
     """The dict every figure returns (key order is that of the written NAME.json): the title
     doubles as the caption; ``files`` is filled when the figure is written."""
-    return {"name": name, "title": title, "caption": title, "headline": headline,
-            "settings": settings, "results": results, "checks": checks, "series": series,
-            "files": []}
+    return {
+        "name": name,
+        "title": title,
+        "caption": title,
+        "headline": headline,
+        "settings": settings,
+        "results": results,
+        "checks": checks,
+        "series": series,
+        "files": [],
+    }
 
 
 def running_max(values) -> float:

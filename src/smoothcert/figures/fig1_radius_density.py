@@ -22,8 +22,13 @@ def chi_log_density(r, d: int, k: float, sigma: float) -> np.ndarray:
     r = np.asarray(r, dtype=float)
     with np.errstate(divide="ignore"):
         x = np.log(r / sigma)
-    out = ((m - 1) * x - 0.5 * (r / sigma) ** 2 - (m / 2 - 1) * math.log(2)
-           - special.gammaln(m / 2) - math.log(sigma))
+    out = (
+        (m - 1) * x
+        - 0.5 * (r / sigma) ** 2
+        - (m / 2 - 1) * math.log(2)
+        - special.gammaln(m / 2)
+        - math.log(sigma)
+    )
     if m == 1:
         out = np.where(r == 0, -0.5 * math.log(math.pi / 2) - math.log(sigma), out)
     return out
@@ -42,8 +47,7 @@ def _curves(d: int, ks: list[float], sigma: float) -> list[dict]:
     curves = [{"panel": "a", "k": k, "sigma": sigma} for k in ks]
     for k in ks:
         mean_k, _ = chi_moments(d, k, sigma)
-        curves.append({"panel": "b", "k": 0.0, "sigma": sigma * mean_k / base_mean,
-                       "matches_k": k})
+        curves.append({"panel": "b", "k": 0.0, "sigma": sigma * mean_k / base_mean, "matches_k": k})
     for c in curves:
         c["mean"], c["std"] = chi_moments(d, c["k"], c["sigma"])
     return curves
@@ -72,22 +76,31 @@ def _captions(curves: list[dict], d: int, ks: list[float], sigma: float) -> tupl
     a = [c for c in curves if c["panel"] == "a"]
     b = [c for c in curves if c["panel"] == "b"]
     last = len(ks) - 1
-    headline = (f"k = {ks[0]:g} -> {ks[last]:g} moves the mean {a[0]['mean']:.3g} -> "
-                f"{a[last]['mean']:.3g} with std {a[0]['std']:.3g} -> {a[last]['std']:.3g}; "
-                f"sigma {b[0]['sigma']:.3g} -> {b[last]['sigma']:.3g} gives the same means "
-                f"with std {b[0]['std']:.3g} -> {b[last]['std']:.3g}")
-    title = (f"Figure 1. Density of the radius ||z||_2 under eq. (8), d = {d}: p(r) ~ "
-             f"r^(d-k-1) exp(-r^2/2 sigma^2). (a) sigma = {sigma:g}, k = "
-             f"{join_g(ks)}; (b) k = 0, sigma shrunk to match the means of "
-             f"(a). Bars: mean +- std (exact chi moments). Growing k moves the mass toward 0 "
-             f"keeping std ~ {a[0]['std']:.2f}; shrinking sigma shrinks the std with the mean.")
+    headline = (
+        f"k = {ks[0]:g} -> {ks[last]:g} moves the mean {a[0]['mean']:.3g} -> "
+        f"{a[last]['mean']:.3g} with std {a[0]['std']:.3g} -> {a[last]['std']:.3g}; "
+        f"sigma {b[0]['sigma']:.3g} -> {b[last]['sigma']:.3g} gives the same means "
+        f"with std {b[0]['std']:.3g} -> {b[last]['std']:.3g}"
+    )
+    title = (
+        f"Figure 1. Density of the radius ||z||_2 under eq. (8), d = {d}: p(r) ~ "
+        f"r^(d-k-1) exp(-r^2/2 sigma^2). (a) sigma = {sigma:g}, k = "
+        f"{join_g(ks)}; (b) k = 0, sigma shrunk to match the means of "
+        f"(a). Bars: mean +- std (exact chi moments). Growing k moves the mass toward 0 "
+        f"keeping std ~ {a[0]['std']:.2f}; shrinking sigma shrinks the std with the mean."
+    )
     return title, headline
 
 
 @reproducible
-def compute_radius_density(*, quick: bool = False, d: int = 100,
-                           ks: Sequence[float] = (0, 50, 90, 98), sigma: float = 1.0,
-                           n_grid: int | None = None) -> dict:
+def compute_radius_density(
+    *,
+    quick: bool = False,
+    d: int = 100,
+    ks: Sequence[float] = (0, 50, 90, 98),
+    sigma: float = 1.0,
+    n_grid: int | None = None,
+) -> dict:
     """The numbers of Figure 1 (see :func:`radius_density`), without drawing."""
     d = check_int("d", d, 2)
     ks = check_ks(ks, d)
@@ -105,10 +118,12 @@ def compute_radius_density(*, quick: bool = False, d: int = 100,
     checks = {
         "max_abs_integral_minus_1": running_max(abs(c["integral"] - 1) for c in curves),
         "max_abs_mean_error": running_max(abs(c["numerical_mean"] - c["mean"]) for c in curves),
-        "max_abs_std_error": running_max(abs(c["numerical_std"] - c["std"]) for c in curves)}
+        "max_abs_std_error": running_max(abs(c["numerical_std"] - c["std"]) for c in curves),
+    }
     settings = {"d": d, "ks": ks, "sigma": sigma, "n_grid": n_grid, "quick": quick}
-    return figure_result("radius_density", title, headline, settings, {"curves": curves},
-                         checks, series)
+    return figure_result(
+        "radius_density", title, headline, settings, {"curves": curves}, checks, series
+    )
 
 
 def draw_radius_density(result: dict):
@@ -120,27 +135,46 @@ def draw_radius_density(result: dict):
         group = [(i, c) for i, c in enumerate(curves) if c["panel"] == panel]
         for j, (i, c) in enumerate(group):
             col = color(j)
-            label = (f"k = {c['k']:g}" if panel == "a" else f"sigma = {c['sigma']:.3g}")
+            label = f"k = {c['k']:g}" if panel == "a" else f"sigma = {c['sigma']:.3g}"
             label += f": mean {c['mean']:.2f}, std {c['std']:.2f}"
             ax.plot(r, series[f"curve{i}"], color=col, lw=1.6, ls=linestyle(j), label=label)
             peak = float(np.exp(chi_log_density(c["mean"], d, c["k"], c["sigma"])))
-            ax.errorbar([c["mean"]], [peak * 1.04], xerr=[c["std"]], fmt="o", color=col,
-                        ms=4, capsize=3, lw=1.2)
+            ax.errorbar(
+                [c["mean"]],
+                [peak * 1.04],
+                xerr=[c["std"]],
+                fmt="o",
+                color=col,
+                ms=4,
+                capsize=3,
+                lw=1.2,
+            )
         ax.set_xlim(0, r[-1])
         ax.set_ylim(0, 1.45 * max(float(series[f"curve{i}"].max()) for i, _ in group))
-        decorate(ax, "r = ||z||_2", "density of ||z||_2",
-                 f"(a) sigma = {st['sigma']:g}, growing k" if panel == "a"
-                 else "(b) k = 0, shrinking sigma (same means)",
-                 dict(fontsize=7.5, loc="upper right", ncol=2 if panel == "a" else 1))
+        decorate(
+            ax,
+            "r = ||z||_2",
+            "density of ||z||_2",
+            f"(a) sigma = {st['sigma']:g}, growing k"
+            if panel == "a"
+            else "(b) k = 0, shrinking sigma (same means)",
+            dict(fontsize=7.5, loc="upper right", ncol=2 if panel == "a" else 1),
+        )
     header = ["r"] + [f"{c['panel']}_k{c['k']:g}_sigma{c['sigma']:.6g}" for c in curves]
     rows = zip(r, *[series[f"curve{i}"] for i in range(len(curves))], strict=True)
     return fig, header, rows
 
 
 @reproducible
-def radius_density(outdir=None, *, quick: bool = False, d: int = 100,
-                   ks: Sequence[float] = (0, 50, 90, 98), sigma: float = 1.0,
-                   n_grid: int | None = None) -> dict:
+def radius_density(
+    outdir=None,
+    *,
+    quick: bool = False,
+    d: int = 100,
+    ks: Sequence[float] = (0, 50, 90, 98),
+    sigma: float = 1.0,
+    n_grid: int | None = None,
+) -> dict:
     """Paper Figure 1. (a) sigma fixed, k growing; (b) k = 0, sigma shrunk so that the mean of
     ||z||_2 equals that of each curve of (a). Checks: each density integrates to 1 and its
     numerical mean and standard deviation equal the chi-law moments."""

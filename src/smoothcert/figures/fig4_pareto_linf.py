@@ -79,6 +79,7 @@ def _reflection_bound(ell_sorted: np.ndarray, accuracy: float) -> float:
 class _Grid(NamedTuple):
     """sigma = 0.1 q^j and eps_i = eps q^(steps/2 i), q = 2^(1/steps): the ratios eps / sigma
     of all grid points lie on one geometric grid, (eps/0.1) q^key."""
+
     steps: int
     j_lo: int
     j_hi: int
@@ -123,8 +124,11 @@ def _distances(unit, st, eps: float, grid: _Grid, n: int):
                 rho = eps / SIGMA_REF * grid.q**key
                 ell = unit.log_ratio_from_stats(st, rho, "linf").numpy()
                 h = np.maximum(1.0 - np.exp(np.minimum(ell, 700.0)), 0.0)
-                cache[key] = (distance_estimate(ell, 1.0), float(h.std() / math.sqrt(n)),
-                              np.sort(ell) if i == 0 else None)
+                cache[key] = (
+                    distance_estimate(ell, 1.0),
+                    float(h.std() / math.sqrt(n)),
+                    np.sort(ell) if i == 0 else None,
+                )
             tv[js_i, ie] = cache[key][0]
     return tv, cache
 
@@ -143,8 +147,17 @@ def _family_grid(cls, ks, d: int, n: int, seed: int, radius: float, eps: float, 
         for js_i, j in enumerate(grid.js):
             tv, se, ell_sorted = cache[-int(j)]  # i = 0
             a = float(acc[ik, js_i])
-            rows.append({"family": cls.name, "k": k, "sigma": float(grid.sigmas[js_i]),
-                         "A": a, "D": tv, "se_D": se, "V": _reflection_bound(ell_sorted, a)})
+            rows.append(
+                {
+                    "family": cls.name,
+                    "k": k,
+                    "sigma": float(grid.sigmas[js_i]),
+                    "A": a,
+                    "D": tv,
+                    "se_D": se,
+                    "V": _reflection_bound(ell_sorted, a),
+                }
+            )
     sweep = {lev: [] for lev in LEVELS}
     for ie in range(len(grid.eps_grid)):
         at = frontier_distance_at(acc.ravel(), tv_grid[:, :, ie].ravel(), LEVELS)
@@ -172,8 +185,9 @@ def _frontiers(rows):
             cand = [rw for rw in fam if rw["A"] >= lev]
             if cand:
                 bestrow = min(cand, key=lambda rw: rw["D"])
-                at_levels[cls.name][str(lev)] = {k: bestrow[k] for k in
-                                                 ("D", "se_D", "A", "k", "sigma", "V")}
+                at_levels[cls.name][str(lev)] = {
+                    k: bestrow[k] for k in ("D", "se_D", "A", "k", "sigma", "V")
+                }
     for rw in rows:
         rw.setdefault("frontier", False)
     return frontiers, at_levels
@@ -199,85 +213,124 @@ def _comparison(rows):
     fcurve = {}
     for cls in FAMILIES:
         fam = _family_rows(rows, cls.name)
-        fcurve[cls.name] = frontier_distance_at([rw["A"] for rw in fam],
-                                                [rw["D"] for rw in fam], a_cmp)
+        fcurve[cls.name] = frontier_distance_at(
+            [rw["A"] for rw in fam], [rw["D"] for rw in fam], a_cmp
+        )
     gap_m = fcurve["linf-mixed"] - fcurve["l2-family"]
     gap_p = fcurve["linf-pure"] - np.minimum(fcurve["l2-family"], fcurve["linf-mixed"])
     se = max(rw["se_D"] for rw in rows)
-    comparison = {"accuracy_levels": a_cmp, "frontier_D": fcurve,
-                  "mixed_minus_l2": {"mean": float(np.nanmean(gap_m)),
-                                     "min": float(np.nanmin(gap_m)),
-                                     "max": float(np.nanmax(gap_m))},
-                  "pure_minus_best_other": {"mean": float(np.nanmean(gap_p)),
-                                            "min": float(np.nanmin(gap_p))},
-                  "largest_standard_error_of_D": se,
-                  "tie_tolerance": TIE,
-                  "note": "frontiers interpolated linearly between frontier points; gaps below "
-                          "the tolerance are grid-resolution effects (on the default problem, 8 "
-                          "vs 16 sigmas per octave flip the sign of mixed - l2)"}
+    comparison = {
+        "accuracy_levels": a_cmp,
+        "frontier_D": fcurve,
+        "mixed_minus_l2": {
+            "mean": float(np.nanmean(gap_m)),
+            "min": float(np.nanmin(gap_m)),
+            "max": float(np.nanmax(gap_m)),
+        },
+        "pure_minus_best_other": {"mean": float(np.nanmean(gap_p)), "min": float(np.nanmin(gap_p))},
+        "largest_standard_error_of_D": se,
+        "tie_tolerance": TIE,
+        "note": "frontiers interpolated linearly between frontier points; gaps below "
+        "the tolerance are grid-resolution effects (on the default problem, 8 "
+        "vs 16 sigmas per octave flip the sign of mixed - l2)",
+    }
     return comparison, gap_m, gap_p, se
 
 
 def _verdict(rows, gap_m, gap_p, se: float) -> tuple[str, str]:
     """Which family's frontier is best, and how that compares with the paper's claim."""
-    d9 = {f: float(frontier_distance_at([rw["A"] for rw in _family_rows(rows, f)],
-                                        [rw["D"] for rw in _family_rows(rows, f)],
-                                        [0.9])[0]) for f in (c.name for c in FAMILIES)}
+    d9 = {
+        f: float(
+            frontier_distance_at(
+                [rw["A"] for rw in _family_rows(rows, f)],
+                [rw["D"] for rw in _family_rows(rows, f)],
+                [0.9],
+            )[0]
+        )
+        for f in (c.name for c in FAMILIES)
+    }
     if np.nanmax(np.abs(gap_m)) <= TIE:
-        verdict = (f"the mixed and l2-family frontiers coincide within {TIE:g} in D for A in "
-                   f"[0.5, 0.99] (mixed - l2: mean {np.nanmean(gap_m):+.4f}, range "
-                   f"[{np.nanmin(gap_m):+.4f}, {np.nanmax(gap_m):+.4f}]; s.e. <= {se:.4f}); "
-                   f"the pure l-inf family is worse by {np.nanmin(gap_p):.3f}-"
-                   f"{np.nanmax(gap_p):.3f} (at A = 0.9: D = {d9['l2-family']:.3f}, "
-                   f"{d9['linf-mixed']:.3f}, {d9['linf-pure']:.3f} for eq. 8, 9, 10)")
-        versus_paper = ("The paper claims the mixed family wins; here it only ties with eq. (8) "
-                        "(the near-Gaussian k <= 1 members are on both frontiers; gaps this "
-                        "small change sign when the sigma grid is refined).")
+        verdict = (
+            f"the mixed and l2-family frontiers coincide within {TIE:g} in D for A in "
+            f"[0.5, 0.99] (mixed - l2: mean {np.nanmean(gap_m):+.4f}, range "
+            f"[{np.nanmin(gap_m):+.4f}, {np.nanmax(gap_m):+.4f}]; s.e. <= {se:.4f}); "
+            f"the pure l-inf family is worse by {np.nanmin(gap_p):.3f}-"
+            f"{np.nanmax(gap_p):.3f} (at A = 0.9: D = {d9['l2-family']:.3f}, "
+            f"{d9['linf-mixed']:.3f}, {d9['linf-pure']:.3f} for eq. 8, 9, 10)"
+        )
+        versus_paper = (
+            "The paper claims the mixed family wins; here it only ties with eq. (8) "
+            "(the near-Gaussian k <= 1 members are on both frontiers; gaps this "
+            "small change sign when the sigma grid is refined)."
+        )
         return verdict, versus_paper
     best = min(d9, key=d9.get)
-    verdict = (f"{FAMILY_LABELS[best]} is best (frontier D at A = 0.9: "
-               + ", ".join(f"{FAMILY_LABELS[f]} {v:.3f}" for f, v in d9.items())
-               + f"; mixed - l2 mean gap {np.nanmean(gap_m):+.4f})")
-    versus_paper = ("As the paper claims, the mixed family wins." if best == "linf-mixed"
-                    else "The paper claims the mixed family wins; it does not here.")
+    verdict = (
+        f"{FAMILY_LABELS[best]} is best (frontier D at A = 0.9: "
+        + ", ".join(f"{FAMILY_LABELS[f]} {v:.3f}" for f, v in d9.items())
+        + f"; mixed - l2 mean gap {np.nanmean(gap_m):+.4f})"
+    )
+    versus_paper = (
+        "As the paper claims, the mixed family wins."
+        if best == "linf-mixed"
+        else "The paper claims the mixed family wins; it does not here."
+    )
     return verdict, versus_paper
 
 
 def _title(radius, d, eps, ks, grid: _Grid, n, verdict, versus_paper) -> str:
     sigmas = grid.sigmas
-    return (f"Figure 4. Accuracy A = P(||z||_2 <= {radius:g}) (f# = 1(||x||_2 <= {radius:g}), "
-            f"d = {d}) against the distance term D(pi_0 || pi_delta*) = TV at the worst "
-            f"l-inf perturbation of radius eps = {eps:g} (vertex (eps,...,eps); sqrt(d) eps "
-            f"l2 shift for eq. 8), over k in {{{join_g(ks)}}} x "
-            f"{len(sigmas)} sigmas in [{sigmas[0]:.3g}, {sigmas[-1]:.3g}]; {n:,} samples "
-            f"per (family, k). (a) grid and Pareto frontiers (up-left is better); (b) frontier "
-            f"D at A = 0.9 (solid) / 0.5 (dashed, open markers) as eps is swept. "
-            f"Result: {verdict}. "
-            f"{versus_paper}")
+    return (
+        f"Figure 4. Accuracy A = P(||z||_2 <= {radius:g}) (f# = 1(||x||_2 <= {radius:g}), "
+        f"d = {d}) against the distance term D(pi_0 || pi_delta*) = TV at the worst "
+        f"l-inf perturbation of radius eps = {eps:g} (vertex (eps,...,eps); sqrt(d) eps "
+        f"l2 shift for eq. 8), over k in {{{join_g(ks)}}} x "
+        f"{len(sigmas)} sigmas in [{sigmas[0]:.3g}, {sigmas[-1]:.3g}]; {n:,} samples "
+        f"per (family, k). (a) grid and Pareto frontiers (up-left is better); (b) frontier "
+        f"D at A = 0.9 (solid) / 0.5 (dashed, open markers) as eps is swept. "
+        f"Result: {verdict}. "
+        f"{versus_paper}"
+    )
 
 
 def _settings(d, radius, eps, ks, grid: _Grid, n, seed, quick) -> dict:
-    return {"d": d, "classifier": f"f#(x) = 1(||x||_2 <= {radius:g}), x0 = 0",
-            "radius": radius, "eps": eps, "attack": "l-inf ball of radius eps",
-            "lambda": 1.0, "ks": ks, "sigmas": grid.sigmas,
-            "sigma_grid": f"{SIGMA_REF:g} * 2^(j/{grid.steps}), j = {grid.j_lo}..{grid.j_hi}",
-            "eps_sweep": grid.eps_grid, "n_samples_per_family_and_k": n, "seed": seed,
-            "accuracy": "exact (chi law) for eq. (8); Monte Carlo for eq. (9), (10)",
-            "distance": "Monte Carlo mean((1 - exp(ell))_+) = D(pi_0 || pi_delta*)",
-            "bound_V": "max_lambda lambda A - D(lambda), estimated as "
-                       "P_pi0(ell >= -c_A) (reflection symmetry)",
-            "quick": quick}
+    return {
+        "d": d,
+        "classifier": f"f#(x) = 1(||x||_2 <= {radius:g}), x0 = 0",
+        "radius": radius,
+        "eps": eps,
+        "attack": "l-inf ball of radius eps",
+        "lambda": 1.0,
+        "ks": ks,
+        "sigmas": grid.sigmas,
+        "sigma_grid": f"{SIGMA_REF:g} * 2^(j/{grid.steps}), j = {grid.j_lo}..{grid.j_hi}",
+        "eps_sweep": grid.eps_grid,
+        "n_samples_per_family_and_k": n,
+        "seed": seed,
+        "accuracy": "exact (chi law) for eq. (8); Monte Carlo for eq. (9), (10)",
+        "distance": "Monte Carlo mean((1 - exp(ell))_+) = D(pi_0 || pi_delta*)",
+        "bound_V": "max_lambda lambda A - D(lambda), estimated as "
+        "P_pi0(ell >= -c_A) (reflection symmetry)",
+        "quick": quick,
+    }
 
 
 @reproducible
-def compute_pareto_linf(*, quick: bool = False, seed: int = 0, d: int = 5,
-                        radius: float = 0.65, eps: float = 0.1, n_samples: int | None = None,
-                        ks: Sequence[float] | None = None, steps: int | None = None) -> dict:
+def compute_pareto_linf(
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    d: int = 5,
+    radius: float = 0.65,
+    eps: float = 0.1,
+    n_samples: int | None = None,
+    ks: Sequence[float] | None = None,
+    steps: int | None = None,
+) -> dict:
     """The numbers of Figure 4 (see :func:`pareto_linf`), without drawing."""
     d = check_int("d", d, 2)
     n = check_int("n_samples", n_samples or (20_000 if quick else 200_000), 100)
-    ks = check_ks(ks if ks is not None else (0, 1, 2, 4) if quick else
-                  (0, 0.5, 1, 2, 3, 4, 4.5), d)
+    ks = check_ks(ks if ks is not None else (0, 1, 2, 4) if quick else (0, 0.5, 1, 2, 3, 4, 4.5), d)
     steps = steps or (4 if quick else 16)  # sigma grid points per octave (even)
     if check_int("steps", steps, 2) % 2:
         raise SmoothCertError(f"steps must be even (eps uses every steps/2-th ratio), got {steps}")
@@ -291,21 +344,29 @@ def compute_pareto_linf(*, quick: bool = False, seed: int = 0, d: int = 5,
     worst_exact = _exact_check(frontiers["l2-family"], d, eps)
     comparison, gap_m, gap_p, se = _comparison(rows)
     verdict, versus_paper = _verdict(rows, gap_m, gap_p, se)
-    kbest = sorted({rw["k"] for f in ("l2-family", "linf-mixed") for rw in frontiers[f]
-                    if rw["A"] >= 0.5})
-    results = {"verdict": verdict, "frontier_comparison": comparison,
-               "min_D_at_A_at_least": at_levels,
-               "frontiers": frontiers, "k_on_frontiers_with_A_ge_0.5": kbest,
-               "eps_sweep_frontier_D": {f"{f} A={lev}": v for (f, lev), v in sweep.items()},
-               "note_on_V": "V is near 1 for small sigma whenever sqrt(d) eps < radius, "
-                            "because f# itself is robust there (A -> 1 and V -> 1); "
-                            "the informative trade-off is A against D."}
-    return figure_result("pareto_linf", _title(radius, d, eps, ks, grid, n, verdict,
-                                               versus_paper),
-                         f"eps = {eps:g}: {verdict}",
-                         _settings(d, radius, eps, ks, grid, n, seed, quick), results,
-                         {"l2_frontier_max_abs_mc_minus_exact_D_in_se": worst_exact},
-                         {"grid": rows})
+    kbest = sorted(
+        {rw["k"] for f in ("l2-family", "linf-mixed") for rw in frontiers[f] if rw["A"] >= 0.5}
+    )
+    results = {
+        "verdict": verdict,
+        "frontier_comparison": comparison,
+        "min_D_at_A_at_least": at_levels,
+        "frontiers": frontiers,
+        "k_on_frontiers_with_A_ge_0.5": kbest,
+        "eps_sweep_frontier_D": {f"{f} A={lev}": v for (f, lev), v in sweep.items()},
+        "note_on_V": "V is near 1 for small sigma whenever sqrt(d) eps < radius, "
+        "because f# itself is robust there (A -> 1 and V -> 1); "
+        "the informative trade-off is A against D.",
+    }
+    return figure_result(
+        "pareto_linf",
+        _title(radius, d, eps, ks, grid, n, verdict, versus_paper),
+        f"eps = {eps:g}: {verdict}",
+        _settings(d, radius, eps, ks, grid, n, seed, quick),
+        results,
+        {"l2_frontier_max_abs_mc_minus_exact_D_in_se": worst_exact},
+        {"grid": rows},
+    )
 
 
 #: panel (b): A = 0.9 solid, A = 0.5 dashed with open markers
@@ -317,18 +378,36 @@ def _draw_grid_panel(ax, rows, frontiers, eps: float, radius: float) -> None:
     for i, cls in enumerate(FAMILIES):
         f = cls.name
         fam = _family_rows(rows, f)
-        ax.scatter([rw["D"] for rw in fam], [rw["A"] for rw in fam], s=7, alpha=0.25,
-                   color=FAMILY_COLORS[f], marker=FAMILY_MARKERS[f], lw=0)
+        ax.scatter(
+            [rw["D"] for rw in fam],
+            [rw["A"] for rw in fam],
+            s=7,
+            alpha=0.25,
+            color=FAMILY_COLORS[f],
+            marker=FAMILY_MARKERS[f],
+            lw=0,
+        )
         fr = sorted(frontiers[f], key=lambda rw: rw["D"])
-        ax.plot([rw["D"] for rw in fr], [rw["A"] for rw in fr], color=FAMILY_COLORS[f],
-                marker=FAMILY_MARKERS[f], ms=3.5, lw=1.5, ls=linestyle(i),
-                label=FAMILY_LABELS[f] + " frontier", drawstyle="steps-post")
+        ax.plot(
+            [rw["D"] for rw in fr],
+            [rw["A"] for rw in fr],
+            color=FAMILY_COLORS[f],
+            marker=FAMILY_MARKERS[f],
+            ms=3.5,
+            lw=1.5,
+            ls=linestyle(i),
+            label=FAMILY_LABELS[f] + " frontier",
+            drawstyle="steps-post",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.03, 1.03)  # room for whole markers at A = 0 and 1
-    decorate(ax, "distance term D(pi_0 || pi_delta*) = TV  (lower = more robust)",
-             f"accuracy term A = P(||z||_2 <= {radius:g})",
-             f"(a) eps = {eps:g}: grid (dots) and Pareto frontiers", dict(fontsize=8,
-                                                                          loc="lower right"))
+    decorate(
+        ax,
+        "distance term D(pi_0 || pi_delta*) = TV  (lower = more robust)",
+        f"accuracy term A = P(||z||_2 <= {radius:g})",
+        f"(a) eps = {eps:g}: grid (dots) and Pareto frontiers",
+        dict(fontsize=8, loc="lower right"),
+    )
 
 
 def _draw_sweep_panel(bx, sweep: dict, eps_grid, eps: float) -> None:
@@ -338,9 +417,15 @@ def _draw_sweep_panel(bx, sweep: dict, eps_grid, eps: float) -> None:
     for cls in FAMILIES:
         f = cls.name
         for lev in LEVELS:
-            bx.plot(eps_grid, sweep[f"{f} A={lev}"], color=FAMILY_COLORS[f],
-                    marker=FAMILY_MARKERS[f], ms=4, label=f"{FAMILY_LABELS[f]}, A = {lev:g}",
-                    **_LEVEL_STYLE[lev])
+            bx.plot(
+                eps_grid,
+                sweep[f"{f} A={lev}"],
+                color=FAMILY_COLORS[f],
+                marker=FAMILY_MARKERS[f],
+                ms=4,
+                label=f"{FAMILY_LABELS[f]}, A = {lev:g}",
+                **_LEVEL_STYLE[lev],
+            )
     bx.axvline(eps, color=GREY, lw=0.8, ls=":")
     bx.set_xscale("log")
     bx.set_xticks(eps_grid, [f"{e:.3g}" for e in eps_grid])
@@ -348,13 +433,28 @@ def _draw_sweep_panel(bx, sweep: dict, eps_grid, eps: float) -> None:
     bx.set_ylim(0, 1.03)
     # one legend entry per family (colour, marker) and per level (line style, fill): the
     # samples are drawn exactly as the curves are
-    handles = [Line2D([], [], color=FAMILY_COLORS[c.name], marker=FAMILY_MARKERS[c.name], ms=4,
-                      label=FAMILY_LABELS[c.name]) for c in FAMILIES]
-    handles += [Line2D([], [], color="black", marker="o", ms=4, label=f"A = {lev:g}",
-                       **_LEVEL_STYLE[lev]) for lev in sorted(LEVELS, reverse=True)]
-    decorate(bx, "l-inf attack radius eps", "frontier D at accuracy A = level",
-             "(b) frontier's D at fixed accuracy, vs eps",
-             dict(handles=handles, loc="upper left"))
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=FAMILY_COLORS[c.name],
+            marker=FAMILY_MARKERS[c.name],
+            ms=4,
+            label=FAMILY_LABELS[c.name],
+        )
+        for c in FAMILIES
+    ]
+    handles += [
+        Line2D([], [], color="black", marker="o", ms=4, label=f"A = {lev:g}", **_LEVEL_STYLE[lev])
+        for lev in sorted(LEVELS, reverse=True)
+    ]
+    decorate(
+        bx,
+        "l-inf attack radius eps",
+        "frontier D at accuracy A = level",
+        "(b) frontier's D at fixed accuracy, vs eps",
+        dict(handles=handles, loc="upper left"),
+    )
 
 
 def draw_pareto_linf(result: dict):
@@ -369,9 +469,18 @@ def draw_pareto_linf(result: dict):
 
 
 @reproducible
-def pareto_linf(outdir=None, *, quick: bool = False, seed: int = 0, d: int = 5,
-                radius: float = 0.65, eps: float = 0.1, n_samples: int | None = None,
-                ks: Sequence[float] | None = None, steps: int | None = None) -> dict:
+def pareto_linf(
+    outdir=None,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    d: int = 5,
+    radius: float = 0.65,
+    eps: float = 0.1,
+    n_samples: int | None = None,
+    ks: Sequence[float] | None = None,
+    steps: int | None = None,
+) -> dict:
     """Paper Figure 4: for f#(x) = 1(||x||_2 <= radius) at x0 = 0 and an l-inf attack of
     radius ``eps``, the accuracy term A = P(||z||_2 <= radius) and the distance term
     D(pi_0 || pi_delta*) (lambda = 1: total variation) at the worst-case delta* (the vertex
@@ -383,6 +492,7 @@ def pareto_linf(outdir=None, *, quick: bool = False, seed: int = 0, d: int = 5,
     every sigma: A(sigma) = P(||z_1||_2 <= radius / sigma) and ell(sigma, eps) = ell(1, eps /
     sigma). sigma and eps lie on geometric grids with a common ratio, so the ratios eps / sigma
     are shared. A is exact for eq. (8) (chi law) and Monte Carlo for (9), (10)."""
-    result = compute_pareto_linf(quick=quick, seed=seed, d=d, radius=radius, eps=eps,
-                                 n_samples=n_samples, ks=ks, steps=steps)
+    result = compute_pareto_linf(
+        quick=quick, seed=seed, d=d, radius=radius, eps=eps, n_samples=n_samples, ks=ks, steps=steps
+    )
     return render(result, draw_pareto_linf, outdir)

@@ -24,8 +24,9 @@ from ..palette import GRID
 HANDLE = 4.0
 
 
-def new_figure(ncols: int, width: float = 5.0, height: float = 4.2, nrows: int = 1,
-               height_ratios=None):
+def new_figure(
+    ncols: int, width: float = 5.0, height: float = 4.2, nrows: int = 1, height_ratios=None
+):
     """A headless figure with a row-major list of ``nrows * ncols`` axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -44,8 +45,13 @@ def legend(ax, **kw):
     return ax.legend(**kw)
 
 
-def decorate(ax, xlabel: str | None = None, ylabel: str | None = None,
-             title: str | None = None, legend_kw: dict | None = None) -> None:
+def decorate(
+    ax,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    legend_kw: dict | None = None,
+) -> None:
     """Axis labels, the palette's grid, a legend (when ``legend_kw`` is given) and a panel
     title at 10 pt."""
     if xlabel is not None:
@@ -97,8 +103,9 @@ def _make_outdir(outdir) -> Path:
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except (OSError, FileExistsError) as exc:
-        raise SmoothCertError(f"{outdir}: cannot create the output folder: "
-                              f"{exc.strerror or exc}") from None
+        raise SmoothCertError(
+            f"{outdir}: cannot create the output folder: {exc.strerror or exc}"
+        ) from None
     return outdir
 
 
@@ -122,15 +129,15 @@ def save(result: dict, fig, outdir, csv_header: Sequence[str], csv_rows: Iterabl
     files = [outdir / f"{name}.{ext}" for ext in ("png", "pdf", "json", "csv")]
     try:
         fig.savefig(files[0], dpi=150, metadata={"Software": None})
-        fig.savefig(files[1], metadata={"CreationDate": None, "Producer": None,
-                                        "Creator": None})
+        fig.savefig(files[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
         meta = {k: v for k, v in result.items() if k not in ("series", "files", "figure")}
         meta["files"] = [f.name for f in files]
         files[2].write_text(json.dumps(_jsonable(meta), indent=1) + "\n")
         _write_csv(files[3], csv_header, csv_rows)
     except OSError as exc:
-        raise SmoothCertError(f"{outdir}: cannot write the figure {name}: "
-                              f"{exc.strerror or exc}") from None
+        raise SmoothCertError(
+            f"{outdir}: cannot write the figure {name}: {exc.strerror or exc}"
+        ) from None
     result["files"] = [str(f) for f in files]
     return result
 

@@ -54,16 +54,37 @@ HEADER = ["idx", "label", "predict", "radius", "correct", "time"]
 ADAPTIVE_COLUMNS = ["pA_lower", "pA_upper", SAMPLES_COLUMN, "stop"]
 
 
-def certify_file(dataset: str, checkpoint, outfile, *, sigma: float | None = None,
-                 sigma0: float | None = None, noise: str = "gaussian", k: float = 0.0,
-                 norm: str = "l2", n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-                 batch: int = 1000, skip: int = 1, start: int = 0, max: int = -1,
-                 split: str = "test", data_dir=None, device=None, seed: int = 0,
-                 bilateral: bool = False, cert_samples: int = DEFAULT_SAMPLES,
-                 cert_failure_prob: float = DEFAULT_FAILURE_PROB,
-                 trust_checkpoint: bool = False, adaptive: bool = False, radii=None,
-                 rtol: float | None = None, distributed_run: bool = False,
-                 progress: bool = True) -> RunSummary:
+def certify_file(
+    dataset: str,
+    checkpoint,
+    outfile,
+    *,
+    sigma: float | None = None,
+    sigma0: float | None = None,
+    noise: str = "gaussian",
+    k: float = 0.0,
+    norm: str = "l2",
+    n0: int = 100,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch: int = 1000,
+    skip: int = 1,
+    start: int = 0,
+    max: int = -1,
+    split: str = "test",
+    data_dir=None,
+    device=None,
+    seed: int = 0,
+    bilateral: bool = False,
+    cert_samples: int = DEFAULT_SAMPLES,
+    cert_failure_prob: float = DEFAULT_FAILURE_PROB,
+    trust_checkpoint: bool = False,
+    adaptive: bool = False,
+    radii=None,
+    rtol: float | None = None,
+    distributed_run: bool = False,
+    progress: bool = True,
+) -> RunSummary:
     """Certify the inputs ``start, start + skip, ...`` (below ``max``; -1: all) of ``dataset``'s
     ``split`` with the smoothed ``checkpoint`` into OUTFILE (see the module's documentation),
     resuming it; exactly what ``smoothcert certify DATASET CHECKPOINT OUTFILE`` does with the
@@ -76,10 +97,23 @@ def certify_file(dataset: str, checkpoint, outfile, *, sigma: float | None = Non
     :class:`~smoothcert.jobs.common.RunSummary`. A bad argument is a one-line
     :class:`SmoothCertError` naming its option, before anything is loaded or written
     (:func:`~smoothcert.jobs.checks.check_certify_args`)."""
-    check_certify_args(outfile, n0=n0, n=n, alpha=alpha, batch=batch, skip=skip, start=start,
-                       max=max, seed=seed, bilateral=bilateral, cert_samples=cert_samples,
-                       cert_failure_prob=cert_failure_prob, adaptive=adaptive, radii=radii,
-                       rtol=rtol)
+    check_certify_args(
+        outfile,
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        batch=batch,
+        skip=skip,
+        start=start,
+        max=max,
+        seed=seed,
+        bilateral=bilateral,
+        cert_samples=cert_samples,
+        cert_failure_prob=cert_failure_prob,
+        adaptive=adaptive,
+        radii=radii,
+        rtol=rtol,
+    )
     k, alpha, cert_failure_prob = float(k), float(alpha), float(cert_failure_prob)
     sigma = None if sigma is None else float(sigma)
     sigma0 = None if sigma0 is None else float(sigma0)
@@ -88,36 +122,84 @@ def certify_file(dataset: str, checkpoint, outfile, *, sigma: float | None = Non
     checkpoint, outfile = str(checkpoint), str(outfile)
     data_dir = None if data_dir is None else str(data_dir)
     device = None if device is None else str(device)
-    command = format_command("certify", [dataset, checkpoint, outfile], {
-        "--noise": noise, "--k": k, "--sigma": sigma, "--sigma0": sigma0,
-        "--norm": norm, "--N0": n0, "--N": n, "--alpha": alpha,
-        "--batch": batch, "--skip": skip, "--start": start or None,
-        "--max": max, "--split": split,
-        "--data-dir": data_dir, "--device": device, "--seed": seed,
-        "--bilateral": bilateral, "--cert-samples": cert_samples,
-        "--cert-failure-prob": cert_failure_prob,
-        "--trust-checkpoint": trust_checkpoint, "--adaptive": adaptive,
-        "--radii": radii, "--rtol": rtol})
+    command = format_command(
+        "certify",
+        [dataset, checkpoint, outfile],
+        {
+            "--noise": noise,
+            "--k": k,
+            "--sigma": sigma,
+            "--sigma0": sigma0,
+            "--norm": norm,
+            "--N0": n0,
+            "--N": n,
+            "--alpha": alpha,
+            "--batch": batch,
+            "--skip": skip,
+            "--start": start or None,
+            "--max": max,
+            "--split": split,
+            "--data-dir": data_dir,
+            "--device": device,
+            "--seed": seed,
+            "--bilateral": bilateral,
+            "--cert-samples": cert_samples,
+            "--cert-failure-prob": cert_failure_prob,
+            "--trust-checkpoint": trust_checkpoint,
+            "--adaptive": adaptive,
+            "--radii": radii,
+            "--rtol": rtol,
+        },
+    )
     job = distributed.job_for(outfile, distributed=distributed_run)
     with job.lock(outfile):  # one run per OUTFILE: a second one is refused
-        inputs = load_inputs(job, dataset, checkpoint, split=split, data_dir=data_dir,
-                             device=device, trust_checkpoint=trust_checkpoint, noise=noise, k=k,
-                             sigma=sigma, sigma0=sigma0, skip=skip, max=max, start=start,
-                             norm=norm)
-        smooth = Smooth(inputs.model, inputs.dataset.num_classes, inputs.noise,
-                        device=inputs.device, norm=norm, samples=cert_samples,
-                        failure_prob=cert_failure_prob, progress=progress)
+        inputs = load_inputs(
+            job,
+            dataset,
+            checkpoint,
+            split=split,
+            data_dir=data_dir,
+            device=device,
+            trust_checkpoint=trust_checkpoint,
+            noise=noise,
+            k=k,
+            sigma=sigma,
+            sigma0=sigma0,
+            skip=skip,
+            max=max,
+            start=start,
+            norm=norm,
+        )
+        smooth = Smooth(
+            inputs.model,
+            inputs.dataset.num_classes,
+            inputs.noise,
+            device=inputs.device,
+            norm=norm,
+            samples=cert_samples,
+            failure_prob=cert_failure_prob,
+            progress=progress,
+        )
         cert = smooth.certificate  # builds (and caches) a Monte Carlo table, with its progress bar
         if bilateral and cert.method == "monte-carlo":
-            raise SmoothCertError("--bilateral needs bound values V(p, r), which the Monte Carlo "
-                                  f"certificate of the {inputs.noise.name} noise does not give")
+            raise SmoothCertError(
+                "--bilateral needs bound values V(p, r), which the Monte Carlo "
+                f"certificate of the {inputs.noise.name} noise does not give"
+            )
         config = {
             **source_config(command, dataset, split, data_dir, checkpoint, inputs, sigma0),
             "norm": norm,
-            "N0": n0, "N": n, "alpha": alpha, "bilateral": bilateral,
-            "batch": batch, "skip": skip, "start": start, "max": max,
+            "N0": n0,
+            "N": n,
+            "alpha": alpha,
+            "bilateral": bilateral,
+            "batch": batch,
+            "skip": skip,
+            "start": start,
+            "max": max,
             "seed": seed,
-            "device": str(inputs.device), "certificate": cert.describe(),
+            "device": str(inputs.device),
+            "certificate": cert.describe(),
             "failure_prob": smooth.failure_prob(alpha),
             "confidence": smooth.confidence_note(alpha, bilateral),
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -132,19 +214,49 @@ def certify_file(dataset: str, checkpoint, outfile, *, sigma: float | None = Non
 
             def compute(rows, write, bar):
                 certify_adaptive_indices(
-                    smooth, inputs.dataset, rows, write, n0=n0, n_max=n, alpha=alpha,
-                    batch=batch, seed=seed, radii=radii,
-                    rtol=config["adaptive"]["rtol"] or sequential.DEFAULT_RTOL, progress=bar)
+                    smooth,
+                    inputs.dataset,
+                    rows,
+                    write,
+                    n0=n0,
+                    n_max=n,
+                    alpha=alpha,
+                    batch=batch,
+                    seed=seed,
+                    radii=radii,
+                    rtol=config["adaptive"]["rtol"] or sequential.DEFAULT_RTOL,
+                    progress=bar,
+                )
         else:
             check = row_checker(smooth, inputs.dataset, bilateral)
 
             def compute(rows, write, bar):
-                certify_indices(smooth, inputs.dataset, rows, write, n0=n0, n=n, alpha=alpha,
-                                batch=batch, seed=seed, bilateral=bilateral, progress=bar)
+                certify_indices(
+                    smooth,
+                    inputs.dataset,
+                    rows,
+                    write,
+                    n0=n0,
+                    n=n,
+                    alpha=alpha,
+                    batch=batch,
+                    seed=seed,
+                    bilateral=bilateral,
+                    progress=bar,
+                )
 
-        return write_rows(job, "certify", outfile, header(bilateral, adaptive), config,
-                          inputs.indices, check, compute, progress=progress,
-                          note=config["confidence"])
+        return write_rows(
+            job,
+            "certify",
+            outfile,
+            header(bilateral, adaptive),
+            config,
+            inputs.indices,
+            check,
+            compute,
+            progress=progress,
+            note=config["confidence"],
+        )
 
 
 # ----------------------------------------------------------------------------- rows
@@ -154,14 +266,22 @@ def header(bilateral: bool, adaptive: bool = False) -> list[str]:
     return HEADER + ["pA_lower"] + (["pB_upper"] if bilateral else []) + [EXACT_RADIUS_COLUMN]
 
 
-def format_row(idx: int, label: int, prediction: int, radius: float, seconds: float,
-               p_a: float, p_b: float | None = None) -> str:
+def format_row(
+    idx: int,
+    label: int,
+    prediction: int,
+    radius: float,
+    seconds: float,
+    p_a: float,
+    p_b: float | None = None,
+) -> str:
     correct = int(prediction == label)
     elapsed = format_time(seconds)
     # the reference's "{}\t{}\t{}\t{:.3}\t{}\t{}", but the radius rounded toward zero (the
     # reference's round to nearest printed 0.2496 as 0.25), then our full-precision columns
-    row = (f"{idx}\t{label}\t{prediction}\t{format_radius_cell(radius)}\t{correct}\t"
-           f"{elapsed}\t{p_a!r}")
+    row = (
+        f"{idx}\t{label}\t{prediction}\t{format_radius_cell(radius)}\t{correct}\t{elapsed}\t{p_a!r}"
+    )
     if p_b is not None:
         row += f"\t{p_b!r}"
     return row + f"\t{float(radius)!r}"
@@ -172,14 +292,28 @@ def format_adaptive_row(idx: int, label: int, result, seconds: float) -> str:
     (columns: see the module's documentation)."""
     correct = int(result.prediction == label)
     radius = float(result.radius)
-    return (f"{idx}\t{label}\t{result.prediction}\t{format_radius_cell(radius)}\t{correct}\t"
-            f"{format_time(seconds)}\t{float(result.pA_lower)!r}\t"
-            f"{float(result.pA_upper)!r}\t{int(result.samples)}\t{stop_cell(result.reason)}\t"
-            f"{radius!r}")
+    return (
+        f"{idx}\t{label}\t{result.prediction}\t{format_radius_cell(radius)}\t{correct}\t"
+        f"{format_time(seconds)}\t{float(result.pA_lower)!r}\t"
+        f"{float(result.pA_upper)!r}\t{int(result.samples)}\t{stop_cell(result.reason)}\t"
+        f"{radius!r}"
+    )
 
 
-def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int, alpha: float,
-                    batch: int, seed: int, bilateral: bool = False, progress=None) -> None:
+def certify_indices(
+    smooth: Smooth,
+    dataset,
+    indices,
+    write,
+    *,
+    n0: int,
+    n: int,
+    alpha: float,
+    batch: int,
+    seed: int,
+    bilateral: bool = False,
+    progress=None,
+) -> None:
     """Certify the inputs ``indices`` of ``dataset`` and ``write`` one row each, in order.
 
     The noise of input ``idx`` is seeded from ``derive_seed(seed, idx)``, so a row does not
@@ -188,24 +322,38 @@ def certify_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n: int,
         x, label = dataset[i]
         before = time.time()
         prediction, radius, p_a, p_b = smooth.certify_detailed(
-            x, n0, n, alpha, batch, generator=derive_seed(seed, i), bilateral=bilateral)
+            x, n0, n, alpha, batch, generator=derive_seed(seed, i), bilateral=bilateral
+        )
         after = time.time()
         write(format_row(i, int(label), prediction, radius, after - before, p_a, p_b))
         if progress is not None:
             progress(1)
 
 
-def certify_adaptive_indices(smooth: Smooth, dataset, indices, write, *, n0: int, n_max: int,
-                             alpha: float, batch: int, seed: int, radii=None,
-                             rtol: float = sequential.DEFAULT_RTOL, progress=None) -> None:
+def certify_adaptive_indices(
+    smooth: Smooth,
+    dataset,
+    indices,
+    write,
+    *,
+    n0: int,
+    n_max: int,
+    alpha: float,
+    batch: int,
+    seed: int,
+    radii=None,
+    rtol: float = sequential.DEFAULT_RTOL,
+    progress=None,
+) -> None:
     """:func:`certify_indices` with :meth:`Smooth.certify_adaptive` (budget ``n_max``, grid
     ``radii`` or tolerance ``rtol``): the same seeds, hence the same samples as a fixed-N run
     as far as it goes; one row each (:func:`format_adaptive_row`)."""
     for i in indices:
         x, label = dataset[i]
         before = time.time()
-        result = smooth.certify_adaptive(x, n0, n_max, alpha, batch, radii=radii,
-                                         generator=derive_seed(seed, i), rtol=rtol)
+        result = smooth.certify_adaptive(
+            x, n0, n_max, alpha, batch, radii=radii, generator=derive_seed(seed, i), rtol=rtol
+        )
         after = time.time()
         write(format_adaptive_row(i, int(label), result, after - before))
         if progress is not None:
@@ -225,9 +373,11 @@ def _probability(cell, name):
 
 def _check_radius_cells(cells, radius, p_a, how="the certificate's radius"):
     if cells[3] != format_radius_cell(radius) or cells[-1] != repr(float(radius)):
-        raise ValueError(f"radius {cells[3]} ({EXACT_RADIUS_COLUMN} {cells[-1]}) is not "
-                         f"{how} {radius!r} at pA_lower {p_a!r}; a damaged file, or one "
-                         "written by a version of smoothcert whose certificate differs")
+        raise ValueError(
+            f"radius {cells[3]} ({EXACT_RADIUS_COLUMN} {cells[-1]}) is not "
+            f"{how} {radius!r} at pA_lower {p_a!r}; a damaged file, or one "
+            "written by a version of smoothcert whose certificate differs"
+        )
 
 
 def row_checker(smooth: Smooth, dataset, bilateral: bool):
@@ -268,8 +418,9 @@ def adaptive_row_checker(smooth: Smooth, dataset, n0: int, bound, radii=None):
         p_u = _probability(cells[7], "pA_upper")
         if p_u < p_a:
             raise ValueError(f"pA_upper {p_u!r} is below pA_lower {p_a!r}")
-        check_samples_and_stop(cells, 8, looks,
-                               f"N0 = {n0} plus a look of the schedule up to N = {n_max}")
+        check_samples_and_stop(
+            cells, 8, looks, f"N0 = {n0} plus a look of the schedule up to N = {n_max}"
+        )
         abstain = p_a < 0.5
         if abstain != (prediction == Smooth.ABSTAIN):
             raise ValueError(f"predict {prediction} does not match pA_lower {p_a!r}")
@@ -292,8 +443,11 @@ def adaptive_bound(smooth: Smooth, alpha: float, n_max: int, radii=None):
     ``grid_bound`` of the grid thresholds, or its schedule without a grid): its ``looks`` are
     the only estimation sample sizes a row can have, and :func:`bound_description` records it
     in the configuration."""
-    thresholds = None if radii is None else sequential.grid_thresholds(
-        smooth.certificate, sequential.check_radii(radii))
+    thresholds = (
+        None
+        if radii is None
+        else sequential.grid_thresholds(smooth.certificate, sequential.check_radii(radii))
+    )
     make = getattr(sequential, "grid_bound", None)
     if make is not None:
         return make(alpha, n_max, thresholds)
@@ -306,8 +460,12 @@ def bound_description(bound) -> dict:
     if hasattr(bound, "describe"):
         desc = dict(bound.describe())
     else:
-        desc = {"name": "union-cp", "alpha": bound.alpha, "looks": bound.looks.tolist(),
-                "levels": bound.alphas.tolist()}
+        desc = {
+            "name": "union-cp",
+            "alpha": bound.alpha,
+            "looks": bound.looks.tolist(),
+            "levels": bound.alphas.tolist(),
+        }
     return {**desc, "time_uniform": True}
 
 
@@ -318,8 +476,9 @@ def adaptive_config(n_max: int, radii, rtol, bound) -> dict:
     return {
         "n_max": n_max,
         "radii": None if radii is None else [float(r) for r in radii],
-        "rtol": None if radii is not None else (
-            sequential.DEFAULT_RTOL if rtol is None else float(rtol)),
+        "rtol": None
+        if radii is not None
+        else (sequential.DEFAULT_RTOL if rtol is None else float(rtol)),
         "bound": bound_description(bound),
     }
 
@@ -330,12 +489,14 @@ def adaptive_confidence_note(smooth: Smooth, alpha: float, bound) -> str:
     cert = smooth.certificate
     table = float(getattr(cert, "failure_prob", 0.0))
     looks = bound.looks
-    note = (f"each certified radius ({smooth.norm}, {cert.method} certificate of "
-            f"{smooth.noise!r}) holds with probability >= {1 - alpha - table:.6g}: "
-            f"alpha = {alpha:g} per input for a time-uniform lower bound of p_A (one-sided "
-            f"Clopper-Pearson at each of the {looks.size} looks, from {looks[0]} to "
-            f"{looks[-1]} samples, of a schedule fixed before sampling, alpha split over them "
-            "by a union bound: valid at whichever look sampling stops)")
+    note = (
+        f"each certified radius ({smooth.norm}, {cert.method} certificate of "
+        f"{smooth.noise!r}) holds with probability >= {1 - alpha - table:.6g}: "
+        f"alpha = {alpha:g} per input for a time-uniform lower bound of p_A (one-sided "
+        f"Clopper-Pearson at each of the {looks.size} looks, from {looks[0]} to "
+        f"{looks[-1]} samples, of a schedule fixed before sampling, alpha split over them "
+        "by a union bound: valid at whichever look sampling stops)"
+    )
     if table:
         note += f" + {table:g} for the Monte Carlo certificate table, shared by all inputs"
     return note

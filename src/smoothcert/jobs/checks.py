@@ -15,8 +15,9 @@ from ..errors import SmoothCertError
 from ..results import check_outfile
 
 
-def check_run_args(*, batch: int = 1000, skip: int = 1, start: int = 0, max: int = -1,
-                   seed: int = 0) -> None:
+def check_run_args(
+    *, batch: int = 1000, skip: int = 1, start: int = 0, max: int = -1, seed: int = 0
+) -> None:
     """The arguments certify and predict share, OUTFILE aside (checked last: that creates its
     folder)."""
     check_positive_int("--batch", batch)
@@ -24,17 +25,30 @@ def check_run_args(*, batch: int = 1000, skip: int = 1, start: int = 0, max: int
     check_positive_int("--start", start, 0)
     check_positive_int("--max", max, -1)
     if max == 0:
-        raise SmoothCertError("--max 0 selects no input (--max is the index to stop at; -1: "
-                              "the whole split)")
+        raise SmoothCertError(
+            "--max 0 selects no input (--max is the index to stop at; -1: the whole split)"
+        )
     check_seed(seed)
 
 
-def check_certify_args(outfile, *, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-                       batch: int = 1000, skip: int = 1, start: int = 0, max: int = -1,
-                       seed: int = 0, bilateral: bool = False,
-                       cert_samples: int = DEFAULT_SAMPLES,
-                       cert_failure_prob: float = DEFAULT_FAILURE_PROB, adaptive: bool = False,
-                       radii=None, rtol: float | None = None) -> None:
+def check_certify_args(
+    outfile,
+    *,
+    n0: int = 100,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch: int = 1000,
+    skip: int = 1,
+    start: int = 0,
+    max: int = -1,
+    seed: int = 0,
+    bilateral: bool = False,
+    cert_samples: int = DEFAULT_SAMPLES,
+    cert_failure_prob: float = DEFAULT_FAILURE_PROB,
+    adaptive: bool = False,
+    radii=None,
+    rtol: float | None = None,
+) -> None:
     """Every check of :func:`~smoothcert.jobs.certify_file`'s arguments of the same names."""
     check_run_args(batch=batch, skip=skip, start=start, max=max, seed=seed)
     check_samples("--N0", n0)
@@ -53,18 +67,24 @@ def check_adaptive_args(*, adaptive: bool, bilateral: bool, radii, rtol) -> None
     if not adaptive:
         for flag, value in (("--radii", radii), ("--rtol", rtol)):
             if value is not None:
-                raise SmoothCertError(f"{flag} needs --adaptive (it sets the stopping rule of "
-                                      "sequential certification)")
+                raise SmoothCertError(
+                    f"{flag} needs --adaptive (it sets the stopping rule of "
+                    "sequential certification)"
+                )
         return
     from .. import sequential  # scipy.stats: only for an adaptive run
 
     if bilateral:
-        raise SmoothCertError("--bilateral is not available with --adaptive (the sequential "
-                              "certificate bounds p_A only)")
+        raise SmoothCertError(
+            "--bilateral is not available with --adaptive (the sequential "
+            "certificate bounds p_A only)"
+        )
     if radii is not None:
         if rtol is not None:
-            raise SmoothCertError("--rtol applies without --radii: with a grid, sampling stops "
-                                  "when the largest certified grid radius is decided")
+            raise SmoothCertError(
+                "--rtol applies without --radii: with a grid, sampling stops "
+                "when the largest certified grid radius is decided"
+            )
         try:
             sequential.check_radii(radii)
         except SmoothCertError as exc:
@@ -76,8 +96,17 @@ def check_adaptive_args(*, adaptive: bool, bilateral: bool, radii, rtol) -> None
             raise SmoothCertError(f"--rtol: {exc}") from None
 
 
-def check_predict_args(outfile, *, n: int = 100_000, alpha: float = 0.001, batch: int = 1000,
-                       skip: int = 1, start: int = 0, max: int = -1, seed: int = 0) -> None:
+def check_predict_args(
+    outfile,
+    *,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch: int = 1000,
+    skip: int = 1,
+    start: int = 0,
+    max: int = -1,
+    seed: int = 0,
+) -> None:
     """Every check of :func:`~smoothcert.jobs.predict_file`'s arguments of the same names."""
     check_run_args(batch=batch, skip=skip, start=start, max=max, seed=seed)
     check_samples("--N", n)

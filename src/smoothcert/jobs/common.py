@@ -97,20 +97,43 @@ def probe_model(model, x, dataset, device) -> None:
             out = model(x.unsqueeze(0).to(device))
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmoothCertError(f"the model does not accept inputs of shape {tuple(x.shape)} "
-                              f"from this dataset: {msg}") from None
-    if (getattr(dataset, "num_classes_inferred", False) and isinstance(out, torch.Tensor)
-            and out.dim() == 2 and out.shape[0] == 1 and out.shape[1] >= num_classes):
+        raise SmoothCertError(
+            f"the model does not accept inputs of shape {tuple(x.shape)} from this dataset: {msg}"
+        ) from None
+    if (
+        getattr(dataset, "num_classes_inferred", False)
+        and isinstance(out, torch.Tensor)
+        and out.dim() == 2
+        and out.shape[0] == 1
+        and out.shape[1] >= num_classes
+    ):
         dataset.num_classes = num_classes = int(out.shape[1])  # labels: some of its classes
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SmoothCertError(f"the model returns {shape} for one input; the dataset has "
-                              f"{num_classes} classes, expected (1, {num_classes})")
+        raise SmoothCertError(
+            f"the model returns {shape} for one input; the dataset has "
+            f"{num_classes} classes, expected (1, {num_classes})"
+        )
 
 
-def load_inputs(job, dataset: str, checkpoint: str, *, split: str, data_dir, device,
-                trust_checkpoint: bool, noise: str, k: float, sigma, sigma0, skip: int,
-                max: int, start: int, norm: str | None = None) -> Inputs:
+def load_inputs(
+    job,
+    dataset: str,
+    checkpoint: str,
+    *,
+    split: str,
+    data_dir,
+    device,
+    trust_checkpoint: bool,
+    noise: str,
+    k: float,
+    sigma,
+    sigma0,
+    skip: int,
+    max: int,
+    start: int,
+    norm: str | None = None,
+) -> Inputs:
     """Device (``job``'s choice), data set, model, the data resized to a model's fixed input
     size (before the noise), the noise for that dimension (certifiable under ``norm`` when
     given), and the selected indices ``start, start + skip, ...`` below ``max``; the model is
@@ -133,14 +156,17 @@ def load_inputs(job, dataset: str, checkpoint: str, *, split: str, data_dir, dev
     if indices:
         x0 = data[indices[0]][0]
         if x0.numel() != dim:
-            raise SmoothCertError(f"input {indices[0]} has shape {tuple(x0.shape)} but the "
-                                  f"dataset declares {tuple(data.input_shape)}")
+            raise SmoothCertError(
+                f"input {indices[0]} has shape {tuple(x0.shape)} but the "
+                f"dataset declares {tuple(data.input_shape)}"
+            )
         probe_model(model, x0, data, device)
     return Inputs(device, data, model, meta, resize, smoothing, indices)
 
 
-def source_config(command: str, dataset: str, split: str, data_dir, checkpoint: str,
-                  inputs: Inputs, sigma0) -> dict:
+def source_config(
+    command: str, dataset: str, split: str, data_dir, checkpoint: str, inputs: Inputs, sigma0
+) -> dict:
     """The first fields of OUTFILE.config.json, in their order: the command, the version, the
     data, the model (path, SHA-256, training noise) and the noise's parameters."""
     from .. import __version__
@@ -149,28 +175,55 @@ def source_config(command: str, dataset: str, split: str, data_dir, checkpoint: 
     return {
         "command": command,
         "smoothcert_version": __version__,
-        "dataset": dataset, "split": split, "data_dir": data_dir,
-        "checkpoint": checkpoint, "checkpoint_sha256": file_sha256(checkpoint),
+        "dataset": dataset,
+        "split": split,
+        "data_dir": data_dir,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": file_sha256(checkpoint),
         "train_noise": train_noise(inputs.meta),
-        **inputs.noise.params(), "sigma0": sigma0,
+        **inputs.noise.params(),
+        "sigma0": sigma0,
     }
 
 
-def run_with_progress(indices: list[int], run: Callable[[list[int], Callable], None],
-                      desc: str, total: int | None = None, enabled: bool = True) -> None:
+def run_with_progress(
+    indices: list[int],
+    run: Callable[[list[int], Callable], None],
+    desc: str,
+    total: int | None = None,
+    enabled: bool = True,
+) -> None:
     """``run(indices, progress)`` under a tqdm progress bar with ETA on stderr; ``run`` calls
     ``progress(1)`` after each input. ``total`` counts the inputs already done too;
     ``enabled=False`` shows no bar."""
     from tqdm.auto import tqdm
 
     total = len(indices) if total is None else total
-    with tqdm(total=total, initial=total - len(indices), desc=desc, unit="input",
-              file=sys.stderr, dynamic_ncols=True, disable=not enabled) as bar:
+    with tqdm(
+        total=total,
+        initial=total - len(indices),
+        desc=desc,
+        unit="input",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not enabled,
+    ) as bar:
         run(indices, bar.update)
 
 
-def write_rows(job, name: str, outfile, header: list[str], config: dict, indices: list[int],
-               check_row, compute, *, progress: bool, note: str | None) -> RunSummary:
+def write_rows(
+    job,
+    name: str,
+    outfile,
+    header: list[str],
+    config: dict,
+    indices: list[int],
+    check_row,
+    compute,
+    *,
+    progress: bool,
+    note: str | None,
+) -> RunSummary:
     """Open (resume) OUTFILE through ``job`` with ``header`` and ``config`` (rows read back
     checked by ``check_row``), print ``note`` on stderr as a ``#`` line, run
     ``compute(rows, write, progress)`` on the indices of this shard not done yet, and finish the
@@ -180,8 +233,13 @@ def write_rows(job, name: str, outfile, header: list[str], config: dict, indices
         todo = [i for i in mine if i not in results.done]
         if note is not None:
             print(f"# {note}", file=sys.stderr)
-        run_with_progress(todo, lambda rows, bar: compute(rows, results.write_row, bar),
-                          desc=job.desc(name), total=len(mine), enabled=progress)
+        run_with_progress(
+            todo,
+            lambda rows, bar: compute(rows, results.write_row, bar),
+            desc=job.desc(name),
+            total=len(mine),
+            enabled=progress,
+        )
     status = job.finish()
     return RunSummary(Path(outfile), len(indices), len(todo), note, status)
 

@@ -31,9 +31,25 @@ from .checkpoint import (
 )
 from .pretrained import PretrainedClassifier, get_architecture, is_pretrained_arch
 
-__all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "CifarResNet", "DataParallel", "Digits32CNN",
-           "DigitsCNN",
-           "InputCenterLayer", "NormalizeLayer", "PretrainedClassifier", "ResNet50",
-           "adapt_state_dict", "build_net", "file_sha256", "get_architecture",
-           "is_pretrained_arch", "load_checkpoint", "load_model", "normalization_layer",
-           "save_checkpoint", "train_noise"]
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_DATASET",
+    "CifarResNet",
+    "DataParallel",
+    "Digits32CNN",
+    "DigitsCNN",
+    "InputCenterLayer",
+    "NormalizeLayer",
+    "PretrainedClassifier",
+    "ResNet50",
+    "adapt_state_dict",
+    "build_net",
+    "file_sha256",
+    "get_architecture",
+    "is_pretrained_arch",
+    "load_checkpoint",
+    "load_model",
+    "normalization_layer",
+    "save_checkpoint",
+    "train_noise",
+]

@@ -32,20 +32,47 @@ from torch import nn
 from ..data.datasets import DATASETS, NORMALIZATION, is_dataset_path
 from ..errors import SmoothCertError
 
-__all__ = ["ARCHITECTURES", "DEFAULT_DATASET", "NormalizeLayer", "InputCenterLayer",
-           "DataParallel", "CifarResNet", "ResNet50", "DigitsCNN", "Digits32CNN",
-           "get_architecture", "build_net", "normalization_layer"]
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_DATASET",
+    "NormalizeLayer",
+    "InputCenterLayer",
+    "DataParallel",
+    "CifarResNet",
+    "ResNet50",
+    "DigitsCNN",
+    "Digits32CNN",
+    "get_architecture",
+    "build_net",
+    "normalization_layer",
+]
 
-ARCHITECTURES = ("cifar_resnet20", "cifar_resnet110", "resnet50", "digits_cnn",
-                 "digits32_cnn", "imagenet32_resnet110")
+ARCHITECTURES = (
+    "cifar_resnet20",
+    "cifar_resnet110",
+    "resnet50",
+    "digits_cnn",
+    "digits32_cnn",
+    "imagenet32_resnet110",
+)
 
 # Data set whose normalization an architecture uses when none is given.
-DEFAULT_DATASET = {"cifar_resnet20": "cifar10", "cifar_resnet110": "cifar10",
-                   "resnet50": "imagenet", "digits_cnn": "digits", "digits32_cnn": "digits32",
-                   "imagenet32_resnet110": "imagenet32"}
+DEFAULT_DATASET = {
+    "cifar_resnet20": "cifar10",
+    "cifar_resnet110": "cifar10",
+    "resnet50": "imagenet",
+    "digits_cnn": "digits",
+    "digits32_cnn": "digits32",
+    "imagenet32_resnet110": "imagenet32",
+}
 
-_DATASET_CLASSES = {"digits": 10, "digits32": 10, "cifar10": 10, "imagenet": 1000,
-                    "imagenet32": 1000}
+_DATASET_CLASSES = {
+    "digits": 10,
+    "digits32": 10,
+    "cifar10": 10,
+    "imagenet": 1000,
+    "imagenet32": 1000,
+}
 
 
 # ----------------------------------------------------------------------------- first layers
@@ -66,8 +93,9 @@ class NormalizeLayer(nn.Module):
         super().__init__()
         means, sds = _floats(means), _floats(sds)
         if len(means) != len(sds) or not means:
-            raise SmoothCertError(f"NormalizeLayer: {len(means)} means for {len(sds)} "
-                                  "standard deviations")
+            raise SmoothCertError(
+                f"NormalizeLayer: {len(means)} means for {len(sds)} standard deviations"
+            )
         if not all(s > 0 for s in sds):
             raise SmoothCertError("NormalizeLayer: standard deviations must be > 0")
         self.register_buffer("means", torch.tensor(means), persistent=False)
@@ -118,8 +146,7 @@ class DataParallel(nn.DataParallel):
 # ----------------------------------------------------------------------------- CIFAR ResNet
 def _initializable(net: nn.Module):
     """The submodules to initialize (none on the meta device, where init is slow and moot)."""
-    return [m for m in net.modules()
-            if not any(p.is_meta for p in m.parameters(recurse=False))]
+    return [m for m in net.modules() if not any(p.is_meta for p in m.parameters(recurse=False))]
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -178,7 +205,8 @@ class CifarResNet(nn.Module):
         if stride != 1 or self.inplanes != planes:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes))
+                nn.BatchNorm2d(planes),
+            )
         layers = [_CifarBasicBlock(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes
         layers += [_CifarBasicBlock(planes, planes) for _ in range(1, blocks)]
@@ -198,8 +226,7 @@ class _Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1,
-                               bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -242,9 +269,15 @@ class ResNet50(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * _Bottleneck.expansion:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * _Bottleneck.expansion, kernel_size=1,
-                          stride=stride, bias=False),
-                nn.BatchNorm2d(planes * _Bottleneck.expansion))
+                nn.Conv2d(
+                    self.inplanes,
+                    planes * _Bottleneck.expansion,
+                    kernel_size=1,
+                    stride=stride,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(planes * _Bottleneck.expansion),
+            )
         layers = [_Bottleneck(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * _Bottleneck.expansion
         layers += [_Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
@@ -302,8 +335,9 @@ def _check_arch(arch) -> str:
     return name
 
 
-def build_net(arch: str, num_classes: int | None = None, in_channels: int | None = None,
-              parallel: bool = True) -> nn.Module:
+def build_net(
+    arch: str, num_classes: int | None = None, in_channels: int | None = None, parallel: bool = True
+) -> nn.Module:
     """The network of ``arch`` alone (no normalization layer), ``resnet50`` in
     :class:`DataParallel` unless ``parallel`` is false. Defaults: 10 classes (1000 for
     resnet50 and imagenet32_resnet110), 3 input channels (1 for digits_cnn)."""
@@ -325,21 +359,25 @@ def build_net(arch: str, num_classes: int | None = None, in_channels: int | None
     return DataParallel(net) if parallel else net
 
 
-def normalization_layer(dataset: str, input_center: bool = False,
-                        channels: int | None = None) -> nn.Module:
+def normalization_layer(
+    dataset: str, input_center: bool = False, channels: int | None = None
+) -> nn.Module:
     """The first layer for ``dataset``: its :class:`NormalizeLayer` (or :class:`InputCenterLayer`
     when ``input_center``); identity constants (mean 0, sd 1) for a custom data set path."""
     key = os.fspath(dataset)
     if key.lower() in NORMALIZATION:
         means, sds = NORMALIZATION[key.lower()]
         if channels is not None and len(means) not in (1, channels):
-            raise SmoothCertError(f"dataset {key} has {len(means)} channels, the network "
-                                  f"expects {channels}")
+            raise SmoothCertError(
+                f"dataset {key} has {len(means)} channels, the network expects {channels}"
+            )
     elif is_dataset_path(key):
         means, sds = (0.0,), (1.0,)
     else:
-        raise SmoothCertError(f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, "
-                              "or a path to a custom data set")
+        raise SmoothCertError(
+            f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, "
+            "or a path to a custom data set"
+        )
     return InputCenterLayer(means) if input_center else NormalizeLayer(means, sds)
 
 
@@ -356,8 +394,14 @@ def _dataset_shape(dataset: str) -> tuple[int | None, int | None]:
     return int(ds.num_classes), int(ds.input_shape[0])
 
 
-def get_architecture(arch: str, dataset: str, *, num_classes: int | None = None,
-                     in_channels: int | None = None, input_center: bool = False) -> nn.Module:
+def get_architecture(
+    arch: str,
+    dataset: str,
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    input_center: bool = False,
+) -> nn.Module:
     """``Sequential(normalization, net)`` with random weights, on CPU, in train mode.
 
     ``dataset`` picks the normalization constants (and, unless given, ``num_classes`` and

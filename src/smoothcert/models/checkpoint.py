@@ -51,8 +51,16 @@ from .architectures import (
 )
 from .pretrained import dir_sha256, is_hf_dir, is_pretrained_arch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "adapt_state_dict", "torch_load",
-           "TRUST_HINT", "load_model", "file_sha256", "train_noise"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "adapt_state_dict",
+    "torch_load",
+    "TRUST_HINT",
+    "load_model",
+    "file_sha256",
+    "train_noise",
+]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -67,20 +75,27 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------- saving
-def save_checkpoint(path, model: nn.Module, arch: str, *, epoch: int | None = None,
-                    optimizer=None, **extra) -> None:
+def save_checkpoint(
+    path, model: nn.Module, arch: str, *, epoch: int | None = None, optimizer=None, **extra
+) -> None:
     """Write ``{'arch', 'state_dict', 'epoch', 'optimizer', **extra}`` with ``torch.save``,
     atomically (a temporary file in the same folder, then ``os.replace``).
 
     ``optimizer`` is an optimizer (its ``state_dict()`` is stored), a state dict, or None."""
     reserved = {"arch", "state_dict", "epoch", "optimizer"} & set(extra)
     if reserved:
-        raise SmoothCertError(f"save_checkpoint: {', '.join(sorted(reserved))} cannot be "
-                              "passed as extra entries")
+        raise SmoothCertError(
+            f"save_checkpoint: {', '.join(sorted(reserved))} cannot be passed as extra entries"
+        )
     if optimizer is not None and hasattr(optimizer, "state_dict"):
         optimizer = optimizer.state_dict()
-    ckpt = {"arch": arch, "state_dict": model.state_dict(), "epoch": epoch,
-            "optimizer": optimizer, **extra}
+    ckpt = {
+        "arch": arch,
+        "state_dict": model.state_dict(),
+        "epoch": epoch,
+        "optimizer": optimizer,
+        **extra,
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -114,8 +129,11 @@ def _core(key: str) -> str:
 
 def _first_layer_consts(state_dict) -> dict:
     """``0.means`` / ``0.sds`` stored by variants that made them buffers."""
-    return {k[2:]: v for k, v in state_dict.items()
-            if k in ("0.means", "0.sds") and isinstance(v, torch.Tensor)}
+    return {
+        k[2:]: v
+        for k, v in state_dict.items()
+        if k in ("0.means", "0.sds") and isinstance(v, torch.Tensor)
+    }
 
 
 def adapt_state_dict(state_dict, model: nn.Module) -> tuple[OrderedDict, list[str]]:
@@ -159,8 +177,11 @@ def _arch_cores(arch: str) -> frozenset:
 def _matching_archs(state_dict) -> list[str]:
     cores = {_core(k) for k in state_dict if not k.startswith("0.")}
     cores = {k for k in cores if not k.endswith("num_batches_tracked")}
-    return [a for a in ARCHITECTURES
-            if cores == {k for k in _arch_cores(a) if not k.endswith("num_batches_tracked")}]
+    return [
+        a
+        for a in ARCHITECTURES
+        if cores == {k for k in _arch_cores(a) if not k.endswith("num_batches_tracked")}
+    ]
 
 
 def _infer_shape(state_dict) -> tuple[int | None, int | None]:
@@ -195,10 +216,12 @@ def _archive_kind(path: Path) -> str | None:
         return None
     parts = [n.split("/") for n in names]
     if any(len(p) > 1 and p[1] == "code" for p in parts) or any(
-            n.endswith("/constants.pkl") for n in names):
+        n.endswith("/constants.pkl") for n in names
+    ):
         return "torchscript"
     if any(n.endswith("/archive_format") for n in names) or any(
-            n.endswith("/models/model.json") for n in names):
+        n.endswith("/models/model.json") for n in names
+    ):
         return "export"
     return None
 
@@ -218,8 +241,7 @@ def _check_zip_crc(path: Path) -> None:
 
 
 #: how to opt in to a file that needs code to load (the command line's flag and the API's)
-TRUST_HINT = ("pass --trust-checkpoint (API: trust=True) only if you trust the file's "
-              "source")
+TRUST_HINT = "pass --trust-checkpoint (API: trust=True) only if you trust the file's source"
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
@@ -230,8 +252,7 @@ def _refusal(exc: BaseException) -> str:
     return f" ({found.group(1)})" if found else ""
 
 
-def torch_load(path, *, trust: bool = False, what: str = "checkpoint",
-               hint: str = TRUST_HINT):
+def torch_load(path, *, trust: bool = False, what: str = "checkpoint", hint: str = TRUST_HINT):
     """The object of a ``torch.save`` file (zip or legacy format), on the CPU.
 
     Untrusted (the default): ``torch.load(weights_only=True)``, which unpickles tensors and
@@ -246,29 +267,42 @@ def torch_load(path, *, trust: bool = False, what: str = "checkpoint",
     except pickle.UnpicklingError as exc:
         text = str(exc).lower()
         if not trust and ("weights only" in text or "weights_only" in text):
-            raise SmoothCertError(f"{what} {path} needs unpickling code{_refusal(exc)} to load, "
-                                  "which can execute arbitrary code stored in the file: "
-                                  f"{hint}") from None
-        raise SmoothCertError(f"cannot read {what} {path}: not a PyTorch file, or corrupt "
-                              f"({_one_line(exc)})") from None
+            raise SmoothCertError(
+                f"{what} {path} needs unpickling code{_refusal(exc)} to load, "
+                "which can execute arbitrary code stored in the file: "
+                f"{hint}"
+            ) from None
+        raise SmoothCertError(
+            f"cannot read {what} {path}: not a PyTorch file, or corrupt ({_one_line(exc)})"
+        ) from None
     except (ModuleNotFoundError, AttributeError) as exc:  # trusted: a class not importable
-        raise SmoothCertError(f"cannot unpickle {what} {path}: {_one_line(exc)} (a pickled "
-                              "object needs its class importable)") from None
+        raise SmoothCertError(
+            f"cannot unpickle {what} {path}: {_one_line(exc)} (a pickled "
+            "object needs its class importable)"
+        ) from None
     except Exception as exc:
-        raise SmoothCertError(f"cannot read {what} {path}: not a PyTorch file, or truncated "
-                              f"/ corrupt ({_one_line(exc)})") from None
+        raise SmoothCertError(
+            f"cannot read {what} {path}: not a PyTorch file, or truncated "
+            f"/ corrupt ({_one_line(exc)})"
+        ) from None
 
 
 def _finish(path: Path, model: nn.Module, meta: dict, device):
     """``(model, meta)`` with the model in eval mode on ``device`` and the standard meta keys."""
-    for key, default in (("arch", None), ("dataset", None), ("epoch", None),
-                         ("input_center", None), ("notes", [])):
+    for key, default in (
+        ("arch", None),
+        ("dataset", None),
+        ("epoch", None),
+        ("input_center", None),
+        ("notes", []),
+    ):
         meta.setdefault(key, default)
     try:
         model = model.to(device)
     except Exception as exc:  # no such device, a TorchScript module pinned elsewhere, ...
-        raise SmoothCertError(f"cannot move the model of {path} to {device}: "
-                              f"{_one_line(exc)}") from None
+        raise SmoothCertError(
+            f"cannot move the model of {path} to {device}: {_one_line(exc)}"
+        ) from None
     try:
         model.eval()
     except (NotImplementedError, RuntimeError):  # some exported graph modules refuse eval()
@@ -278,9 +312,12 @@ def _finish(path: Path, model: nn.Module, meta: dict, device):
 
 def _load_archive(path: Path, kind: str, device, dataset, trust: bool):
     if not trust:
-        how = ("a TorchScript program: loading it runs code stored in the file (its forward)"
-               if kind == "torchscript" else "a torch.export archive: loading it unpickles "
-               "its constants, which can execute arbitrary code stored in the file")
+        how = (
+            "a TorchScript program: loading it runs code stored in the file (its forward)"
+            if kind == "torchscript"
+            else "a torch.export archive: loading it unpickles "
+            "its constants, which can execute arbitrary code stored in the file"
+        )
         raise SmoothCertError(f"checkpoint {path} is {how}; {TRUST_HINT}")
     meta = {"arch": None, "format": kind, "dataset": dataset}
     try:
@@ -305,14 +342,21 @@ def _load_hf_dir(path: Path, dataset, device, trust: bool):
     except (RuntimeError, TypeError, ValueError):
         raise SmoothCertError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
     model = load_hf_dir(path, trust=trust)
-    meta = {"arch": f"hf:{path}", "format": "hf", "dataset": dataset,
-            "pretrained": {k: v for k, v in model.info.items() if k != "hf_config"}}
+    meta = {
+        "arch": f"hf:{path}",
+        "format": "hf",
+        "dataset": dataset,
+        "pretrained": {k: v for k, v in model.info.items() if k != "hf_config"},
+    }
     return _finish(path, model, meta, device)
 
 
 def _is_state_dict(obj) -> bool:
-    return (isinstance(obj, dict) and len(obj) > 0
-            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def _resolve_dataset(dataset, meta: dict, arch: str) -> str:
@@ -334,8 +378,14 @@ def _wants_input_center(meta: dict) -> bool:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
-                    input_center: bool | None = None, trust: bool = False):
+def load_checkpoint(
+    path,
+    dataset: str | None = None,
+    device="cpu",
+    *,
+    input_center: bool | None = None,
+    trust: bool = False,
+):
     """``(model, meta)`` from a checkpoint file; the model is in eval mode on ``device``.
 
     Reference format: ``get_architecture(meta['arch'], dataset)`` with the state dict loaded
@@ -370,11 +420,15 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
     obj = torch_load(path, trust=trust)
     if isinstance(obj, nn.Module):
         return _finish(path, obj, {"format": "module", "dataset": dataset}, device)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), nn.Module) and \
-            "state_dict" not in obj:
+    if (
+        isinstance(obj, dict)
+        and isinstance(obj.get("model"), nn.Module)
+        and "state_dict" not in obj
+    ):
         meta = {k: v for k, v in obj.items() if k not in ("model", "optimizer")}
-        meta.update(format="module", dataset=dataset if dataset is not None else
-                    meta.get("dataset"))
+        meta.update(
+            format="module", dataset=dataset if dataset is not None else meta.get("dataset")
+        )
         return _finish(path, obj["model"], meta, device)
     state_dict, meta = _split_checkpoint(path, obj)
     notes: list[str] = []
@@ -383,25 +437,37 @@ def load_checkpoint(path, dataset: str | None = None, device="cpu", *,
         from .pretrained import load_pretrained_checkpoint
 
         model = load_pretrained_checkpoint(path, meta, state_dict, trust=trust)
-        meta.update(arch=arch, dataset=os.fspath(dataset) if dataset is not None
-                    else meta.get("dataset"), format="state_dict", input_center=False,
-                    notes=notes)
+        meta.update(
+            arch=arch,
+            dataset=os.fspath(dataset) if dataset is not None else meta.get("dataset"),
+            format="state_dict",
+            input_center=False,
+            notes=notes,
+        )
         return _finish(path, model, meta, device)
     if not isinstance(arch, str) or arch.lower() not in ARCHITECTURES:
-        raise SmoothCertError(f"checkpoint {path} has unknown arch {arch!r}; known: "
-                              f"{', '.join(ARCHITECTURES)}")
-    model, ds, input_center = _reference_model(path, arch.lower(), state_dict, meta, dataset,
-                                               input_center, notes)
-    meta.update(arch=arch.lower(), dataset=ds, format="state_dict",
-                input_center=bool(input_center), notes=notes)
+        raise SmoothCertError(
+            f"checkpoint {path} has unknown arch {arch!r}; known: {', '.join(ARCHITECTURES)}"
+        )
+    model, ds, input_center = _reference_model(
+        path, arch.lower(), state_dict, meta, dataset, input_center, notes
+    )
+    meta.update(
+        arch=arch.lower(),
+        dataset=ds,
+        format="state_dict",
+        input_center=bool(input_center),
+        notes=notes,
+    )
     return _finish(path, model, meta, device)
 
 
 def _check_file(path: Path, device) -> torch.device:
     """A non-empty regular file, and the device as a ``torch.device``."""
     if not path.is_file():
-        raise SmoothCertError(f"checkpoint {path} is not a file (nor a Hugging Face model "
-                              "folder with a config.json)")
+        raise SmoothCertError(
+            f"checkpoint {path} is not a file (nor a Hugging Face model folder with a config.json)"
+        )
     if path.stat().st_size == 0:
         raise SmoothCertError(f"checkpoint {path} is empty")
     try:
@@ -416,11 +482,15 @@ def _check_torch_file(path: Path) -> None:
         magic = f.read(4)
     if not zipfile.is_zipfile(path):
         if magic == b"PK\x03\x04":
-            raise SmoothCertError(f"checkpoint {path} is truncated or corrupt (a zip archive "
-                                  "without its central directory)")
+            raise SmoothCertError(
+                f"checkpoint {path} is truncated or corrupt (a zip archive "
+                "without its central directory)"
+            )
         if not magic.startswith(b"\x80"):
-            raise SmoothCertError(f"checkpoint {path} is not a PyTorch file (neither a "
-                                  "torch.save zip archive nor a pickle)")
+            raise SmoothCertError(
+                f"checkpoint {path} is not a PyTorch file (neither a "
+                "torch.save zip archive nor a pickle)"
+            )
 
 
 def _split_checkpoint(path: Path, obj) -> tuple[dict, dict]:
@@ -429,8 +499,10 @@ def _split_checkpoint(path: Path, obj) -> tuple[dict, dict]:
     if _is_state_dict(obj):
         return obj, {}
     if not isinstance(obj, dict):
-        raise SmoothCertError(f"checkpoint {path} holds a {type(obj).__name__}, not a model, a "
-                              "state dict or a checkpoint dict")
+        raise SmoothCertError(
+            f"checkpoint {path} holds a {type(obj).__name__}, not a model, a "
+            "state dict or a checkpoint dict"
+        )
     sd_key = next((k for k in ("state_dict", "model_state_dict") if k in obj), None)
     if sd_key is None:
         keys = _short([str(k) for k in obj], 6)
@@ -448,15 +520,18 @@ def _checkpoint_arch(path: Path, meta: dict, state_dict, notes: list[str]):
     if arch is None:
         fits = _matching_archs(state_dict)
         if not fits:
-            raise SmoothCertError(f"checkpoint {path} names no 'arch' and its keys fit no known "
-                                  f"architecture ({', '.join(ARCHITECTURES)})")
+            raise SmoothCertError(
+                f"checkpoint {path} names no 'arch' and its keys fit no known "
+                f"architecture ({', '.join(ARCHITECTURES)})"
+            )
         arch = fits[0]
         notes.append(f"arch {arch} inferred from the keys")
     return arch
 
 
-def _reference_model(path: Path, arch: str, state_dict, meta: dict, dataset, input_center,
-                     notes: list[str]):
+def _reference_model(
+    path: Path, arch: str, state_dict, meta: dict, dataset, input_center, notes: list[str]
+):
     """``(model, dataset, input_center)``: a reference architecture built with the shape read
     from the weights, the state dict loaded strictly after the known key fixes (``notes``) and
     the normalization constants stored in it applied."""
@@ -467,8 +542,13 @@ def _reference_model(path: Path, arch: str, state_dict, meta: dict, dataset, inp
         input_center = _wants_input_center(meta) or ("means" in consts and "sds" not in consts)
     num_classes, in_channels = _infer_shape(state_dict)
     try:
-        model = get_architecture(arch, ds, num_classes=num_classes, in_channels=in_channels,
-                                 input_center=bool(input_center))
+        model = get_architecture(
+            arch,
+            ds,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            input_center=bool(input_center),
+        )
     except SmoothCertError as exc:
         raise SmoothCertError(f"checkpoint {path} (arch {arch}): {exc}") from None
     new_sd, fixes = adapt_state_dict(state_dict, model)
@@ -477,8 +557,9 @@ def _reference_model(path: Path, arch: str, state_dict, meta: dict, dataset, inp
     try:
         model.load_state_dict(new_sd, strict=True)
     except RuntimeError as exc:
-        raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: "
-                              f"{_one_line(exc)}") from None
+        raise SmoothCertError(
+            f"checkpoint {path} does not fit arch {arch}: {_one_line(exc)}"
+        ) from None
     _apply_consts(path, model[0], consts)
     return model, ds, input_center
 
@@ -505,8 +586,7 @@ def _check_keys(path: Path, arch: str, state_dict) -> None:
         parts.append(f"{_count(len(unexpected), 'unexpected key')} ({_short(unexpected)})")
     fits = [a for a in _matching_archs(state_dict) if a != arch]
     hint = f"; the keys fit arch {fits[0]}" if fits else ""
-    raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: "
-                          f"{', '.join(parts)}{hint}")
+    raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: {', '.join(parts)}{hint}")
 
 
 def _check_fit(path: Path, arch: str, new_sd, model: nn.Module) -> None:
@@ -514,15 +594,19 @@ def _check_fit(path: Path, arch: str, new_sd, model: nn.Module) -> None:
     expected = model.state_dict()
     if set(expected) != set(new_sd):  # not expected after _check_keys
         missing, unexpected = set(expected) - set(new_sd), set(new_sd) - set(expected)
-        raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: missing "
-                              f"{_short(missing) or 'none'}, unexpected "
-                              f"{_short(unexpected) or 'none'}")
+        raise SmoothCertError(
+            f"checkpoint {path} does not fit arch {arch}: missing "
+            f"{_short(missing) or 'none'}, unexpected "
+            f"{_short(unexpected) or 'none'}"
+        )
     for key, value in new_sd.items():
         want = expected[key].shape
         if tuple(value.shape) != tuple(want):
-            raise SmoothCertError(f"checkpoint {path} does not fit arch {arch}: {key} has shape "
-                                  f"{tuple(value.shape)} in the checkpoint, {tuple(want)} in "
-                                  "the model")
+            raise SmoothCertError(
+                f"checkpoint {path} does not fit arch {arch}: {key} has shape "
+                f"{tuple(value.shape)} in the checkpoint, {tuple(want)} in "
+                "the model"
+            )
 
 
 def _apply_consts(path: Path, first: nn.Module, consts: dict) -> None:
@@ -534,8 +618,10 @@ def _apply_consts(path: Path, first: nn.Module, consts: dict) -> None:
         if isinstance(first, (NormalizeLayer, InputCenterLayer)):
             current = getattr(first, name)
             if value.numel() != current.numel() and current.numel() != 1:
-                raise SmoothCertError(f"checkpoint {path}: 0.{name} has {value.numel()} values, "
-                                      f"the data set has {current.numel()} channels")
+                raise SmoothCertError(
+                    f"checkpoint {path}: 0.{name} has {value.numel()} values, "
+                    f"the data set has {current.numel()} channels"
+                )
             setattr(first, name, value.clone())
 
 
@@ -592,7 +678,12 @@ def train_noise(meta: dict) -> dict | None:
             sigma0 = _plain_number(sigma0)
             if sigma0 is None:
                 continue
-        if name in tuple(FAMILIES) and k is not None and sigma is not None and k >= 0 \
-                and sigma >= 0:
+        if (
+            name in tuple(FAMILIES)
+            and k is not None
+            and sigma is not None
+            and k >= 0
+            and sigma >= 0
+        ):
             return {"noise": name, "k": k, "sigma": sigma, "sigma0": sigma0}
     return None

@@ -66,10 +66,21 @@ from torch import nn
 from ..errors import SmoothCertError
 from .architectures import NormalizeLayer
 
-__all__ = ["PREFIXES", "PretrainedClassifier", "is_pretrained_arch", "is_hf_dir",
-           "build_pretrained", "load_hf_dir", "load_pretrained_checkpoint", "checkpoint_extra",
-           "dir_sha256", "hf_normalization", "get_architecture", "fixed_image_size",
-           "resize_data"]
+__all__ = [
+    "PREFIXES",
+    "PretrainedClassifier",
+    "is_pretrained_arch",
+    "is_hf_dir",
+    "build_pretrained",
+    "load_hf_dir",
+    "load_pretrained_checkpoint",
+    "checkpoint_extra",
+    "dir_sha256",
+    "hf_normalization",
+    "get_architecture",
+    "fixed_image_size",
+    "resize_data",
+]
 
 PREFIXES = ("hf:", "timm:", "torchvision:")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,7 +104,8 @@ def _require(module: str, what: str):
         raise SmoothCertError(
             f"{what} needs the optional package {module}, which cannot be imported "
             f"({_one_line(exc)}): pip install -c <(echo torch=={torch_version}) "
-            f"\"smoothcert[{_EXTRA[module]}]\"") from None
+            f'"smoothcert[{_EXTRA[module]}]"'
+        ) from None
 
 
 def is_pretrained_arch(arch) -> bool:
@@ -128,8 +140,7 @@ def dir_sha256(path) -> str:
 def _pair(size) -> tuple[int, int] | None:
     if isinstance(size, int) and size > 0:
         return (size, size)
-    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int)
-                                                                  for s in size):
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) for s in size):
         return (int(size[0]), int(size[1]))
     return None
 
@@ -141,8 +152,16 @@ class PretrainedClassifier(nn.Module):
     checkpoint to rebuild it; the state dict holds ``net.*`` only (the constants are not in it,
     as with :class:`NormalizeLayer`)."""
 
-    def __init__(self, net: nn.Module, kind: str, means, sds, channels: int,
-                 image_size=None, info: dict | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        kind: str,
+        means,
+        sds,
+        channels: int,
+        image_size=None,
+        info: dict | None = None,
+    ):
         super().__init__()
         self.kind = kind
         self.channels = int(channels)
@@ -150,8 +169,9 @@ class PretrainedClassifier(nn.Module):
         if len(means) == 1 and self.channels > 1:
             means, sds = means * self.channels, sds * self.channels
         if len(means) != self.channels or len(sds) != self.channels:
-            raise SmoothCertError(f"{kind} model: {len(means)} normalisation means for "
-                                  f"{self.channels} input channels")
+            raise SmoothCertError(
+                f"{kind} model: {len(means)} normalisation means for {self.channels} input channels"
+            )
         self.normalize = NormalizeLayer(means, sds)
         self.net = net
         self.image_size = _pair(image_size)
@@ -159,20 +179,24 @@ class PretrainedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
-            raise SmoothCertError(f"{self.kind} model: expected a batch (N, C, H, W) of images, "
-                                  f"got shape {tuple(x.shape)}")
+            raise SmoothCertError(
+                f"{self.kind} model: expected a batch (N, C, H, W) of images, "
+                f"got shape {tuple(x.shape)}"
+            )
         if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
             h, w = self.image_size
             raise SmoothCertError(
                 f"the model expects {h}x{w} images, the data are {x.shape[-2]}x{x.shape[-1]}: "
                 f"resize the data set to {h}x{w} before the noise (smoothcert.models.pretrained"
                 ".resize_data, as certify / predict / train do; resizing after the noise would "
-                "change its law and the radius's meaning)")
+                "change its law and the radius's meaning)"
+            )
         c = x.shape[1]
         if c != self.channels:
             if c != 1:
-                raise SmoothCertError(f"the model expects {self.channels}-channel images, the "
-                                      f"data have {c} channels")
+                raise SmoothCertError(
+                    f"the model expects {self.channels}-channel images, the data have {c} channels"
+                )
             x = x.expand(-1, self.channels, -1, -1)
         x = self.normalize(x)
         if self.kind == "hf":
@@ -204,10 +228,13 @@ def resize_data(dataset, model, *, note: bool = True):
         import sys
 
         h, w = size
-        print(f"# the model takes {h}x{w} images: the {dataset.input_shape[-2]}x"
-              f"{dataset.input_shape[-1]} data are resized to {h}x{w} before the noise; the "
-              f"noise has dimension {math.prod(resized.input_shape)} and radii are in the "
-              f"resized {h}x{w} pixel space", file=sys.stderr)
+        print(
+            f"# the model takes {h}x{w} images: the {dataset.input_shape[-2]}x"
+            f"{dataset.input_shape[-1]} data are resized to {h}x{w} before the noise; the "
+            f"noise has dimension {math.prod(resized.input_shape)} and radii are in the "
+            f"resized {h}x{w} pixel space",
+            file=sys.stderr,
+        )
     return resized, [int(size[0]), int(size[1])]
 
 
@@ -236,8 +263,10 @@ def _read_json(path: Path, what: str) -> dict:
     return obj
 
 
-_TRUST_CODE = ("asks for the model's own Python code (auto_map), which runs when loaded: pass "
-               "--trust-checkpoint (API: trust=True) only if you trust its source")
+_TRUST_CODE = (
+    "asks for the model's own Python code (auto_map), which runs when loaded: pass "
+    "--trust-checkpoint (API: trust=True) only if you trust its source"
+)
 
 
 def _check_config(cfg: dict, where, trust: bool) -> None:
@@ -284,8 +313,11 @@ def _quiet_transformers(transformers):
 
 
 def _labels(k: int) -> dict:
-    return {"num_labels": k, "id2label": {i: f"LABEL_{i}" for i in range(k)},
-            "label2id": {f"LABEL_{i}": i for i in range(k)}}
+    return {
+        "num_labels": k,
+        "id2label": {i: f"LABEL_{i}" for i in range(k)},
+        "label2id": {f"LABEL_{i}": i for i in range(k)},
+    }
 
 
 def _plain(obj):
@@ -295,40 +327,52 @@ def _plain(obj):
 
 def _hf_wrap(net, directory, cfg: dict, means, sds, name: str) -> PretrainedClassifier:
     channels = int(cfg.get("num_channels", 3))
-    info = {"kind": "hf", "name": name, "means": list(means), "sds": list(sds),
-            "channels": channels, "num_classes": int(net.config.num_labels),
-            "image_size": cfg.get("image_size"), "hf_config": _plain(net.config.to_dict())}
+    info = {
+        "kind": "hf",
+        "name": name,
+        "means": list(means),
+        "sds": list(sds),
+        "channels": channels,
+        "num_classes": int(net.config.num_labels),
+        "image_size": cfg.get("image_size"),
+        "hf_config": _plain(net.config.to_dict()),
+    }
     return PretrainedClassifier(net, "hf", means, sds, channels, cfg.get("image_size"), info)
 
 
-def load_hf_dir(directory, num_classes: int | None = None, *, trust: bool = False,
-                name: str | None = None) -> PretrainedClassifier:
+def load_hf_dir(
+    directory, num_classes: int | None = None, *, trust: bool = False, name: str | None = None
+) -> PretrainedClassifier:
     """A Hugging Face image classifier from its ``save_pretrained`` folder, wrapped in
     :class:`PretrainedClassifier` (train mode, CPU). ``num_classes`` other than the config's
     ``num_labels`` puts a new, randomly initialised head (fine-tuning on another label set)."""
     directory = Path(directory)
     where = f"model folder {directory}"
     if not is_hf_dir(directory):
-        raise SmoothCertError(f"{where} has no config.json (a Hugging Face model folder, as "
-                              "save_pretrained writes it)")
+        raise SmoothCertError(
+            f"{where} has no config.json (a Hugging Face model folder, as "
+            "save_pretrained writes it)"
+        )
     cfg = _read_json(directory / "config.json", "model config")
     _check_config(cfg, where, trust)
     means, sds, _ = hf_normalization(directory)
     transformers = _require("transformers", "a Hugging Face model")
     kwargs = {"local_files_only": True, "trust_remote_code": bool(trust)}
-    if "weights_only" in inspect.signature(
-            transformers.PreTrainedModel.from_pretrained).parameters:
+    if "weights_only" in inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters:
         kwargs["weights_only"] = True  # a pytorch_model.bin holds tensors, never code
-    if num_classes is not None and int(num_classes) != int(cfg.get("num_labels", len(
-            cfg.get("id2label") or {}) or 2)):
+    if num_classes is not None and int(num_classes) != int(
+        cfg.get("num_labels", len(cfg.get("id2label") or {}) or 2)
+    ):
         kwargs.update(_labels(int(num_classes)), ignore_mismatched_sizes=True)
     try:
         with _quiet_transformers(transformers):
             net = transformers.AutoModelForImageClassification.from_pretrained(
-                str(directory), **kwargs)
+                str(directory), **kwargs
+            )
     except Exception as exc:
-        raise SmoothCertError(f"cannot load the Hugging Face model in {directory}: "
-                              f"{_one_line(exc)}") from None
+        raise SmoothCertError(
+            f"cannot load the Hugging Face model in {directory}: {_one_line(exc)}"
+        ) from None
     net = net.float()  # weights saved in half precision: the data and the noise are float32
     return _hf_wrap(net, directory, cfg, means, sds, name or str(directory))
 
@@ -339,8 +383,10 @@ def _hf_from_info(info: dict, trust: bool, where) -> nn.Module:
         raise SmoothCertError(f"{where}: no Hugging Face configuration (pretrained.hf_config)")
     _check_config(cfg, where, trust)
     if cfg.get("auto_map"):
-        raise SmoothCertError(f"{where}: the model needs its own Python code (auto_map), which "
-                              "a checkpoint does not hold: certify the model folder instead")
+        raise SmoothCertError(
+            f"{where}: the model needs its own Python code (auto_map), which "
+            "a checkpoint does not hold: certify the model folder instead"
+        )
     transformers = _require("transformers", "a Hugging Face model")
     try:
         config_class = transformers.CONFIG_MAPPING[cfg["model_type"]]
@@ -348,8 +394,10 @@ def _hf_from_info(info: dict, trust: bool, where) -> nn.Module:
         with _quiet_transformers(transformers):
             return transformers.AutoModelForImageClassification.from_config(config)
     except Exception as exc:
-        raise SmoothCertError(f"{where}: cannot rebuild the Hugging Face model "
-                              f"({cfg.get('model_type')}): {_one_line(exc)}") from None
+        raise SmoothCertError(
+            f"{where}: cannot rebuild the Hugging Face model "
+            f"({cfg.get('model_type')}): {_one_line(exc)}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- timm, torchvision
@@ -372,8 +420,11 @@ def _read_weights(path) -> dict:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not (isinstance(obj, dict) and obj and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())):
+    if not (
+        isinstance(obj, dict)
+        and obj
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
         raise SmoothCertError(f"weights file {path} holds no state dict (names -> tensors)")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
 
@@ -401,8 +452,13 @@ def _load_weights(net: nn.Module, path, where: str) -> list[str]:
     unexpected = set(state) - set(own)
     bad = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad:
-        what = (f"missing {sorted(missing)[:3]}" if missing else
-                f"unexpected {sorted(unexpected)[:3]}" if unexpected else f"shape of {bad[:3]}")
+        what = (
+            f"missing {sorted(missing)[:3]}"
+            if missing
+            else f"unexpected {sorted(unexpected)[:3]}"
+            if unexpected
+            else f"shape of {bad[:3]}"
+        )
         raise SmoothCertError(f"weights file {path} does not fit {where}: {what}")
     net.load_state_dict(state, strict=False)
     return [f"new classifier head ({', '.join(skipped)})"] if skipped else []
@@ -464,16 +520,18 @@ def _other_net(kind: str, name: str, num_classes, channels=None):
     return _torchvision_net(name, num_classes)
 
 
-def build_pretrained(arch: str, num_classes: int | None = None, *, weights=None,
-                     trust: bool = False) -> PretrainedClassifier:
+def build_pretrained(
+    arch: str, num_classes: int | None = None, *, weights=None, trust: bool = False
+) -> PretrainedClassifier:
     """The :class:`PretrainedClassifier` of ``hf:DIR``, ``timm:NAME`` or ``torchvision:NAME``
     (train mode, CPU). ``num_classes``: the data's (a new head when it differs from the
     model's); ``weights``: a local weights file for timm / torchvision (random otherwise)."""
     kind, name = _split(arch)
     if kind == "hf":
         if weights is not None:
-            raise SmoothCertError("--weights is for timm: / torchvision: models; an hf:DIR "
-                                  "model's weights are in DIR")
+            raise SmoothCertError(
+                "--weights is for timm: / torchvision: models; an hf:DIR model's weights are in DIR"
+            )
         return load_hf_dir(name, num_classes, trust=trust, name=name)
     weights_name = None
     if weights is not None:  # the file's head size first, then a new head if it differs
@@ -486,9 +544,17 @@ def build_pretrained(arch: str, num_classes: int | None = None, *, weights=None,
     else:
         net, means, sds, channels, size = _other_net(kind, name, num_classes)
     fixed = _fixed_size(kind, net, size)
-    info = {"kind": kind, "name": name, "means": means, "sds": sds, "channels": channels,
-            "num_classes": _out_features(net), "input_size": size, "weights": weights_name,
-            "image_size": fixed}
+    info = {
+        "kind": kind,
+        "name": name,
+        "means": means,
+        "sds": sds,
+        "channels": channels,
+        "num_classes": _out_features(net),
+        "input_size": size,
+        "weights": weights_name,
+        "image_size": fixed,
+    }
     return PretrainedClassifier(net, kind, means, sds, channels, fixed, info)
 
 
@@ -509,8 +575,11 @@ def _new_head(net: nn.Module, k: int, arch: str) -> nn.Module:
         raise SmoothCertError(f"{arch}: no linear classifier to replace for {k} classes")
     old = net.get_submodule(last)
     parent, _, child = last.rpartition(".")
-    setattr(net.get_submodule(parent) if parent else net, child,
-            nn.Linear(old.in_features, k, bias=old.bias is not None))
+    setattr(
+        net.get_submodule(parent) if parent else net,
+        child,
+        nn.Linear(old.in_features, k, bias=old.bias is not None),
+    )
     return net
 
 
@@ -524,8 +593,10 @@ def load_pretrained_checkpoint(path, meta: dict, state_dict, *, trust: bool = Fa
     kind, name = _split(arch)
     info = meta.get("pretrained")
     if not isinstance(info, dict) or info.get("kind") != kind:
-        raise SmoothCertError(f"{where} has no 'pretrained' entry to rebuild the model "
-                              "(write it with smoothcert train)")
+        raise SmoothCertError(
+            f"{where} has no 'pretrained' entry to rebuild the model "
+            "(write it with smoothcert train)"
+        )
     try:
         means, sds = [float(v) for v in info["means"]], [float(v) for v in info["sds"]]
         channels = int(info["channels"])
@@ -548,10 +619,16 @@ def load_pretrained_checkpoint(path, meta: dict, state_dict, *, trust: bool = Fa
     return model
 
 
-
-def get_architecture(arch: str, dataset: str, *, num_classes: int | None = None,
-                     in_channels: int | None = None, input_center: bool = False,
-                     weights=None, trust: bool = False) -> nn.Module:
+def get_architecture(
+    arch: str,
+    dataset: str,
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    input_center: bool = False,
+    weights=None,
+    trust: bool = False,
+) -> nn.Module:
     """:func:`.architectures.get_architecture`, and the models of other libraries
     (``hf:DIR``, ``timm:NAME``, ``torchvision:NAME``: :func:`build_pretrained`, whose
     normalisation comes from the model, not from ``dataset``; ``dataset`` gives the number of
@@ -561,12 +638,18 @@ def get_architecture(arch: str, dataset: str, *, num_classes: int | None = None,
     if not is_pretrained_arch(arch):
         if weights is not None:
             raise SmoothCertError(f"--weights is for timm: / torchvision: models, not {arch}")
-        return architectures.get_architecture(arch, dataset, num_classes=num_classes,
-                                              in_channels=in_channels,
-                                              input_center=input_center)
+        return architectures.get_architecture(
+            arch,
+            dataset,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            input_center=input_center,
+        )
     if input_center:
-        raise SmoothCertError(f"{arch}: the input-center layer is for the reference "
-                              "architectures; the model's own normalisation is used")
+        raise SmoothCertError(
+            f"{arch}: the input-center layer is for the reference "
+            "architectures; the model's own normalisation is used"
+        )
     if num_classes is None:
         num_classes = architectures._dataset_shape(dataset)[0]
     return build_pretrained(arch, num_classes, weights=weights, trust=trust)

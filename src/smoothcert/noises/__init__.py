@@ -12,8 +12,9 @@ from .linf_pure import LinfPure
 FAMILIES = {cls.name: cls for cls in (Gaussian, L2Family, LinfMixed, LinfPure)}
 
 
-def make_noise(name: str, dim: int, *, k: float = 0.0, sigma: float | None = None,
-               sigma0: float | None = None) -> Noise:
+def make_noise(
+    name: str, dim: int, *, k: float = 0.0, sigma: float | None = None, sigma0: float | None = None
+) -> Noise:
     """Build a noise by name. Give ``sigma`` directly, or ``sigma0`` to apply the paper's
     sigma-matching rule sigma = sqrt((d-1)/(d-1-k)) sigma0 (section 5)."""
     if not isinstance(name, str) or name not in FAMILIES:
@@ -27,5 +28,15 @@ def make_noise(name: str, dim: int, *, k: float = 0.0, sigma: float | None = Non
     return FAMILIES[name](dim, sigma=sigma, k=k)
 
 
-__all__ = ["NORMS", "FAMILIES", "Noise", "NoiseStats", "Gaussian", "L2Family", "LinfMixed",
-           "LinfPure", "make_noise", "matched_sigma"]
+__all__ = [
+    "NORMS",
+    "FAMILIES",
+    "Noise",
+    "NoiseStats",
+    "Gaussian",
+    "L2Family",
+    "LinfMixed",
+    "LinfPure",
+    "make_noise",
+    "matched_sigma",
+]

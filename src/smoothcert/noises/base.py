@@ -56,15 +56,14 @@ def _check_positive_finite(name: str, value) -> float:
         raise SmoothCertError(f"{name} must be a finite number > 0, got {value}")
     if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:
         # far beyond any pixel scale; outside it float32 noise and scaled radii over/underflow
-        raise SmoothCertError(f"{name} must lie in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], "
-                              f"got {value:g}")
+        raise SmoothCertError(
+            f"{name} must lie in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], got {value:g}"
+        )
     return value
 
 
 def _check_dim(dim) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int,)) and not (
-        hasattr(dim, "__index__")
-    ):
+    if isinstance(dim, bool) or not isinstance(dim, (int,)) and not (hasattr(dim, "__index__")):
         raise SmoothCertError(f"dimension must be an integer >= 1, got {dim!r}")
     dim = int(dim)
     if dim < 1:
@@ -96,8 +95,9 @@ class NoiseStats:
         return int(present[0].shape[0]) if present else 0
 
     def __getitem__(self, idx) -> NoiseStats:
-        return NoiseStats(**{f: None if getattr(self, f) is None else getattr(self, f)[idx]
-                             for f in _STAT_FIELDS})
+        return NoiseStats(
+            **{f: None if getattr(self, f) is None else getattr(self, f)[idx] for f in _STAT_FIELDS}
+        )
 
     @property
     def device(self) -> torch.device:
@@ -108,8 +108,14 @@ class NoiseStats:
         """The statistics of the samples of ``parts``, in order (the fields of the first)."""
         import torch
 
-        return NoiseStats(**{f: None if getattr(parts[0], f) is None else
-                             torch.cat([getattr(p, f) for p in parts]) for f in _STAT_FIELDS})
+        return NoiseStats(
+            **{
+                f: None
+                if getattr(parts[0], f) is None
+                else torch.cat([getattr(p, f) for p in parts])
+                for f in _STAT_FIELDS
+            }
+        )
 
 
 def _linf_stats(z: torch.Tensor) -> NoiseStats:
@@ -117,9 +123,13 @@ def _linf_stats(z: torch.Tensor) -> NoiseStats:
     import torch
 
     zmax, zmin = z.amax(-1).to(torch.float64), z.amin(-1).to(torch.float64)
-    return NoiseStats(max_coord=zmax, min_coord=zmin, linf_norm=torch.maximum(zmax, -zmin),
-                      coord_sum=z.sum(-1, dtype=torch.float64),
-                      first_coord=z[..., 0].to(torch.float64))
+    return NoiseStats(
+        max_coord=zmax,
+        min_coord=zmin,
+        linf_norm=torch.maximum(zmax, -zmin),
+        coord_sum=z.sum(-1, dtype=torch.float64),
+        first_coord=z[..., 0].to(torch.float64),
+    )
 
 
 class Noise(ABC):
@@ -166,8 +176,13 @@ class Noise(ABC):
         return hash(tuple(sorted(self.params().items())))
 
     # ----------------------------------------------------------------- sampling
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None,
-               dtype: torch.dtype | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
         """Draw ``n`` exact samples, a ``(n, dim)`` tensor on ``device`` (``dtype`` float32 by
         default)."""
         import torch
@@ -176,8 +191,11 @@ class Noise(ABC):
         n = int(n)
         if n < 0:
             raise SmoothCertError(f"number of samples must be >= 0, got {n}")
-        device = torch.device(device) if device is not None else (
-            generator.device if generator is not None else torch.device("cpu"))
+        device = (
+            torch.device(device)
+            if device is not None
+            else (generator.device if generator is not None else torch.device("cpu"))
+        )
         return self._sample(n, generator, device, dtype)
 
     @abstractmethod
@@ -201,7 +219,8 @@ class Noise(ABC):
         if norm not in self.norms:
             raise SmoothCertError(
                 f"no worst-case perturbation is known for the {self.name} noise against {norm} "
-                f"attacks; use one of: {', '.join(self.norms)}")
+                f"attacks; use one of: {', '.join(self.norms)}"
+            )
 
     def worst_case_delta(self, radius: float, norm: str) -> torch.Tensor:
         """delta* of Theorems 2/3/5: (r, 0, ..., 0) for l2 and (r, ..., r) for l-infinity."""
@@ -220,17 +239,19 @@ class Noise(ABC):
         families whose log ratio needs fewer may fill fewer)."""
         import torch
 
-        return replace(_linf_stats(z),
-                       l2_norm=z.square().sum(-1, dtype=torch.float64).sqrt())
+        return replace(_linf_stats(z), l2_norm=z.square().sum(-1, dtype=torch.float64).sqrt())
 
-    def sample_stats(self, n: int, generator: torch.Generator | None = None,
-                     device=None) -> NoiseStats:
+    def sample_stats(
+        self, n: int, generator: torch.Generator | None = None, device=None
+    ) -> NoiseStats:
         """``reduce(sample(n))`` in chunks of about :data:`STATS_CHUNK_VALUES` coordinates
         (bounded memory; float64, on ``device``). Families with an exact law of the statistics
         draw them directly."""
         chunk = max(1, min(n, STATS_CHUNK_VALUES // self.dim))
-        parts = [self.reduce(self.sample(min(chunk, n - i), generator, device))
-                 for i in range(0, n, chunk)]
+        parts = [
+            self.reduce(self.sample(min(chunk, n - i), generator, device))
+            for i in range(0, n, chunk)
+        ]
         return NoiseStats.cat(parts) if parts else self.reduce(self.sample(0, generator, device))
 
     @abstractmethod
@@ -244,8 +265,7 @@ def matched_sigma(sigma0: float, dim: int, k: float) -> float:
     sigma0 = _check_positive_finite("sigma0", sigma0)
     dim = _check_dim(dim)
     if k < 0 or k >= dim - 1 and k > 0:
-        raise SmoothCertError(
-            f"sigma matching needs 0 <= k < d-1, got k={k:g} with d={dim}")
+        raise SmoothCertError(f"sigma matching needs 0 <= k < d-1, got k={k:g} with d={dim}")
     if dim == 1:
         return sigma0
     return math.sqrt((dim - 1) / (dim - 1 - k)) * sigma0

@@ -30,8 +30,11 @@ class Gaussian(Noise):
         """Exact joint law of (z_1, sum z_i, ||z||_2) without drawing (n, d) arrays."""
         import torch
 
-        device = torch.device(device) if device is not None else (
-            generator.device if generator is not None else torch.device("cpu"))
+        device = (
+            torch.device(device)
+            if device is not None
+            else (generator.device if generator is not None else torch.device("cpu"))
+        )
         f64 = torch.float64
         z1 = torch.randn(n, generator=generator, device=device, dtype=f64)
         w = torch.randn(n, generator=generator, device=device, dtype=f64)
@@ -40,10 +43,14 @@ class Gaussian(Noise):
         rest_sq = w * w if self.dim > 1 else torch.zeros(n, dtype=f64, device=device)
         if self.dim > 2:
             rest_sq = rest_sq + 2 * torch._standard_gamma(
-                torch.full((n,), (self.dim - 2) / 2, dtype=f64, device=device), generator=generator)
+                torch.full((n,), (self.dim - 2) / 2, dtype=f64, device=device), generator=generator
+            )
         s = self.sigma
-        return NoiseStats(coord_sum=s * (z1 + rest_sum), l2_norm=s * torch.sqrt(z1**2 + rest_sq),
-                          first_coord=s * z1)
+        return NoiseStats(
+            coord_sum=s * (z1 + rest_sum),
+            l2_norm=s * torch.sqrt(z1**2 + rest_sq),
+            first_coord=s * z1,
+        )
 
     def log_ratio_from_stats(self, stats, radius, norm):
         check_norm(norm)

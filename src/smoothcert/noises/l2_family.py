@@ -32,7 +32,8 @@ class L2Family(Noise):
         g = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
         # uniform direction g / ||g|| times the chi_{d-k} radius, in place
         scale = self._radius(n, generator, device).to(dtype) / g.norm(dim=-1).clamp_min(
-            torch.finfo(dtype).tiny)
+            torch.finfo(dtype).tiny
+        )
         return g.mul_(scale.unsqueeze(-1))
 
     def log_prob(self, z):
@@ -46,13 +47,17 @@ class L2Family(Noise):
         the cosine u = z_1/||z|| satisfies (1+u)/2 ~ Beta((d-1)/2, (d-1)/2) (u = +-1 for d = 1)."""
         import torch
 
-        device = torch.device(device) if device is not None else (
-            generator.device if generator is not None else torch.device("cpu"))
+        device = (
+            torch.device(device)
+            if device is not None
+            else (generator.device if generator is not None else torch.device("cpu"))
+        )
         f64 = torch.float64
         rho = self._radius(n, generator, device)
         if self.dim == 1:
-            u = torch.where(torch.rand(n, generator=generator, device=device, dtype=f64) < 0.5,
-                            -1.0, 1.0).to(f64)
+            u = torch.where(
+                torch.rand(n, generator=generator, device=device, dtype=f64) < 0.5, -1.0, 1.0
+            ).to(f64)
         else:
             a = torch.full((n,), (self.dim - 1) / 2, dtype=f64, device=device)
             x = torch._standard_gamma(a, generator=generator)

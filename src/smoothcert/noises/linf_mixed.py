@@ -42,8 +42,9 @@ def _log_density_t(t, d, k):
     # log erf(x), accurate for tiny x (erf(x) ~ 2x/sqrt(pi))
     small = x < 1e-8
     with np.errstate(divide="ignore"):
-        log_erf = where(small, _LOG_2_OVER_SQRT_PI + t - 0.5 * _LOG_2,
-                        log(erf(where(small, 1.0, x))))
+        log_erf = where(
+            small, _LOG_2_OVER_SQRT_PI + t - 0.5 * _LOG_2, log(erf(where(small, 1.0, x)))
+        )
     return (1 - k) * t - exp(2 * t) / 2 + (d - 1) * log_erf
 
 
@@ -52,8 +53,9 @@ def _dlog_density_t(t, d, k):
     x = np.exp(t) / _SQRT2
     small = x < 1e-6
     xs = np.where(small, 1.0, x)
-    h = np.where(small, 1 - 2 * x**2 / 3,
-                 2 * xs * np.exp(-(xs**2)) / (math.sqrt(math.pi) * special.erf(xs)))
+    h = np.where(
+        small, 1 - 2 * x**2 / 3, 2 * xs * np.exp(-(xs**2)) / (math.sqrt(math.pi) * special.erf(xs))
+    )
     return (1 - k) - np.exp(2 * t) + (d - 1) * h
 
 
@@ -90,8 +92,9 @@ class _MaxNormSampler:
         # the mode is a grid point, so the bins beside it are covered by their end values
         widths = np.diff(grid)
         s_lo, s_hi = float(df(t_lo)), float(df(t_hi))
-        mass = np.concatenate([[math.exp(logf[0]) / s_lo], np.exp(env) * widths,
-                               [math.exp(logf[-1]) / -s_hi]])
+        mass = np.concatenate(
+            [[math.exp(logf[0]) / s_lo], np.exp(env) * widths, [math.exp(logf[-1]) / -s_hi]]
+        )
         import torch
 
         self.grid = torch.as_tensor(grid)
@@ -107,8 +110,12 @@ class _MaxNormSampler:
     def _on(self, device):
         key = str(device)
         if key not in self._dev:
-            self._dev[key] = (self.grid.to(device), self.env.to(device), self.cum.to(device),
-                              self.squeeze.to(device))
+            self._dev[key] = (
+                self.grid.to(device),
+                self.env.to(device),
+                self.cum.to(device),
+                self.squeeze.to(device),
+            )
         return self._dev[key]
 
     def _logf(self, t):
