@@ -84,6 +84,7 @@ import json
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -346,16 +347,9 @@ def run_demo(
 
 
 def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool, out) -> DemoResult:
-    from .analysis import certified_accuracy, format_table, plot_certified_accuracy, read_results
-    from .training import NoiseSpec, train
-
+    """The demo's steps, in order (``run_demo`` has set the thread count)."""
     start = time.time()
-    root = Path(outdir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SmoothCertError(f"cannot create output folder {root}: {exc.strerror}") from None
-    _check_runs(root, cfg)
+    root = _prepare_outdir(outdir, cfg)
     res = DemoResult(outdir=root)
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
 
@@ -363,60 +357,111 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool, out)
         f"# smoothcert demo{' (quick)' if quick else ''}: {ARCH} on {DATASET} (d = {DIM}), "
         f"{cfg.threads} CPU thread{'s' if cfg.threads > 1 else ''}, outputs in {root}"
     )
-    # 1. models
-    for sigma0 in cfg.sigma0s:
-        mdir = root / "models" / DATASET / ARCH / f"noise_{sigma0:g}"
-        say(
-            f"## training {ARCH} with Gaussian noise sigma0 = {sigma0:g} "
-            f"({cfg.epochs} epochs) -> {mdir}"
-        )
-        tr = train(
-            DATASET,
-            ARCH,
-            mdir,
-            NoiseSpec(sigma=sigma0),
-            epochs=cfg.epochs,
-            batch=cfg.batch,
-            lr=cfg.lr,
-            lr_step_size=cfg.lr_step_size,
-            gamma=cfg.gamma,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            seed=cfg.seed,
-            device=device,
-            progress=progress,
-            verbose=False,
-        )
-        if tr.history:
-            last = tr.history[-1]
-            say(
-                f"   trained epochs {tr.start_epoch + 1}-{tr.epoch}: test accuracy under noise "
-                f"{last['test_acc']:.1f}%"
-            )
-        else:
-            say(f"   reusing the checkpoint ({tr.epoch} epochs, same configuration)")
-        res.checkpoints[sigma0] = tr.checkpoint
+    for sigma0 in cfg.sigma0s:  # 1. models
+        res.checkpoints[sigma0] = _train_model(root, sigma0, cfg, device, progress, say)
+    n_images = _count_images(cfg)
+    for sigma0, ckpt in res.checkpoints.items():  # 2. certification
+        _certify_runs(root, sigma0, ckpt, cfg, res, n_images, device, progress, say)
+    md = [f"# smoothcert demo: certified accuracy of {ARCH} on {DATASET} (d = {DIM})", ""]
+    for norm, radii, name in (("l2", cfg.l2_radii, "l2"), ("linf", cfg.linf_radii, "l∞")):
+        md += _report_norm(root, norm, radii, name, cfg, res, n_images, say)  # 3. tables, plots
+    res.confidence = _confidence_text(cfg)
+    say("")
+    say(textwrap.fill(res.confidence, 100))
+    md += [res.confidence, ""]
+    res.tables_file = root / "tables.md"
+    res.tables_file.write_text("\n".join(md))
+    res.seconds = time.time() - start
+    _print_summary(root, cfg, res, say)
+    return res
 
-    # 2. certification
-    sets = settings(cfg)
+
+def _prepare_outdir(outdir, cfg: DemoConfig) -> Path:
+    """Create the output folder and check every certification run's options (a bad value ends
+    here in one line, before anything is trained)."""
+    root = Path(outdir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SmoothCertError(f"cannot create output folder {root}: {exc.strerror}") from None
+    _check_runs(root, cfg)
+    return root
+
+
+def _train_model(
+    root: Path, sigma0: float, cfg: DemoConfig, device, progress: bool, say: Callable
+) -> Path:
+    """Train the model of ``sigma0`` (or reuse its checkpoint, configuration-checked); returns
+    the checkpoint."""
+    from .training import NoiseSpec, train
+
+    mdir = root / "models" / DATASET / ARCH / f"noise_{sigma0:g}"
+    say(
+        f"## training {ARCH} with Gaussian noise sigma0 = {sigma0:g} "
+        f"({cfg.epochs} epochs) -> {mdir}"
+    )
+    tr = train(
+        DATASET,
+        ARCH,
+        mdir,
+        NoiseSpec(sigma=sigma0),
+        epochs=cfg.epochs,
+        batch=cfg.batch,
+        lr=cfg.lr,
+        lr_step_size=cfg.lr_step_size,
+        gamma=cfg.gamma,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        device=device,
+        progress=progress,
+        verbose=False,
+    )
+    if tr.history:
+        last = tr.history[-1]
+        say(
+            f"   trained epochs {tr.start_epoch + 1}-{tr.epoch}: test accuracy under noise "
+            f"{last['test_acc']:.1f}%"
+        )
+    else:
+        say(f"   reusing the checkpoint ({tr.epoch} epochs, same configuration)")
+    return tr.checkpoint
+
+
+def _count_images(cfg: DemoConfig) -> int:
+    """The number of test images each run certifies."""
     from .data import load_dataset, select_indices
 
-    n_images = len(select_indices(len(load_dataset(DATASET, "test")), cfg.skip, cfg.max))
-    for sigma0, ckpt in res.checkpoints.items():
-        rdir = _results_dir(root, cfg, sigma0)
-        rdir.mkdir(parents=True, exist_ok=True)
-        for s in sets:
-            outfile = rdir / f"{s.key}.tsv"
-            if _drop_stale(outfile, ckpt):
-                say(f"   {outfile}: made with an older checkpoint, recomputing")
-            if s.derived_from is not None:
-                say(
-                    f"## {s.noise} against {s.norm}: derived from {s.derived_from}.tsv "
-                    f"(Theorem 3, no new samples) -> {outfile}"
-                )
-                _derive_linf(rdir / f"{s.derived_from}.tsv", outfile, sigma0)
-                res.results[(sigma0, s.key)] = outfile
-                continue
+    return len(select_indices(len(load_dataset(DATASET, "test")), cfg.skip, cfg.max))
+
+
+def _certify_runs(
+    root: Path,
+    sigma0: float,
+    ckpt: Path,
+    cfg: DemoConfig,
+    res: DemoResult,
+    n_images: int,
+    device,
+    progress: bool,
+    say: Callable,
+) -> None:
+    """Every run of :func:`settings` for the model of ``sigma0``, in order: certified (resumed
+    when finished or interrupted), or derived from an earlier run (the Gaussian l-inf run);
+    a results file made with another checkpoint is dropped first. Fills ``res.results``."""
+    rdir = _results_dir(root, cfg, sigma0)
+    rdir.mkdir(parents=True, exist_ok=True)
+    for s in settings(cfg):
+        outfile = rdir / f"{s.key}.tsv"
+        if _drop_stale(outfile, ckpt):
+            say(f"   {outfile}: made with an older checkpoint, recomputing")
+        if s.derived_from is not None:
+            say(
+                f"## {s.noise} against {s.norm}: derived from {s.derived_from}.tsv "
+                f"(Theorem 3, no new samples) -> {outfile}"
+            )
+            _derive_linf(rdir / f"{s.derived_from}.tsv", outfile, sigma0)
+        else:
             how = "sequential, " if cfg.adaptive else ""
             say(
                 f"## certify sigma0 = {sigma0:g}: {s.noise} k={s.k:g} against {s.norm} "
@@ -425,84 +470,105 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool, out)
             t0 = time.time()
             _certify(ckpt, outfile, sigma0, s, cfg, device, progress)
             say(f"   {time.time() - t0:.1f} s")
-            res.results[(sigma0, s.key)] = outfile
+        res.results[(sigma0, s.key)] = outfile
 
-    # 3. tables and plots
-    md = [f"# smoothcert demo: certified accuracy of {ARCH} on {DATASET} (d = {DIM})", ""]
-    for norm, radii, name in (("l2", cfg.l2_radii, "l2"), ("linf", cfg.linf_radii, "l∞")):
-        rows, curves = [], []
-        for sigma0 in cfg.sigma0s:
-            for s in sets:
-                if s.norm != norm:
-                    continue
-                table = read_results(res.results[(sigma0, s.key)])
-                label = f"{s.label} {_sigma_text(sigma0, s.noise, s.k)}"
-                if len(cfg.sigma0s) > 1:
-                    label += f" (σ0={sigma0:g})"
-                rows.append((label, certified_accuracy(table, radii)))
-                curves.append((label, table))
-        text = format_table(rows, radii, "markdown", norm=norm)
-        res.tables[norm] = text
-        # the terminal gets every other radius when all of them would not fit in 100 columns
-        few = list(radii) if len(radii) <= 5 else list(radii)[::2]
-        shown = format_table(rows, radii, "text", best="all", norm=norm)
-        narrowed = max(map(len, shown.splitlines())) > 100
-        if narrowed:
-            shown = format_table(
-                [
-                    (label, [a for a, r in zip(acc, radii, strict=True) if r in few])
-                    for label, acc in rows
-                ],
-                few,
-                "text",
-                best="all",
-                norm=norm,
-            )
-        res.accuracies[norm] = {label: [float(a) for a in acc] for label, acc in rows}
-        max_r = max(radii) if max(radii) > 0 else None
-        plot = plot_certified_accuracy(
-            curves,
-            root / f"certified_accuracy_{norm}.png",
-            max_radius=max_r,
-            norm_label=f"{name} radius",
-            title=f"digits (d = {DIM}), {name} attacks: "
-            f"{n_images} test images, N = {cfg.n:,}, "
-            f"alpha = {cfg.alpha:g}",
-        )
-        res.plots[norm] = plot
-        heading = (
-            f"Certified accuracy against {name} attacks ({n_images} test images, "
-            f"N0 = {cfg.n0}, {'budget ' if cfg.adaptive else ''}N = {cfg.n}, "
-            f"alpha = {cfg.alpha:g})"
-        )
-        say("")
-        say(
-            textwrap.fill(
-                heading
-                + " (* = best at that radius"
-                + ("; every other radius, all in tables.md" if narrowed else "")
-                + "):",
-                100,
-            )
-        )
-        say("")
-        say(shown.rstrip("\n"))
-        md += [f"## {heading}", "", text.rstrip("\n"), ""]
 
+def _accuracy_rows(norm: str, radii, cfg: DemoConfig, res: DemoResult) -> tuple[list, list]:
+    """The certified accuracies at ``radii`` (table rows) and the results (plot curves) of
+    every run against ``norm``, each labelled with its noise and sigma."""
+    from .analysis import certified_accuracy, read_results
+
+    rows, curves = [], []
+    for sigma0 in cfg.sigma0s:
+        for s in settings(cfg):
+            if s.norm != norm:
+                continue
+            table = read_results(res.results[(sigma0, s.key)])
+            label = f"{s.label} {_sigma_text(sigma0, s.noise, s.k)}"
+            if len(cfg.sigma0s) > 1:
+                label += f" (σ0={sigma0:g})"
+            rows.append((label, certified_accuracy(table, radii)))
+            curves.append((label, table))
+    return rows, curves
+
+
+def _terminal_table(rows: list, radii, norm: str) -> tuple[str, bool]:
+    """The aligned text table for the terminal, and whether it was narrowed: every other radius
+    when all of them would not fit in 100 columns."""
+    from .analysis import format_table
+
+    few = list(radii) if len(radii) <= 5 else list(radii)[::2]
+    shown = format_table(rows, radii, "text", best="all", norm=norm)
+    narrowed = max(map(len, shown.splitlines())) > 100
+    if narrowed:
+        shown = format_table(
+            [
+                (label, [a for a, r in zip(acc, radii, strict=True) if r in few])
+                for label, acc in rows
+            ],
+            few,
+            "text",
+            best="all",
+            norm=norm,
+        )
+    return shown, narrowed
+
+
+def _report_norm(
+    root: Path,
+    norm: str,
+    radii,
+    name: str,
+    cfg: DemoConfig,
+    res: DemoResult,
+    n_images: int,
+    say: Callable,
+) -> list[str]:
+    """The certified accuracies against ``norm``: kept in ``res``, plotted, printed; returns
+    the lines of ``tables.md`` for them."""
+    from .analysis import format_table, plot_certified_accuracy
+
+    rows, curves = _accuracy_rows(norm, radii, cfg, res)
+    text = format_table(rows, radii, "markdown", norm=norm)
+    res.tables[norm] = text
+    shown, narrowed = _terminal_table(rows, radii, norm)
+    res.accuracies[norm] = {label: [float(a) for a in acc] for label, acc in rows}
+    res.plots[norm] = plot_certified_accuracy(
+        curves,
+        root / f"certified_accuracy_{norm}.png",
+        max_radius=max(radii) if max(radii) > 0 else None,
+        norm_label=f"{name} radius",
+        title=f"digits (d = {DIM}), {name} attacks: "
+        f"{n_images} test images, N = {cfg.n:,}, "
+        f"alpha = {cfg.alpha:g}",
+    )
+    heading = (
+        f"Certified accuracy against {name} attacks ({n_images} test images, "
+        f"N0 = {cfg.n0}, {'budget ' if cfg.adaptive else ''}N = {cfg.n}, "
+        f"alpha = {cfg.alpha:g})"
+    )
+    note = "; every other radius, all in tables.md" if narrowed else ""
+    say("")
+    say(textwrap.fill(heading + " (* = best at that radius" + note + "):", 100))
+    say("")
+    say(shown.rstrip("\n"))
+    return [f"## {heading}", "", text.rstrip("\n"), ""]
+
+
+def _confidence_text(cfg: DemoConfig) -> str:
+    """What the certificates' confidence is (printed and in ``tables.md``)."""
     mc = cfg.cert_failure_prob
-    res.confidence = (
+    return (
         f"Confidence: each certified radius holds with probability >= {1 - cfg.alpha:g} "
         f"(alpha = {cfg.alpha:g}, one-sided Clopper-Pearson bound of p_A; the Gaussian and l2 "
         f"family certificates are exact), and >= {1 - cfg.alpha - mc:g} for linf-mixed "
         f"(alpha + {mc:g}, the failure probability of its Monte Carlo certificate table of "
         f"{cfg.cert_samples:,} samples shared by all inputs)."
     )
-    say("")
-    say(textwrap.fill(res.confidence, 100))
-    md += [res.confidence, ""]
-    res.tables_file = root / "tables.md"
-    res.tables_file.write_text("\n".join(md))
-    res.seconds = time.time() - start
+
+
+def _print_summary(root: Path, cfg: DemoConfig, res: DemoResult, say: Callable) -> None:
+    """Where the files are, and the time taken."""
     say("")
     say("Files:")
     say(f"  models (checkpoint.pth.tar + log): {root / 'models' / DATASET / ARCH}")
@@ -511,7 +577,6 @@ def _run_demo(outdir, quick: bool, cfg: DemoConfig, device, progress: bool, out)
     for plot in res.plots.values():
         say(f"  plot: {plot}")
     say(f"Done in {res.seconds:.0f} s.")
-    return res
 
 
 __all__ = ["DemoConfig", "DemoResult", "FULL", "QUICK", "run_demo", "settings"]
