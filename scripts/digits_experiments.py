@@ -884,41 +884,11 @@ def certify_run2(run: dict, cfg: dict, device: str | None) -> dict:
 def derive_linf(run: dict, cfg: dict) -> None:
     """The Gaussian's l-inf rows from its l2 run (Theorem 3, as ``smoothcert demo`` does): the
     same pA_lower, radius sigma Phi^-1(pA_lower) / sqrt(d) rounded toward zero, no sampling."""
-    from smoothcert.analysis import EXACT_RADIUS_COLUMN, format_radius_cell
-    from smoothcert.certificates import get_certificate
-    from smoothcert.demo import _sha256
-    from smoothcert.noises import Gaussian
-    from smoothcert.results import config_path, write_text_atomic
+    from smoothcert.jobs import derive_linf_file
 
     out = Path(run["outfile"])
     l2_file = out.with_name(run["derived_from"] + ".tsv")
-    cert = get_certificate(Gaussian(cfg["dim"], sigma=run["sigma0"]), "linf")
-    lines = l2_file.read_text(encoding="utf-8").splitlines()
-    head = lines[0].split("\t")
-    col = {
-        name: head.index(name) for name in ("predict", "radius", "pA_lower", EXACT_RADIUS_COLUMN)
-    }
-    rows = []
-    for line in lines[1:]:
-        cells = line.split("\t")
-        abstain = int(cells[col["predict"]]) == -1
-        radius = 0.0 if abstain else float(cert.radius(float(cells[col["pA_lower"]])))
-        cells[col["radius"]] = format_radius_cell(radius)
-        cells[col[EXACT_RADIUS_COLUMN]] = repr(radius)
-        rows.append("\t".join(cells))
-    config = json.loads(config_path(l2_file).read_text(encoding="utf-8"))
-    config.update(
-        norm="linf",
-        certificate=cert.describe(),
-        derived_from={
-            "file": l2_file.name,
-            "sha256": _sha256(l2_file),
-            "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
-            "from the l2 run's pA_lower (the same noise samples)",
-        },
-    )
-    write_text_atomic(config_path(out), json.dumps(config, indent=2) + "\n")
-    write_text_atomic(out, "\n".join([lines[0], *rows]) + "\n")
+    derive_linf_file(l2_file, out, dim=cfg["dim"], sigma0=run["sigma0"])
 
 
 def train_one(cfg: dict, noise: str, k: float, sigma0: float, device) -> dict:

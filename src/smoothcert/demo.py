@@ -275,45 +275,6 @@ def _certify(
     )
 
 
-def _derive_linf(l2_file: Path, outfile: Path, sigma0: float) -> None:
-    """The Gaussian's l-inf results from its l2 run (Theorem 3): the same rows (the same noise
-    samples, hence the same pA_lower), each radius the l-inf certificate's radius of that
-    pA_lower, sigma Phi^-1(pA_lower) / sqrt(d) rounded toward zero (0 for an abstention).
-    Nothing is sampled again; the configuration says where the file comes from."""
-    from .analysis import EXACT_RADIUS_COLUMN, format_radius_cell
-    from .certificates import get_certificate
-    from .noises import Gaussian
-    from .results import config_path, write_text_atomic
-
-    cert = get_certificate(Gaussian(DIM, sigma=sigma0), "linf")
-    lines = l2_file.read_text(encoding="utf-8").splitlines()
-    head = lines[0].split("\t")
-    col = {
-        name: head.index(name) for name in ("predict", "radius", "pA_lower", EXACT_RADIUS_COLUMN)
-    }
-    rows = []
-    for line in lines[1:]:
-        cells = line.split("\t")
-        abstain = int(cells[col["predict"]]) == -1
-        radius = 0.0 if abstain else float(cert.radius(float(cells[col["pA_lower"]])))
-        cells[col["radius"]] = format_radius_cell(radius)
-        cells[col[EXACT_RADIUS_COLUMN]] = repr(radius)
-        rows.append("\t".join(cells))
-    config = json.loads(config_path(l2_file).read_text(encoding="utf-8"))
-    config.update(
-        norm="linf",
-        certificate=cert.describe(),
-        derived_from={
-            "file": l2_file.name,
-            "sha256": _sha256(l2_file),
-            "rule": "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
-            "from the l2 run's pA_lower (the same noise samples)",
-        },
-    )
-    write_text_atomic(config_path(outfile), json.dumps(config, indent=2) + "\n")
-    write_text_atomic(outfile, "\n".join([lines[0], *rows]) + "\n")
-
-
 def _sigma_text(sigma0: float, noise: str, k: float) -> str:
     from .noises import matched_sigma
 
@@ -449,6 +410,8 @@ def _certify_runs(
     """Every run of :func:`settings` for the model of ``sigma0``, in order: certified (resumed
     when finished or interrupted), or derived from an earlier run (the Gaussian l-inf run);
     a results file made with another checkpoint is dropped first. Fills ``res.results``."""
+    from .jobs import derive_linf_file
+
     rdir = _results_dir(root, cfg, sigma0)
     rdir.mkdir(parents=True, exist_ok=True)
     for s in settings(cfg):
@@ -460,7 +423,7 @@ def _certify_runs(
                 f"## {s.noise} against {s.norm}: derived from {s.derived_from}.tsv "
                 f"(Theorem 3, no new samples) -> {outfile}"
             )
-            _derive_linf(rdir / f"{s.derived_from}.tsv", outfile, sigma0)
+            derive_linf_file(rdir / f"{s.derived_from}.tsv", outfile, dim=DIM, sigma0=sigma0)
         else:
             how = "sequential, " if cfg.adaptive else ""
             say(
