@@ -332,9 +332,10 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
-def equal_pa_tables(cfg: dict) -> None:
-    """Certified radius / sigma0 over a grid of p, for each noise at matched sigma (sigma0 = 1;
-    every radius scales linearly with sigma0, so the table holds for every sigma0)."""
+def equal_pa_tables(cfg: dict, results: Path = RESULTS) -> None:
+    """``equal_pA_{l2,linf}.tsv``: certified radius / sigma0 over a grid of p, for each noise at
+    matched sigma (sigma0 = 1; every radius scales linearly with sigma0, so the table holds for
+    every sigma0)."""
     from smoothcert.certificates import get_certificate
     from smoothcert.noises import make_noise
 
@@ -348,7 +349,7 @@ def equal_pa_tables(cfg: dict) -> None:
     for norm, noises in specs.items():
         lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "method", "p", "radius"])]
         for name, k in noises:
-            noise = make_noise(name, DIM, k=k, sigma0=1.0)
+            noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
             cert = get_certificate(
                 noise,
                 norm,
@@ -361,7 +362,7 @@ def equal_pa_tables(cfg: dict) -> None:
                 lines.append(
                     "\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p), _fmt(r)])
                 )
-        path = RESULTS / f"equal_pA_{norm}.tsv"
+        path = results / f"equal_pA_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
 
@@ -382,6 +383,20 @@ COUNTERFACTUAL_HEAD = [
     "pA_family",
     "radius_family",
     "radius_family_exact",
+]
+
+
+COUNTERFACTUAL32_HEAD = [
+    "sigma0",
+    "noise",
+    "k",
+    "idx",
+    "label",
+    "predict_gauss",
+    "pA_gauss",
+    "radius_gauss",
+    "radius_family_at_pA_gauss",
+    "radius_family_at_pA_gauss_exact",
 ]
 
 
@@ -436,18 +451,18 @@ def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
     print(f"wrote {path}", flush=True)
 
 
-def counterfactual_tables(cfg: dict) -> None:
-    """Per image and non-Gaussian noise: its certificate (matched sigma) applied to the Gaussian
-    run's pA_lower on the same image (the certificate effect alone), next to the noise's own
-    run (pA_lower and radius). Radii at full precision (``*_exact``, recomputed from pA_lower
-    with the certificate ``certify`` uses) and as ``certify`` writes them (3 digits)."""
+def counterfactual_tables(cfg: dict, results: Path = RESULTS, own_runs: bool = True) -> None:
+    """``counterfactual_{l2,linf}.tsv``: per image and non-Gaussian noise, its certificate
+    (matched sigma) applied to the Gaussian run's pA_lower on the same image (the certificate
+    effect alone), with ``own_runs`` next to the noise's own run on the same classifier
+    (pA_lower and radius; d = 64). Radii at full precision (``*_exact``, recomputed from
+    pA_lower with the certificate ``certify`` uses) and as ``certify`` writes them (3 digits)."""
     from smoothcert.analysis import format_radius_cell, read_results
     from smoothcert.certificates import get_certificate
     from smoothcert.noises import make_noise
 
-    c = cfg["certify"]
-    head = COUNTERFACTUAL_HEAD
-    by_key = {r["key"]: r for r in runs(cfg)}
+    c, dim = cfg["certify"], cfg["dim"]
+    head = COUNTERFACTUAL_HEAD if own_runs else COUNTERFACTUAL32_HEAD
     families = {
         "l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
         "linf": [("linf-mixed", float(cfg["k_linf"]))],
@@ -463,45 +478,46 @@ def counterfactual_tables(cfg: dict) -> None:
     for norm, fams in families.items():
         lines = ["\t".join(head)]
         for sigma0 in cfg["sigma0s"]:
-            gauss = read_results(by_key[f"noise_{sigma0:g}/gaussian_{norm}"]["outfile"])
-            g_cert = get_certificate(make_noise("gaussian", DIM, sigma0=sigma0), norm)
+            gauss = read_results(results / f"noise_{sigma0:g}/gaussian_{norm}.tsv")
+            g_cert = get_certificate(make_noise("gaussian", dim, sigma0=sigma0), norm)
             for name, k in fams:
-                fam = read_results(by_key[f"noise_{sigma0:g}/{name}_k{k:g}_{norm}"]["outfile"])
                 cert = get_certificate(
-                    make_noise(name, DIM, k=k, sigma0=sigma0),
+                    make_noise(name, dim, k=k, sigma0=sigma0),
                     norm,
                     samples=c["cert_samples"],
                     failure_prob=c["cert_failure_prob"],
                     seed=c["seed"],
                 )
-                fam_rows = {int(i): j for j, i in enumerate(fam.idx)}
+                if own_runs:
+                    fam = read_results(results / f"noise_{sigma0:g}/{name}_k{k:g}_{norm}.tsv")
+                    fam_rows = {int(i): j for j, i in enumerate(fam.idx)}
                 for j, idx in enumerate(gauss.idx):
                     p = float(gauss["pA_lower"][j])
-                    f = fam_rows[int(idx)]
-                    pf = float(fam["pA_lower"][f])
                     r_cf = radius(cert, p)
-                    lines.append(
-                        "\t".join(
-                            [
-                                f"{sigma0:g}",
-                                name,
-                                f"{k:g}",
-                                str(int(idx)),
-                                str(int(gauss.label[j])),
-                                str(int(gauss.predict[j])),
-                                _fmt(p),
-                                _fmt(gauss.radius[j]),
-                                _fmt(radius(g_cert, p)),
-                                format_radius_cell(r_cf),
-                                _fmt(r_cf),
-                                str(int(fam.predict[f])),
-                                _fmt(pf),
-                                _fmt(fam.radius[f]),
-                                _fmt(radius(cert, pf)),
-                            ]
-                        )
-                    )
-        path = RESULTS / f"counterfactual_{norm}.tsv"
+                    cells = [
+                        f"{sigma0:g}",
+                        name,
+                        f"{k:g}",
+                        str(int(idx)),
+                        str(int(gauss.label[j])),
+                        str(int(gauss.predict[j])),
+                        _fmt(p),
+                        _fmt(gauss.radius[j]),
+                    ]
+                    if own_runs:
+                        cells.append(_fmt(radius(g_cert, p)))
+                    cells += [format_radius_cell(r_cf), _fmt(r_cf)]
+                    if own_runs:
+                        f = fam_rows[int(idx)]
+                        pf = float(fam["pA_lower"][f])
+                        cells += [
+                            str(int(fam.predict[f])),
+                            _fmt(pf),
+                            _fmt(fam.radius[f]),
+                            _fmt(radius(cert, pf)),
+                        ]
+                    lines.append("\t".join(cells))
+        path = results / f"counterfactual_{norm}.tsv"
         path.write_text("\n".join(lines) + "\n")
         print(f"wrote {path}", flush=True)
 
@@ -1003,106 +1019,6 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
     return all(status2(r, cfg) == "done" for r in run_list)
 
 
-def equal_pa_tables32(cfg: dict) -> None:
-    """``equal_pA_{l2,linf}.tsv`` of d = 3072 (see :func:`equal_pa_tables`)."""
-    from smoothcert.certificates import get_certificate
-    from smoothcert.noises import make_noise
-
-    c = cfg["certify"]
-    p_max = c["alpha"] ** (1.0 / c["N"])
-    grid = [*cfg["p_grid"], p_max]
-    specs = {
-        "l2": [("gaussian", 0.0)] + [("l2-family", float(k)) for k in cfg["k_l2"]],
-        "linf": [("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))],
-    }
-    for norm, noises in specs.items():
-        lines = ["\t".join(["noise", "k", "sigma_over_sigma0", "method", "p", "radius"])]
-        for name, k in noises:
-            noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
-            cert = get_certificate(
-                noise,
-                norm,
-                samples=c["cert_samples"],
-                failure_prob=c["cert_failure_prob"],
-                seed=c["seed"],
-            )
-            for p in grid:
-                r = cert.radius(p, exact=True) if cert.method == "quadrature" else cert.radius(p)
-                lines.append(
-                    "\t".join([name, f"{k:g}", _fmt(noise.sigma), cert.method, _fmt(p), _fmt(r)])
-                )
-        path = RESULTS32 / f"equal_pA_{norm}.tsv"
-        path.write_text("\n".join(lines) + "\n")
-        print(f"wrote {path}", flush=True)
-
-
-COUNTERFACTUAL32_HEAD = [
-    "sigma0",
-    "noise",
-    "k",
-    "idx",
-    "label",
-    "predict_gauss",
-    "pA_gauss",
-    "radius_gauss",
-    "radius_family_at_pA_gauss",
-    "radius_family_at_pA_gauss_exact",
-]
-
-
-def counterfactual_tables32(cfg: dict) -> None:
-    """Per image: each non-Gaussian certificate applied to the Gaussian-trained Gaussian run's
-    pA_lower (the certificate effect alone), d = 3072 test images."""
-    from smoothcert.analysis import format_radius_cell, read_results
-    from smoothcert.certificates import get_certificate
-    from smoothcert.noises import make_noise
-
-    c = cfg["certify"]
-    families = {
-        "l2": [("l2-family", float(k)) for k in cfg["k_l2"]],
-        "linf": [("linf-mixed", float(cfg["k_linf"]))],
-    }
-    for norm, fams in families.items():
-        lines = ["\t".join(COUNTERFACTUAL32_HEAD)]
-        for sigma0 in cfg["sigma0s"]:
-            gauss = read_results(RESULTS32 / f"noise_{sigma0:g}/gaussian_{norm}.tsv")
-            for name, k in fams:
-                cert = get_certificate(
-                    make_noise(name, cfg["dim"], k=k, sigma0=sigma0),
-                    norm,
-                    samples=c["cert_samples"],
-                    failure_prob=c["cert_failure_prob"],
-                    seed=c["seed"],
-                )
-                for j, idx in enumerate(gauss.idx):
-                    p = float(gauss["pA_lower"][j])
-                    if p < 0.5:
-                        r = 0.0
-                    elif cert.method == "quadrature":
-                        r = float(cert.radius(p, exact=True))
-                    else:
-                        r = float(cert.radius(p))
-                    lines.append(
-                        "\t".join(
-                            [
-                                f"{sigma0:g}",
-                                name,
-                                f"{k:g}",
-                                str(int(idx)),
-                                str(int(gauss.label[j])),
-                                str(int(gauss.predict[j])),
-                                _fmt(p),
-                                _fmt(gauss.radius[j]),
-                                format_radius_cell(r),
-                                _fmt(r),
-                            ]
-                        )
-                    )
-        path = RESULTS32 / f"counterfactual_{norm}.tsv"
-        path.write_text("\n".join(lines) + "\n")
-        print(f"wrote {path}", flush=True)
-
-
 def selection32(cfg: dict) -> dict:
     """The noise chosen on the validation images for each target (radius, or range) and norm,
     among all matched candidates and among the Gaussian ones only; the test result of the
@@ -1453,8 +1369,8 @@ def main32(args) -> bool:
             times = json.loads(times_path.read_text())
             if args.redo_tables or "tables" not in times:
                 t0 = time.time()
-                equal_pa_tables32(cfg)
-                counterfactual_tables32(cfg)
+                equal_pa_tables(cfg, RESULTS32)
+                counterfactual_tables(cfg, RESULTS32, own_runs=False)
                 linf_estimate_table(cfg, RESULTS32)
                 times["tables"] = {
                     "wall_s": round(time.time() - t0, 2),
