@@ -658,109 +658,48 @@ def _run(
     }
 
 
+def _matched(cfg, results: Path, sigma0, ks, linf: bool, gaussian: bool, start=0, prefix=""):
+    """The runs of one sigma0 certified with the noise their classifier was trained with: the
+    Gaussian (l2, and l-inf derived from it) when ``gaussian``, the l2 family for every k of
+    ``ks``, the mixed l-inf family when ``linf``."""
+    out = []
+    if gaussian:
+        g = ("gaussian", 0)
+        out.append(_run(cfg, results, sigma0, *g, "l2", g, start, prefix=prefix))
+        out.append(_run(cfg, results, sigma0, *g, "linf", g, start, "gaussian_l2", prefix=prefix))
+    for k in ks:
+        fam = ("l2-family", k)
+        out.append(_run(cfg, results, sigma0, *fam, "l2", fam, start, prefix=prefix))
+    if linf:
+        fam = ("linf-mixed", cfg["k_linf"])
+        out.append(_run(cfg, results, sigma0, *fam, "linf", fam, start, prefix=prefix))
+    return out
+
+
 def matched64_runs(cfg: dict = CONFIG) -> list[dict]:
     """d = 64: every non-Gaussian noise certified on classifiers trained with it (matched)."""
-    out = []
-    for sigma0 in cfg["sigma0s"]:
-        out.append(
-            _run(
-                cfg,
-                RESULTS,
-                sigma0,
-                "l2-family",
-                cfg["k_l2_main"],
-                "l2",
-                ("l2-family", cfg["k_l2_main"]),
-            )
-        )
-        out.append(
-            _run(
-                cfg,
-                RESULTS,
-                sigma0,
-                "linf-mixed",
-                cfg["k_linf"],
-                "linf",
-                ("linf-mixed", cfg["k_linf"]),
-            )
-        )
-    for sigma0 in cfg["sigma0s"]:
-        for k in cfg["k_l2"]:
-            if k != cfg["k_l2_main"]:
-                out.append(_run(cfg, RESULTS, sigma0, "l2-family", k, "l2", ("l2-family", k)))
-    return out
+    main, rest = [cfg["k_l2_main"]], [k for k in cfg["k_l2"] if k != cfg["k_l2_main"]]
+    return [
+        run
+        for ks, linf in ((main, True), (rest, False))
+        for sigma0 in cfg["sigma0s"]
+        for run in _matched(cfg, RESULTS, sigma0, ks, linf, gaussian=False)
+    ]
 
 
 def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
     """d = 3072, in priority order: Table 1/3 settings (test, then validation), the k ablation,
     the crossed runs of Tables 1/3, then the other crossed runs."""
-    out = []
     t0, v0, kmain, klinf = cfg["test_start"], cfg["val_start"], cfg["k_l2_main"], cfg["k_linf"]
-
-    def group(start, prefix, ks, linf):
-        for sigma0 in cfg["sigma0s"]:
-            if linf is not None or kmain in ks:  # the Gaussian runs go with the main settings
-                out.append(
-                    _run(
-                        cfg,
-                        RESULTS32,
-                        sigma0,
-                        "gaussian",
-                        0,
-                        "l2",
-                        ("gaussian", 0),
-                        start,
-                        prefix=prefix,
-                    )
-                )
-                out.append(
-                    _run(
-                        cfg,
-                        RESULTS32,
-                        sigma0,
-                        "gaussian",
-                        0,
-                        "linf",
-                        ("gaussian", 0),
-                        start,
-                        derived_from="gaussian_l2",
-                        prefix=prefix,
-                    )
-                )
-            for k in ks:
-                out.append(
-                    _run(
-                        cfg,
-                        RESULTS32,
-                        sigma0,
-                        "l2-family",
-                        k,
-                        "l2",
-                        ("l2-family", k),
-                        start,
-                        prefix=prefix,
-                    )
-                )
-            if linf is not None:
-                out.append(
-                    _run(
-                        cfg,
-                        RESULTS32,
-                        sigma0,
-                        "linf-mixed",
-                        klinf,
-                        "linf",
-                        ("linf-mixed", klinf),
-                        start,
-                        prefix=prefix,
-                    )
-                )
-
-    group(t0, "", [kmain], klinf)
-    group(v0, "validation/", [kmain], klinf)
     rest = [k for k in cfg["k_l2"] if k != kmain]
-    group(t0, "", rest, None)
-    group(v0, "validation/", rest, None)
+    out = [
+        run
+        for ks, linf in (([kmain], True), (rest, False))
+        for start, prefix in ((t0, ""), (v0, "validation/"))
+        for sigma0 in cfg["sigma0s"]
+        # the Gaussian runs go with the main settings
+        for run in _matched(cfg, RESULTS32, sigma0, ks, linf, linf, start, prefix)
+    ]
     for ks in ([kmain], rest):  # crossed: Gaussian-trained, certified with the other noises
         for sigma0 in cfg["sigma0s"]:
             for k in ks:
@@ -1048,55 +987,11 @@ SELECT64 = {
 def validation64_runs(cfg: dict = CONFIG) -> list[dict]:
     """d = 64 validation runs of every matched candidate (the Gaussian l-inf rows derived)."""
     v0 = SELECT64["val_start"]
-    out = []
-    for sigma0 in cfg["sigma0s"]:
-        out.append(
-            _run(
-                cfg, RESULTS, sigma0, "gaussian", 0, "l2", ("gaussian", 0), v0, prefix="validation/"
-            )
-        )
-        out.append(
-            _run(
-                cfg,
-                RESULTS,
-                sigma0,
-                "gaussian",
-                0,
-                "linf",
-                ("gaussian", 0),
-                v0,
-                derived_from="gaussian_l2",
-                prefix="validation/",
-            )
-        )
-        for k in cfg["k_l2"]:
-            out.append(
-                _run(
-                    cfg,
-                    RESULTS,
-                    sigma0,
-                    "l2-family",
-                    k,
-                    "l2",
-                    ("l2-family", k),
-                    v0,
-                    prefix="validation/",
-                )
-            )
-        out.append(
-            _run(
-                cfg,
-                RESULTS,
-                sigma0,
-                "linf-mixed",
-                cfg["k_linf"],
-                "linf",
-                ("linf-mixed", cfg["k_linf"]),
-                v0,
-                prefix="validation/",
-            )
-        )
-    return out
+    return [
+        run
+        for sigma0 in cfg["sigma0s"]
+        for run in _matched(cfg, RESULTS, sigma0, cfg["k_l2"], True, True, v0, "validation/")
+    ]
 
 
 def selection64(cfg: dict = CONFIG) -> dict:
