@@ -3,7 +3,8 @@ dataset (radius, certify, predict).
 
 - :func:`add_noise_arguments`: the options that define a noise (and its certificate);
 - :func:`add_run_arguments`: DATASET CHECKPOINT OUTFILE and the options of the reference scripts
-  (``--batch --skip --max --split``) plus ``--data-dir --device --seed``.
+  (``--batch --skip --max --split``) plus ``--data-dir --device --seed``;
+- :func:`job_options`: those options (and the noise's) as the keywords of the jobs.
 
 The library does the rest: the checks of the values (:mod:`smoothcert.jobs.checks`, on
 :mod:`smoothcert.checks`) and the run itself (data, model, noise, the results file, resume,
@@ -148,3 +149,26 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "WORLD_SIZE are set; this flag makes them required): rows go to "
         "OUTFILE.part-R-of-W, merged into OUTFILE at the end",
     )
+
+
+def job_options(args) -> dict:
+    """The keywords that :func:`smoothcert.jobs.certify_file` and
+    :func:`~smoothcert.jobs.predict_file` share, from the parsed options of
+    :func:`add_run_arguments` and the noise's ``--noise --k --sigma --sigma0``."""
+    return {
+        "noise": args.noise,
+        "k": args.k,
+        "sigma": args.sigma,
+        "sigma0": args.sigma0,
+        "batch": args.batch,
+        "skip": args.skip,
+        "start": args.start,
+        "max": args.max,
+        "split": args.split,
+        "data_dir": args.data_dir,
+        "device": args.device,
+        "seed": args.seed,
+        "trust_checkpoint": args.trust_checkpoint,
+        "distributed_run": args.distributed,
+        "progress": not args.no_progress,
+    }
