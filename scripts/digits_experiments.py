@@ -179,22 +179,23 @@ def checkpoint_path(sigma0: float) -> Path:
     return MODELS / f"noise_{sigma0:g}" / "checkpoint.pth.tar"
 
 
-def expected_indices(cfg: dict) -> list[int]:
-    from smoothcert.data import select_indices
+def _trained(run: dict) -> dict:
+    """A run of :func:`runs` (d = 64, Gaussian-trained, test images from index 0) in the form of
+    the issue-14 runs (:func:`_run`)."""
+    return dict(run, train_noise="gaussian", train_k=0.0, start=0, derived_from=None)
 
+
+def _expected(cfg: dict, start: int) -> list[int]:
     c = cfg["certify"]
-    return select_indices(cfg["test_size"], c["skip"], c["max"])
-
-
-def _sigma(run: dict) -> float:
-    from smoothcert.noises import make_noise
-
-    return make_noise(run["noise"], DIM, k=run["k"], sigma0=run["sigma0"]).sigma
+    return list(range(start, cfg["test_size"] if c["max"] < 0 else c["max"], c["skip"]))
 
 
 def status(run: dict, cfg: dict) -> str:
-    """``done`` (complete, same configuration), ``partial``, ``missing`` or ``different: ...``."""
+    """``done`` (complete, same configuration: data, noise, certify options, start index,
+    dimension, the checkpoint's training noise ``train_noise``, the Monte Carlo certificate's
+    samples and failure probability), ``partial``, ``missing`` or ``different: ...``."""
     from smoothcert.analysis import read_results
+    from smoothcert.noises import make_noise
 
     out = Path(run["outfile"])
     cpath = Path(str(out) + ".config.json")
@@ -210,18 +211,24 @@ def status(run: dict, cfg: dict) -> str:
         "norm": run["norm"],
         "N0": c["N0"],
         "N": c["N"],
+        "dim": cfg["dim"],
         "alpha": c["alpha"],
         "skip": c["skip"],
         "max": c["max"],
         "seed": c["seed"],
+        "start": run["start"],
     }
     diff = [
         f"{key} {stored.get(key)!r} != {value!r}"
         for key, value in wanted.items()
         if stored.get(key) != value
     ]
-    if not math.isclose(stored.get("sigma", -1.0), _sigma(run), rel_tol=1e-12):
-        diff.append(f"sigma {stored.get('sigma')!r} != {_sigma(run)!r}")
+    sigma = make_noise(run["noise"], cfg["dim"], k=run["k"], sigma0=run["sigma0"]).sigma
+    if not math.isclose(stored.get("sigma", -1.0), sigma, rel_tol=1e-12):
+        diff.append(f"sigma {stored.get('sigma')!r} != {sigma!r}")
+    tn = stored.get("train_noise") or {}
+    if (tn.get("noise"), float(tn.get("k", -1))) != (run["train_noise"], run["train_k"]):
+        diff.append(f"train_noise {tn!r}")
     if run["noise"] != "gaussian" and run["norm"] == "linf":
         cert = stored.get("certificate", {})
         if (cert.get("samples"), cert.get("failure_prob")) != (
@@ -229,102 +236,25 @@ def status(run: dict, cfg: dict) -> str:
             c["cert_failure_prob"],
         ):
             diff.append("Monte Carlo certificate samples / failure probability")
+    if run["derived_from"]:
+        src = Path(run["outfile"]).with_name(run["derived_from"] + ".tsv")
+        from smoothcert.demo import _sha256
+
+        if not src.exists() or stored.get("derived_from", {}).get("sha256") != _sha256(src):
+            return "missing"
     if diff:
         return "different: " + ", ".join(diff)
     try:
         rows = read_results(out)
     except Exception:  # noqa: BLE001 - a torn file is resumed by certify
         return "partial"
-    return "done" if sorted(rows.idx.tolist()) == expected_indices(cfg) else "partial"
+    return "done" if sorted(rows.idx.tolist()) == _expected(cfg, run["start"]) else "partial"
 
 
 def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
-    """One ``smoothcert certify`` call (through smoothcert.demo's helper). Returns timing."""
-    import torch
-
-    torch.set_num_threads(1)
-    from smoothcert.demo import DemoConfig, Setting, _certify, _drop_stale
-
-    c = cfg["certify"]
-    demo_cfg = DemoConfig(
-        skip=c["skip"],
-        max=c["max"],
-        n0=c["N0"],
-        n=c["N"],
-        alpha=c["alpha"],
-        cert_batch=c["batch"],
-        seed=c["seed"],
-        cert_samples=c["cert_samples"],
-        cert_failure_prob=c["cert_failure_prob"],
-    )
-    setting = Setting(Path(run["key"]).name, run["noise"], run["k"], run["norm"], run["key"])
-    out = Path(run["outfile"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = checkpoint_path(run["sigma0"])
-    if _drop_stale(out, ckpt):
-        print(f"   {out}: partial file made with another checkpoint, recomputing", flush=True)
-    before = 0
-    if out.exists():
-        before = max(0, len(out.read_text().splitlines()) - 1)
-    t0 = time.time()
-    _certify(ckpt, out, run["sigma0"], setting, demo_cfg, device)
-    wall = time.time() - t0
-    rows = max(0, len(out.read_text().splitlines()) - 1)
-    return {
-        "key": run["key"],
-        "wall_s": round(wall, 2),
-        "rows_computed": rows - before,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-# ----------------------------------------------------------------------------- training
-def train_models(cfg: dict, device, times: dict, sigma0s) -> None:
-    from smoothcert.training import NoiseSpec, train
-
-    t = cfg["train"]
-    for sigma0 in sigma0s:
-        outdir = checkpoint_path(sigma0).parent
-        t0 = time.time()
-        res = train(
-            cfg["dataset"],
-            cfg["arch"],
-            outdir,
-            NoiseSpec(sigma=sigma0),
-            epochs=t["epochs"],
-            batch=t["batch"],
-            lr=t["lr"],
-            lr_step_size=t["lr_step_size"],
-            gamma=t["gamma"],
-            momentum=t["momentum"],
-            weight_decay=t["weight_decay"],
-            seed=t["seed"],
-            device=device,
-            progress=False,
-            verbose=False,
-        )
-        wall = time.time() - t0
-        if res.history:
-            last = res.history[-1]
-            print(
-                f"trained sigma0 = {sigma0:g}: epochs {res.start_epoch + 1}-{res.epoch}, "
-                f"test accuracy under noise {last['test_acc']:.1f}% ({wall:.1f} s)",
-                flush=True,
-            )
-            times.setdefault("training", {})[f"noise_{sigma0:g}"] = {
-                "wall_s": round(wall, 2),
-                "epochs": res.epoch,
-                "final_test_acc_under_noise": round(last["test_acc"], 4),
-                "final_train_acc": round(last["train_acc"], 4),
-            }
-        else:
-            print(f"reusing {res.checkpoint} ({res.epoch} epochs)", flush=True)
 
 
 # ----------------------------------------------------------------------------- certificates
@@ -711,65 +641,7 @@ def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
     return out
 
 
-def _expected(cfg: dict, start: int) -> list[int]:
-    c = cfg["certify"]
-    return list(range(start, cfg["test_size"] if c["max"] < 0 else c["max"], c["skip"]))
-
-
-def status2(run: dict, cfg: dict) -> str:
-    """:func:`status` for the issue-14 runs: also the start index, the dimension and the
-    checkpoint's training noise (``train_noise``)."""
-    from smoothcert.analysis import read_results
-    from smoothcert.noises import make_noise
-
-    out = Path(run["outfile"])
-    cpath = Path(str(out) + ".config.json")
-    if not out.exists() or not cpath.exists():
-        return "missing"
-    stored = json.loads(cpath.read_text())
-    c = cfg["certify"]
-    wanted = {
-        "dataset": cfg["dataset"],
-        "split": cfg["split"],
-        "noise": run["noise"],
-        "k": run["k"],
-        "norm": run["norm"],
-        "N0": c["N0"],
-        "N": c["N"],
-        "dim": cfg["dim"],
-        "alpha": c["alpha"],
-        "skip": c["skip"],
-        "max": c["max"],
-        "seed": c["seed"],
-        "start": run["start"],
-    }
-    diff = [
-        f"{key} {stored.get(key)!r} != {value!r}"
-        for key, value in wanted.items()
-        if stored.get(key) != value
-    ]
-    sigma = make_noise(run["noise"], cfg["dim"], k=run["k"], sigma0=run["sigma0"]).sigma
-    if not math.isclose(stored.get("sigma", -1.0), sigma, rel_tol=1e-12):
-        diff.append(f"sigma {stored.get('sigma')!r} != {sigma!r}")
-    tn = stored.get("train_noise") or {}
-    if (tn.get("noise"), float(tn.get("k", -1))) != (run["train_noise"], run["train_k"]):
-        diff.append(f"train_noise {tn!r}")
-    if run["derived_from"]:
-        src = Path(run["outfile"]).with_name(run["derived_from"] + ".tsv")
-        from smoothcert.demo import _sha256
-
-        if not src.exists() or stored.get("derived_from", {}).get("sha256") != _sha256(src):
-            return "missing"
-    if diff:
-        return "different: " + ", ".join(diff)
-    try:
-        rows = read_results(out)
-    except Exception:  # noqa: BLE001 - a torn file is resumed by certify
-        return "partial"
-    return "done" if sorted(rows.idx.tolist()) == _expected(cfg, run["start"]) else "partial"
-
-
-def certify_run2(run: dict, cfg: dict, device: str | None) -> dict:
+def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
     """One ``smoothcert certify`` call through its own parser and ``run`` (any data set,
     ``--start``). Returns timing."""
     import torch
@@ -879,7 +751,8 @@ def train_one(cfg: dict, noise: str, k: float, sigma0: float, device) -> dict:
         verbose=False,
     )
     wall = time.time() - t0
-    key = f"{train_key(noise, k)}/noise_{sigma0:g}"
+    # its folder under the models root: noise_<sigma0> for the d = 64 Gaussian models (step 1)
+    key = ckpt.parent.relative_to(MODELS if cfg["dim"] == DIM else MODELS32).as_posix()
     if not res.history:
         return {"key": key, "reused": True}
     last = res.history[-1]
@@ -904,7 +777,7 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
     for run in run_list:
         if args.only and args.only not in run["key"]:
             continue
-        st = status2(run, cfg)
+        st = status(run, cfg)
         if st == "done":
             continue
         if st.startswith("different"):
@@ -948,14 +821,14 @@ def run_part(name: str, cfg: dict, results: Path, run_list: list[dict], args) ->
     ) as pool:
         for fut in [pool.submit(train_one, cfg, *m, args.device) for m in models]:
             record_train(fut.result())
-        futures = [pool.submit(certify_run2, run, cfg, args.device) for run in sampled]
+        futures = [pool.submit(certify_run, run, cfg, args.device) for run in sampled]
         for fut in futures:
             record(fut.result())
     for run in todo:
         if run["derived_from"]:
             derive_linf(run, cfg)
             print(f"[{name}] derived {run['key']} (Theorem 3)", flush=True)
-    return all(status2(r, cfg) == "done" for r in run_list)
+    return all(status(r, cfg) == "done" for r in run_list)
 
 
 def selection32(cfg: dict) -> dict:
@@ -1121,14 +994,7 @@ def rerun64(args) -> None:
         cpath = Path(run["outfile"] + ".config.json")
         if "train_noise" in json.loads(cpath.read_text()):
             continue
-        tmp = dict(
-            run,
-            train_noise="gaussian",
-            train_k=0.0,
-            start=0,
-            derived_from=None,
-            outfile=str(scratch / f"{run['key']}.tsv"),
-        )
+        tmp = dict(_trained(run), outfile=str(scratch / f"{run['key']}.tsv"))
         todo.append((run, tmp))
     # the calls of an earlier rerun whose comparison did not finish are reused (their files
     # and wall times are kept in the scratch folder)
@@ -1141,7 +1007,7 @@ def rerun64(args) -> None:
         with ProcessPoolExecutor(
             max(1, args.jobs), mp_context=mp.get_context("spawn"), initializer=_worker_init
         ) as pool:
-            futures = [pool.submit(certify_run2, tmp, cfg, args.device) for _, tmp in todo]
+            futures = [pool.submit(certify_run, tmp, cfg, args.device) for _, tmp in todo]
             done = {run["key"]: fut.result() for (run, _), fut in zip(todo, futures, strict=True)}
         calls_path.write_text(json.dumps(list(done.values()), indent=2))
     results = [(run, tmp, done[run["key"]]) for run, tmp in todo]
@@ -1322,56 +1188,13 @@ def main(argv=None) -> int:
     if args.part in ("matched64", "digits32", "select64"):
         return 0 if main32(args) else 1
     cfg = CONFIG
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    times_path = RESULTS / "runtimes.json"
-    times = json.loads(times_path.read_text()) if times_path.exists() else {}
     start = time.time()
-
-    todo = []
-    for run in runs(cfg):
-        if args.only and args.only not in run["key"]:
-            continue
-        st = status(run, cfg)
-        if st == "done":
-            continue
-        if st.startswith("different"):
-            raise SystemExit(
-                f"{run['outfile']} exists with another configuration ({st[11:]}); "
-                "delete it (and its .config.json) to recompute"
-            )
-        todo.append(run)
-    print(f"{len(runs(cfg))} certification runs, {len(todo)} to do", flush=True)
-
-    if todo:
-        train_models(cfg, device, times, sorted({r["sigma0"] for r in todo}))
-        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
-
-    def record(res: dict) -> None:
-        entry = times.setdefault("certify", {}).setdefault(res["key"], {"calls": []})
-        entry["calls"].append({k: res[k] for k in ("wall_s", "rows_computed", "finished")})
-        entry["wall_s"] = round(sum(c["wall_s"] for c in entry["calls"]), 2)
-        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
-        print(
-            f"certified {res['key']}: {res['rows_computed']} images in {res['wall_s']:.1f} s "
-            f"({time.time() - start:.0f} s since start)",
-            flush=True,
-        )
-
-    if args.jobs <= 1:
-        for run in todo:
-            record(certify_run(run, cfg, device))
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(
-            args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init
-        ) as pool:
-            futures = [pool.submit(certify_run, run, cfg, device) for run in todo]
-            for fut in futures:
-                record(fut.result())
-
-    if all(status(r, cfg) == "done" for r in runs(cfg)):
-        if todo or args.redo_tables or not tables_current():
+    run_list = [_trained(r) for r in runs(cfg)]
+    fresh = any(status(r, cfg) != "done" for r in run_list)  # some certified now
+    if run_part("digits64", cfg, RESULTS, run_list, args):
+        times_path = RESULTS / "runtimes.json"
+        times = json.loads(times_path.read_text())
+        if fresh or args.redo_tables or not tables_current():
             t0 = time.time()
             equal_pa_tables(cfg)
             linf_estimate_table(cfg)
@@ -1397,7 +1220,7 @@ def main(argv=None) -> int:
         stale = not old.exists() or {k: v for k, v in stored.items() if k not in keep} != {
             k: v for k, v in manifest.items() if k not in keep
         }
-        if todo or stale:
+        if fresh or stale:
             old.write_text(json.dumps(manifest, indent=2) + "\n")
             print(f"wrote {old}", flush=True)
         print(
