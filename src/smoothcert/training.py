@@ -296,23 +296,9 @@ def _initial_model(arch: str, dataset: str, train_set, seed: int, weights):
         )
 
 
-def _train_config(
-    dataset,
-    arch,
-    spec: NoiseSpec,
-    noise_params: dict,
-    batch,
-    lr,
-    lr_step_size,
-    gamma,
-    momentum,
-    weight_decay,
-    seed,
-    epochs,
-    weights,
-    resize,
-) -> dict:
-    """The configuration stored in the checkpoint (a resumed run must match it)."""
+def _train_config(dataset, arch, spec: NoiseSpec, noise_params: dict, hyper: dict, weights, resize):
+    """The configuration stored in the checkpoint (a resumed run must match it); ``hyper``: the
+    training's hyperparameters (:func:`_hyper_config`)."""
     config = {
         "dataset": str(dataset),
         "arch": str(arch),
@@ -320,6 +306,18 @@ def _train_config(
         "k": float(spec.k),
         "sigma": float(noise_params["sigma"]),
         "sigma0": noise_params["sigma0"],
+        **hyper,
+    }
+    if weights is not None:
+        config["weights"] = str(weights)
+    if resize is not None:  # the noise and the images are in the resized pixel space
+        config["resize"] = resize
+    return config
+
+
+def _hyper_config(batch, lr, lr_step_size, gamma, momentum, weight_decay, seed, epochs) -> dict:
+    """The hyperparameters' fields of the configuration, in their order and types."""
+    return {
         "batch": int(batch),
         "lr": float(lr),
         "lr_step_size": int(lr_step_size),
@@ -329,11 +327,6 @@ def _train_config(
         "seed": int(seed),
         "epochs": int(epochs),
     }
-    if weights is not None:
-        config["weights"] = str(weights)
-    if resize is not None:  # the noise and the images are in the resized pixel space
-        config["resize"] = resize
-    return config
 
 
 def _resume(
@@ -531,22 +524,8 @@ def train(
     dim = int(np.prod(train_set.input_shape))
     noise_params = spec.params(dim)
     train_noise = spec.build(dim)
-    config = _train_config(
-        dataset,
-        arch,
-        spec,
-        noise_params,
-        batch,
-        lr,
-        lr_step_size,
-        gamma,
-        momentum,
-        weight_decay,
-        seed,
-        epochs,
-        weights,
-        resize,
-    )
+    hyper = _hyper_config(batch, lr, lr_step_size, gamma, momentum, weight_decay, seed, epochs)
+    config = _train_config(dataset, arch, spec, noise_params, hyper, weights, resize)
 
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
     model = model.to(dev)
