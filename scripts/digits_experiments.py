@@ -641,6 +641,21 @@ def digits32_runs(cfg: dict = CONFIG32) -> list[dict]:
     return out
 
 
+def _certify_argv(run: dict, cfg: dict, ckpt: Path, out: Path, device: str | None) -> list:
+    """The ``smoothcert certify`` command line of ``run``."""
+    c = cfg["certify"]
+    argv = ["certify", cfg["dataset"], str(ckpt), str(out)]
+    for flag, value in [
+        *[(key, run[key]) for key in ("noise", "k", "sigma0", "norm")],
+        *[(key, c[key]) for key in ("N0", "N", "alpha", "batch", "skip")],
+        ("start", run["start"]),
+        *[(key, c[key]) for key in ("max", "seed", "cert_samples", "cert_failure_prob")],
+    ]:
+        value = float(value) if flag == "sigma0" else value
+        argv += ["--" + flag.replace("_", "-"), str(value)]
+    return [*argv, "--no-progress", "--device", device or "cpu"]
+
+
 def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
     """One ``smoothcert certify`` call through its own parser and ``run`` (any data set,
     ``--start``). Returns timing."""
@@ -651,50 +666,13 @@ def certify_run(run: dict, cfg: dict, device: str | None) -> dict:
     from smoothcert.cli.main import build_parser
     from smoothcert.demo import _drop_stale
 
-    c = cfg["certify"]
     out = Path(run["outfile"])
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = model_checkpoint(cfg, run["train_noise"], run["train_k"], run["sigma0"])
     if _drop_stale(out, ckpt):
         print(f"   {out}: partial file made with another checkpoint, recomputing", flush=True)
     before = max(0, len(out.read_text().splitlines()) - 1) if out.exists() else 0
-    argv = [
-        "certify",
-        cfg["dataset"],
-        str(ckpt),
-        str(out),
-        "--noise",
-        run["noise"],
-        "--k",
-        repr(run["k"]),
-        "--sigma0",
-        repr(float(run["sigma0"])),
-        "--norm",
-        run["norm"],
-        "--N0",
-        str(c["N0"]),
-        "--N",
-        str(c["N"]),
-        "--alpha",
-        repr(c["alpha"]),
-        "--batch",
-        str(c["batch"]),
-        "--skip",
-        str(c["skip"]),
-        "--start",
-        str(run["start"]),
-        "--max",
-        str(c["max"]),
-        "--seed",
-        str(c["seed"]),
-        "--cert-samples",
-        str(c["cert_samples"]),
-        "--cert-failure-prob",
-        repr(c["cert_failure_prob"]),
-        "--no-progress",
-        "--device",
-        device or "cpu",
-    ]
+    argv = _certify_argv(run, cfg, ckpt, out, device)
     t0 = time.time()
     args = build_parser().parse_args(argv)
     args.func(args)
