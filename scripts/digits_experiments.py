@@ -316,18 +316,15 @@ COUNTERFACTUAL_HEAD = [
 ]
 
 
-COUNTERFACTUAL32_HEAD = [
-    "sigma0",
-    "noise",
-    "k",
-    "idx",
-    "label",
-    "predict_gauss",
-    "pA_gauss",
-    "radius_gauss",
-    "radius_family_at_pA_gauss",
-    "radius_family_at_pA_gauss_exact",
-]
+#: d = 3072 (``own_runs=False``): without the Gaussian's exact radius and the family's own run
+OWN_RUN_COLUMNS = (
+    "radius_gauss_exact",
+    "predict_family",
+    "pA_family",
+    "radius_family",
+    "radius_family_exact",
+)
+COUNTERFACTUAL32_HEAD = [h for h in COUNTERFACTUAL_HEAD if h not in OWN_RUN_COLUMNS]
 
 
 def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
