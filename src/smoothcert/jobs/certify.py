@@ -30,7 +30,6 @@ another of them is refused.
 from __future__ import annotations
 
 import datetime
-import time
 
 from .. import distributed, sequential
 from ..analysis import EXACT_RADIUS_COLUMN, SAMPLES_COLUMN, format_radius_cell
@@ -46,6 +45,7 @@ from .common import (
     load_inputs,
     source_config,
     stop_cell,
+    write_each,
     write_rows,
 )
 
@@ -318,16 +318,17 @@ def certify_indices(
 
     The noise of input ``idx`` is seeded from ``derive_seed(seed, idx)``, so a row does not
     depend on which other indices are run, in which order, or by which process (sharding)."""
-    for i in indices:
-        x, label = dataset[i]
-        before = time.time()
-        prediction, radius, p_a, p_b = smooth.certify_detailed(
+
+    def run(i, x):
+        return smooth.certify_detailed(
             x, n0, n, alpha, batch, generator=derive_seed(seed, i), bilateral=bilateral
         )
-        after = time.time()
-        write(format_row(i, int(label), prediction, radius, after - before, p_a, p_b))
-        if progress is not None:
-            progress(1)
+
+    def row(i, label, result, seconds):
+        prediction, radius, p_a, p_b = result
+        return format_row(i, label, prediction, radius, seconds, p_a, p_b)
+
+    write_each(dataset, indices, write, progress, run, row)
 
 
 def certify_adaptive_indices(
@@ -348,16 +349,13 @@ def certify_adaptive_indices(
     """:func:`certify_indices` with :meth:`Smooth.certify_adaptive` (budget ``n_max``, grid
     ``radii`` or tolerance ``rtol``): the same seeds, hence the same samples as a fixed-N run
     as far as it goes; one row each (:func:`format_adaptive_row`)."""
-    for i in indices:
-        x, label = dataset[i]
-        before = time.time()
-        result = smooth.certify_adaptive(
+
+    def run(i, x):
+        return smooth.certify_adaptive(
             x, n0, n_max, alpha, batch, radii=radii, generator=derive_seed(seed, i), rtol=rtol
         )
-        after = time.time()
-        write(format_adaptive_row(i, int(label), result, after - before))
-        if progress is not None:
-            progress(1)
+
+    write_each(dataset, indices, write, progress, run, format_adaptive_row)
 
 
 # ----------------------------------------------------------------------------- rows read back

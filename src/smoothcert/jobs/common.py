@@ -8,6 +8,7 @@
 - :func:`write_rows`: the results file opened (resumed) through the process's job (one process or
   a torchrun shard, :mod:`smoothcert.distributed`), the missing rows computed under a progress
   bar, the job finished (part files merged); returns a :class:`RunSummary`;
+- :func:`write_each`: one row per input, timed, in order (the loop of every kind of run);
 - :func:`stop_cell` / :func:`check_samples_and_stop`: the ``samples`` and ``stop`` cells of the
   rows of sequential (``adaptive``) runs.
 """
@@ -18,6 +19,7 @@ import math
 import re
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +244,19 @@ def write_rows(
         )
     status = job.finish()
     return RunSummary(Path(outfile), len(indices), len(todo), note, status)
+
+
+def write_each(dataset, indices, write, progress, run, row) -> None:
+    """For each input ``i`` of ``indices``, in order: ``result = run(i, x)`` on its image ``x``,
+    timed, then ``write(row(i, label, result, seconds))`` and ``progress(1)`` (when not None)."""
+    for i in indices:
+        x, label = dataset[i]
+        before = time.time()
+        result = run(i, x)
+        after = time.time()
+        write(row(i, int(label), result, after - before))
+        if progress is not None:
+            progress(1)
 
 
 def stop_cell(reason: str) -> str:

@@ -19,7 +19,6 @@ guarantee: with probability >= 1 - alpha the class is g(x)). The columns are, in
 from __future__ import annotations
 
 import datetime
-import time
 
 from .. import distributed, sequential
 from ..analysis import SAMPLES_COLUMN
@@ -33,6 +32,7 @@ from .common import (
     load_inputs,
     source_config,
     stop_cell,
+    write_each,
     write_rows,
 )
 
@@ -209,14 +209,11 @@ def predict_indices(
 ) -> None:
     """PREDICT on the inputs ``indices`` of ``dataset``, writing one row each, in order; the
     noise of input ``idx`` is seeded from ``derive_seed(seed, idx)`` (independent of sharding)."""
-    for i in indices:
-        x, label = dataset[i]
-        before = time.time()
-        prediction = smooth.predict(x, n, alpha, batch, generator=derive_seed(seed, i))
-        after = time.time()
-        write(format_row(i, int(label), prediction, after - before))
-        if progress is not None:
-            progress(1)
+
+    def run(i, x):
+        return smooth.predict(x, n, alpha, batch, generator=derive_seed(seed, i))
+
+    write_each(dataset, indices, write, progress, run, format_row)
 
 
 def predict_adaptive_indices(
@@ -233,17 +230,17 @@ def predict_adaptive_indices(
 ) -> None:
     """:func:`predict_indices` with :meth:`Smooth.predict_adaptive` (budget ``n_max``; the
     same seeds): one row each, the reference's columns then ``samples`` and ``stop``."""
-    for i in indices:
-        x, label = dataset[i]
-        before = time.time()
-        result = smooth.predict_adaptive(x, n_max, alpha, batch, generator=derive_seed(seed, i))
-        after = time.time()
-        write(
-            format_row(i, int(label), result.prediction, after - before)
+
+    def run(i, x):
+        return smooth.predict_adaptive(x, n_max, alpha, batch, generator=derive_seed(seed, i))
+
+    def row(i, label, result, seconds):
+        return (
+            format_row(i, label, result.prediction, seconds)
             + f"\t{int(result.samples)}\t{stop_cell(result.reason)}"
         )
-        if progress is not None:
-            progress(1)
+
+    write_each(dataset, indices, write, progress, run, row)
 
 
 def adaptive_row_checker(dataset, n_max: int):
