@@ -196,35 +196,15 @@ def _figure(doc: Doc, data: Data, norm: str, figures: Path | None, name: str) ->
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from smoothcert.analysis import certified_accuracy_curve
-
         sig = cfg["sigma0s"]
         ncol = 2
         nrow = (len(sig) + ncol - 1) // ncol
         fig = Figure(figsize=(10, 3.6 * nrow))
         FigureCanvasAgg(fig)
-        styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
-        colors = ["0.0", "tab:red", "tab:blue", "tab:green", "tab:purple"]
         for i, sigma0 in enumerate(sig):
             ax = fig.add_subplot(nrow, ncol, i + 1)
-            for j, (noise, k, label) in enumerate(curves):
-                table = data.run(sigma0, noise, k, norm).table
-                x, y = certified_accuracy_curve(table, xmax)
-                ax.plot(
-                    x * scale,
-                    y,
-                    drawstyle="steps-post",
-                    label=label,
-                    linestyle=styles[j % len(styles)],
-                    color=colors[j % len(colors)],
-                    linewidth=2.0 if j == 0 else 1.5,
-                )
-            ax.set_xlim(0, xmax * scale)
-            ax.set_ylim(0, 1.02)
-            ax.set_title(f"σ0 = {sigma0:g}")
-            ax.grid(True, color="0.85", linewidth=0.8)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("certified accuracy")
+            tables = [data.run(sigma0, noise, k, norm).table for noise, k, _ in curves]
+            _panel(ax, curves, tables, xmax, scale, xlabel, sigma0)
             if i == 0:
                 ax.legend(loc="upper right", fontsize=9)
         n = len(data.run(sig[0], "gaussian", 0, norm).table)
@@ -233,14 +213,50 @@ def _figure(doc: Doc, data: Data, norm: str, figures: Path | None, name: str) ->
             f"digits (d = {cfg['dim']}), {what} certification, {n} test images, "
             f"N = {cfg['certify']['N']:,}"
         )
-        fig.tight_layout()
-        figures.mkdir(parents=True, exist_ok=True)
-        for suffix in (".png", ".pdf"):
-            meta = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
-            fig.savefig(
-                figures / f"{name}{suffix}", dpi=150 if suffix == ".png" else None, metadata=meta
-            )
+        _save_figure(fig, figures, name, dpi=150)
     return [f"![{name}]({FIG_LINK}/{name}.png)", "", f"([PDF]({FIG_LINK}/{name}.pdf))"]
+
+
+STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+COLORS = ["0.0", "tab:red", "tab:blue", "tab:green", "tab:purple"]
+
+
+def _panel(ax, curves, tables, xmax: float, scale: float, xlabel: str, sigma0: float) -> None:
+    """One panel: certified accuracy vs radius of each curve ``(noise, k, label)`` whose table
+    is not None (the first curve in bold black; style and colour by position)."""
+    from smoothcert.analysis import certified_accuracy_curve
+
+    for j, ((_, _, label), table) in enumerate(zip(curves, tables, strict=True)):
+        if table is None:
+            continue
+        x, y = certified_accuracy_curve(table, xmax)
+        ax.plot(
+            x * scale,
+            y,
+            drawstyle="steps-post",
+            label=label,
+            linestyle=STYLES[j % len(STYLES)],
+            color=COLORS[j % len(COLORS)],
+            linewidth=2.0 if j == 0 else 1.5,
+        )
+    ax.set_xlim(0, xmax * scale)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"σ0 = {sigma0:g}")
+    ax.grid(True, color="0.85", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("certified accuracy")
+
+
+def _save_figure(fig, figures: Path, name: str, dpi: int) -> None:
+    """``<name>.png`` (at ``dpi``) and ``<name>.pdf`` under ``figures``, without the metadata
+    that changes from run to run."""
+    fig.tight_layout()
+    figures.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".pdf"):
+        meta = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
+        fig.savefig(
+            figures / f"{name}{suffix}", dpi=dpi if suffix == ".png" else None, metadata=meta
+        )
 
 
 # ----------------------------------------------------------------------------- sections
@@ -1560,12 +1576,8 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from smoothcert.analysis import certified_accuracy_curve
-
         fig = Figure(figsize=(4.2 * len(sig), 7.2))
         FigureCanvasAgg(fig)
-        styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
-        colors = ["0.0", "tab:red", "tab:blue", "tab:green", "tab:purple"]
         for row, norm in enumerate(("l2", "linf")):
             if norm == "l2":
                 curves = [("gaussian", 0, "Gaussian")] + [
@@ -1582,26 +1594,11 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
                 xlabel = f"l∞ radius (× 1/{unit})"
             for i, s in enumerate(sig):
                 ax = fig.add_subplot(2, len(sig), row * len(sig) + i + 1)
-                for j, (noise, k, label) in enumerate(curves):
-                    run = test.get(run_key(s, noise, k, norm, _tk(noise, k)))
-                    if run is None:
-                        continue
-                    x, y = certified_accuracy_curve(run.table, xmax)
-                    ax.plot(
-                        x * scale,
-                        y,
-                        drawstyle="steps-post",
-                        label=label,
-                        linestyle=styles[j % len(styles)],
-                        color=colors[j % len(colors)],
-                        linewidth=2.0 if j == 0 else 1.5,
-                    )
-                ax.set_xlim(0, xmax * scale)
-                ax.set_ylim(0, 1.02)
-                ax.set_title(f"σ0 = {s:g}")
-                ax.grid(True, color="0.85", linewidth=0.8)
-                ax.set_xlabel(xlabel)
-                ax.set_ylabel("certified accuracy")
+                runs = [
+                    test.get(run_key(s, noise, k, norm, _tk(noise, k))) for noise, k, _ in curves
+                ]
+                tables = [None if run is None else run.table for run in runs]
+                _panel(ax, curves, tables, xmax, scale, xlabel, s)
                 if i == 0:
                     ax.legend(loc="lower left", fontsize=8)
         n = len(range(cfg["test_start"], cfg["test_size"], cfg["certify"]["skip"]))
@@ -1609,13 +1606,7 @@ def _figure32(doc: Doc, d: Data32, figures: Path | None, name: str) -> list[str]
             f"digits32 (d = {cfg['dim']}), models trained with their own noise, "
             f"{n} test images, N = {cfg['certify']['N']:,}"
         )
-        fig.tight_layout()
-        figures.mkdir(parents=True, exist_ok=True)
-        for suffix in (".png", ".pdf"):
-            meta = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
-            fig.savefig(
-                figures / f"{name}{suffix}", dpi=120 if suffix == ".png" else None, metadata=meta
-            )
+        _save_figure(fig, figures, name, dpi=120)
     return [f"![{name}]({FIG_LINK}/{name}.png)", "", f"([PDF]({FIG_LINK}/{name}.pdf))"]
 
 
