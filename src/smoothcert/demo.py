@@ -79,7 +79,6 @@ Choices (full demo)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import textwrap
@@ -185,11 +184,9 @@ def settings(cfg: DemoConfig) -> list[Setting]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .models import file_sha256
+
+    return file_sha256(path)
 
 
 def _drop_stale(outfile: Path, checkpoint: Path) -> bool:

@@ -4,7 +4,6 @@ scripts)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,14 +12,6 @@ THEOREM3_RULE = (
     "Theorem 3: radius = sigma Phi^-1(pA_lower) / sqrt(d), rounded toward zero, "
     "from the l2 run's pA_lower (the same noise samples)"
 )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def derive_linf_file(l2_file, outfile, *, dim: int, sigma0: float) -> None:
@@ -32,6 +23,7 @@ def derive_linf_file(l2_file, outfile, *, dim: int, sigma0: float) -> None:
     norm, the certificate and ``derived_from`` (the l2 file's name, SHA-256 and the rule)."""
     from ..analysis import EXACT_RADIUS_COLUMN, format_radius_cell
     from ..certificates import get_certificate
+    from ..models import file_sha256
     from ..noises import Gaussian
     from ..results import config_path, write_text_atomic
 
@@ -54,7 +46,7 @@ def derive_linf_file(l2_file, outfile, *, dim: int, sigma0: float) -> None:
     config.update(
         norm="linf",
         certificate=cert.describe(),
-        derived_from={"file": l2_file.name, "sha256": _sha256(l2_file), "rule": THEOREM3_RULE},
+        derived_from={"file": l2_file.name, "sha256": file_sha256(l2_file), "rule": THEOREM3_RULE},
     )
     write_text_atomic(config_path(outfile), json.dumps(config, indent=2) + "\n")
     write_text_atomic(outfile, "\n".join([lines[0], *rows]) + "\n")
