@@ -48,7 +48,11 @@ One command, resumable (rerunning skips finished work)::
 
 6. ``--part select64``: the same choice of the noise at d = 64 (validation images from index
    6, every 12th; ``results/digits/validation/`` and ``results/digits/selection.json``).
-7. ``--part rerun64``: the step-2 files, written before ``certify`` recorded ``train_noise``,
+7. ``--part linf_k_sweep`` (also part of ``all``, after ``digits32``): the mixed l-inf
+   family's exact-probability radius (:func:`linf_radius_estimates`) for k from 0 to 2500 at
+   d = 3072 over the p grid, with its ratio to the Gaussian's Theorem 3 radius
+   (``results/digits32/linf_k_sweep.tsv``, :func:`linf_k_sweep`).
+8. ``--part rerun64``: the step-2 files, written before ``certify`` recorded ``train_noise``,
    rerun and replaced when every row but the time is identical (deterministic).
 
 ``python scripts/results_report.py`` then writes ``docs/results.md`` from these files only.
@@ -327,15 +331,41 @@ OWN_RUN_COLUMNS = (
 COUNTERFACTUAL32_HEAD = [h for h in COUNTERFACTUAL_HEAD if h not in OWN_RUN_COLUMNS]
 
 
-def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
-    """``equal_pA_linf_estimate.tsv``: for the Gaussian and the mixed l-inf family (sigma0 = 1,
-    matched sigma), the l-inf radius r at which the sample estimate of the exact threshold
+def linf_radius_estimates(noise, grid, samples: int, seed: int, steps: int) -> list[float]:
+    """The l-inf radius r at which the sample estimate of the exact threshold
     p*(r) = P(ell <= -median(ell)) (ell the log-likelihood ratio at the worst-case shift of
-    Theorems 3/5) reaches p, by bisection over r. This is what the bound of eq. (5) certifies
-    with exact probabilities: the Monte Carlo certificate of ``certify`` is this minus its DKW
-    confidence margin and its radius grid. Not a certificate (no confidence level)."""
+    Theorems 3/5) reaches each p of ``grid``, by bisection over r (``steps`` halvings), from
+    ``samples`` fresh draws of ``noise`` at unit scale (generator seeded with ``seed``); in the
+    units of ``noise.sigma`` times its scale (radius / sigma0 for a noise made with
+    sigma0 = 1). A point estimate, not a certificate (no confidence level)."""
     import torch
 
+    unit = noise.with_sigma(1.0)
+    gen = torch.Generator().manual_seed(seed)
+    stats = unit.sample_stats(samples, generator=gen)
+
+    def p_star(r):
+        ell = unit.log_ratio_from_stats(stats, r, "linf")
+        return float((ell <= -ell.median()).double().mean())
+
+    out = []
+    for p in grid:
+        lo, hi = 0.0, 1.0
+        while p_star(hi) < p:
+            hi *= 2.0
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if p_star(mid) < p else (lo, mid)
+        out.append(lo * noise.sigma)
+    return out
+
+
+def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
+    """``equal_pA_linf_estimate.tsv``: for the Gaussian and the mixed l-inf family (sigma0 = 1,
+    matched sigma), :func:`linf_radius_estimates` over the p grid. This is what the bound of
+    eq. (5) certifies with exact probabilities: the Monte Carlo certificate of ``certify`` is
+    this minus its DKW confidence margin and its radius grid. Not a certificate (no
+    confidence level)."""
     from smoothcert.noises import make_noise
 
     c, e = cfg["certify"], cfg["linf_estimate"]
@@ -345,37 +375,105 @@ def linf_estimate_table(cfg: dict, results: Path = RESULTS) -> None:
     ]
     for name, k in (("gaussian", 0.0), ("linf-mixed", float(cfg["k_linf"]))):
         noise = make_noise(name, cfg["dim"], k=k, sigma0=1.0)
-        unit = noise.with_sigma(1.0)
-        gen = torch.Generator().manual_seed(e["seed"])
-        stats = unit.sample_stats(e["samples"], generator=gen)
-
-        def p_star(r, unit=unit, stats=stats):
-            ell = unit.log_ratio_from_stats(stats, r, "linf")
-            return float((ell <= -ell.median()).double().mean())
-
-        for p in grid:
-            lo, hi = 0.0, 1.0
-            while p_star(hi) < p:
-                hi *= 2.0
-            for _ in range(e["bisection_steps"]):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if p_star(mid) < p else (lo, mid)
+        radii = linf_radius_estimates(noise, grid, e["samples"], e["seed"], e["bisection_steps"])
+        for p, r in zip(grid, radii, strict=True):
             lines.append(
                 "\t".join(
-                    [
-                        name,
-                        f"{k:g}",
-                        _fmt(noise.sigma),
-                        str(e["samples"]),
-                        str(e["seed"]),
-                        _fmt(p),
-                        _fmt(lo * noise.sigma),
-                    ]
+                    [name, f"{k:g}", _fmt(noise.sigma), str(e["samples"]), str(e["seed"])]
+                    + [_fmt(p), _fmt(r)]
                 )
             )
     path = results / "equal_pA_linf_estimate.tsv"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}", flush=True)
+
+
+#: ``--part linf_k_sweep``: the mixed l-inf family's exact-probability radius over k at
+#: d = 3072 (:func:`linf_radius_estimates`, sigma matched to sigma0 = 1); 400,000 draws per k
+#: keep the whole step near 2.5 minutes of one core (measured: ~4 s per 100,000 draws at
+#: d = 3072); k = 0 is the Gaussian drawn by the mixed family's sampler, which checks the
+#: estimator against Theorem 3
+LINF_K_SWEEP = {
+    "ks": [0, 10, 50, 100, 250, 500, 1000, 2500],
+    "samples": 400_000,
+    "seed": 1,
+    "bisection_steps": 40,
+}
+LINF_K_SWEEP_HEAD = [
+    "noise",
+    "k",
+    "sigma_over_sigma0",
+    "samples",
+    "seed",
+    "p",
+    "radius_estimate",
+    "gaussian_linf_radius",
+    "ratio_to_gaussian",
+]
+
+
+def linf_k_sweep(cfg: dict, results: Path, sweep: dict = LINF_K_SWEEP) -> None:
+    """``linf_k_sweep.tsv``: for every k of ``sweep`` and every p of the p grid, the mixed
+    l-inf family's point-estimate radius (:func:`linf_radius_estimates`, sigma matched, in
+    units of sigma0), the Gaussian's Theorem 3 radius (its closed-form certificate) and their
+    ratio. Resumable: the file is rewritten after each k, and a k whose rows are there with
+    the same samples, seed and p grid is not recomputed (``runtimes.json``: ``linf_k_sweep``,
+    wall time per k)."""
+    from smoothcert.certificates import get_certificate
+    from smoothcert.noises import make_noise
+
+    c, dim = cfg["certify"], cfg["dim"]
+    grid = [*cfg["p_grid"], c["alpha"] ** (1.0 / c["N"])]
+    head = "\t".join(LINF_K_SWEEP_HEAD)
+    path = results / "linf_k_sweep.tsv"
+    stored: dict[str, list[str]] = {}
+    if path.exists():
+        lines = path.read_text().splitlines()
+        if lines and lines[0] == head:
+            for line in lines[1:]:
+                stored.setdefault(line.split("\t")[1], []).append(line)
+    times_path = results / "runtimes.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    entry = times.get("linf_k_sweep", {})
+    if {k: entry.get(k) for k in ("samples", "seed", "bisection_steps")} != {
+        k: sweep[k] for k in ("samples", "seed", "bisection_steps")
+    }:
+        entry = {}
+    entry.update({k: sweep[k] for k in ("samples", "seed", "bisection_steps")})
+    per_k = entry.setdefault("per_k_wall_s", {})
+    gauss = get_certificate(make_noise("gaussian", dim, sigma0=1.0), "linf")
+    rows: dict[str, list[str]] = {}
+    for k in sweep["ks"]:
+        kk = f"{float(k):g}"
+        old = stored.get(kk, [])
+        cells = [line.split("\t") for line in old]
+        if kk in per_k and [x[3:6] for x in cells] == [
+            [str(sweep["samples"]), str(sweep["seed"]), _fmt(p)] for p in grid
+        ]:
+            rows[kk] = old
+            continue
+        t0 = time.time()
+        noise = make_noise("linf-mixed", dim, k=float(k), sigma0=1.0)
+        radii = linf_radius_estimates(
+            noise, grid, sweep["samples"], sweep["seed"], sweep["bisection_steps"]
+        )
+        rows[kk] = []
+        for p, r in zip(grid, radii, strict=True):
+            r3 = float(gauss.radius(p))
+            rows[kk].append(
+                "\t".join(
+                    ["linf-mixed", kk, _fmt(noise.sigma), str(sweep["samples"])]
+                    + [str(sweep["seed"]), _fmt(p), _fmt(r), _fmt(r3), _fmt(r / r3)]
+                )
+            )
+        per_k[kk] = round(time.time() - t0, 2)
+        body = [line for kx in sweep["ks"] for line in rows.get(f"{float(kx):g}", [])]
+        path.write_text("\n".join([head, *body]) + "\n")
+        entry["wall_s"] = round(sum(per_k[f"{float(kx):g}"] for kx in rows), 2)
+        entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        times["linf_k_sweep"] = entry
+        times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+        print(f"[linf_k_sweep] k = {kk}: {per_k[kk]} s, wrote {path}", flush=True)
 
 
 def counterfactual_tables(cfg: dict, results: Path = RESULTS, own_runs: bool = True) -> None:
@@ -1106,6 +1204,9 @@ def main32(args) -> bool:
             sel = selection32(cfg)
             (RESULTS32 / "selection.json").write_text(json.dumps(sel, indent=2) + "\n")
             print(f"wrote {RESULTS32}/selection.json", flush=True)
+    if args.part in ("all", "linf_k_sweep"):
+        RESULTS32.mkdir(parents=True, exist_ok=True)
+        linf_k_sweep(CONFIG32, RESULTS32)
     return ok
 
 
@@ -1127,11 +1228,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--part",
         default="all",
-        choices=["all", "digits64", "matched64", "select64", "digits32", "rerun64"],
+        choices=["all", "digits64", "matched64", "select64", "digits32", "linf_k_sweep", "rerun64"],
         help="digits64: the Gaussian-trained d = 64 runs (steps 1-3); matched64: "
         "the d = 64 own-noise runs; select64: d = 64 validation runs and "
         "noise selection; digits32: the d = 3072 experiment "
-        "(default: all, in this order); rerun64: rerun the d = 64 files "
+        "(default: all, in this order); linf_k_sweep: the mixed l-inf family's "
+        "exact-probability radius over k at d = 3072 (results/digits32/linf_k_sweep.tsv); "
+        "rerun64: rerun the d = 64 files "
         "without train_noise and replace them when the rows are identical",
     )
     ap.add_argument(
@@ -1150,7 +1253,7 @@ def main(argv=None) -> int:
     if args.part == "rerun64":
         rerun64(args)
         return 0
-    if args.part in ("matched64", "digits32", "select64"):
+    if args.part in ("matched64", "digits32", "select64", "linf_k_sweep"):
         return 0 if main32(args) else 1
     cfg = CONFIG
     start = time.time()
