@@ -72,6 +72,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from smoothcert.results import config_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("results/digits")
 MODELS = Path("runs/digits_experiments/models")
@@ -202,7 +204,7 @@ def status(run: dict, cfg: dict) -> str:
     from smoothcert.noises import make_noise
 
     out = Path(run["outfile"])
-    cpath = Path(str(out) + ".config.json")
+    cpath = config_path(out)
     if not out.exists() or not cpath.exists():
         return "missing"
     stored = json.loads(cpath.read_text())
@@ -242,9 +244,9 @@ def status(run: dict, cfg: dict) -> str:
             diff.append("Monte Carlo certificate samples / failure probability")
     if run["derived_from"]:
         src = Path(run["outfile"]).with_name(run["derived_from"] + ".tsv")
-        from smoothcert.demo import _sha256
+        from smoothcert.models import file_sha256
 
-        if not src.exists() or stored.get("derived_from", {}).get("sha256") != _sha256(src):
+        if not src.exists() or stored.get("derived_from", {}).get("sha256") != file_sha256(src):
             return "missing"
     if diff:
         return "different: " + ", ".join(diff)
@@ -1054,7 +1056,7 @@ def rerun64(args) -> None:
     for run in runs(cfg):
         if args.only and args.only not in run["key"]:
             continue
-        cpath = Path(run["outfile"] + ".config.json")
+        cpath = config_path(run["outfile"])
         if "train_noise" in json.loads(cpath.read_text()):
             continue
         tmp = dict(_trained(run), outfile=str(scratch / f"{run['key']}.tsv"))
@@ -1065,7 +1067,7 @@ def rerun64(args) -> None:
     done = {c["key"]: c for c in json.loads(calls_path.read_text())} if calls_path.exists() else {}
     if not all(run["key"] in done for run, _ in todo):
         for _, tmp in todo:
-            for f in (Path(tmp["outfile"]), Path(tmp["outfile"] + ".config.json")):
+            for f in (Path(tmp["outfile"]), config_path(tmp["outfile"])):
                 f.unlink(missing_ok=True)
         with ProcessPoolExecutor(
             max(1, args.jobs), mp_context=mp.get_context("spawn"), initializer=_worker_init
@@ -1075,7 +1077,7 @@ def rerun64(args) -> None:
         calls_path.write_text(json.dumps(list(done.values()), indent=2))
     results = [(run, tmp, done[run["key"]]) for run, tmp in todo]
     for run, tmp, res in results:
-        cpath = Path(run["outfile"] + ".config.json")
+        cpath = config_path(run["outfile"])
         old = Path(run["outfile"]).read_text().splitlines()
         new = Path(tmp["outfile"]).read_text().splitlines()
 
@@ -1115,7 +1117,7 @@ def rerun64(args) -> None:
         )
         if same or safe:
             Path(run["outfile"]).write_text("\n".join(new) + "\n")
-            cpath.write_text(Path(tmp["outfile"] + ".config.json").read_text())
+            cpath.write_text(config_path(tmp["outfile"]).read_text())
             entry.setdefault("first_calls", entry["calls"])
             entry["calls"] = [{k: res[k] for k in ("wall_s", "rows_computed", "finished")}]
             entry["wall_s"] = res["wall_s"]

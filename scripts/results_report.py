@@ -26,6 +26,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from smoothcert.results import config_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "digits"
 DOC = ROOT / "docs" / "results.md"
@@ -85,7 +87,7 @@ def load(results: Path) -> Data:
         manifest["runs"] + manifest.get("matched_runs", []) + manifest.get("validation_runs", [])
     ):
         path = results / Path(r["outfile"]).relative_to("results/digits")
-        cfg = json.loads(Path(str(path) + ".config.json").read_text())
+        cfg = json.loads(config_path(path).read_text())
         runs[r["key"]] = Run(
             r["key"], r["sigma0"], r["noise"], r["k"], r["norm"], read_results(path), cfg
         )
@@ -1265,7 +1267,7 @@ def load32(results32: Path) -> Data32 | None:
     n_of = {}
     for r in manifest["runs"]:
         f = results32 / Path(r["outfile"]).relative_to("results/digits32")
-        cpath = Path(str(f) + ".config.json")
+        cpath = config_path(f)
         n_of[r["start"]] = len(range(r["start"], cfg["test_size"], cfg["certify"]["skip"]))
         if not f.exists() or not cpath.exists():
             missing.append(r["key"])

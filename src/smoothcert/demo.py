@@ -183,23 +183,20 @@ def settings(cfg: DemoConfig) -> list[Setting]:
     ]
 
 
-def _sha256(path: Path) -> str:
-    from .models import file_sha256
-
-    return file_sha256(path)
-
-
 def _drop_stale(outfile: Path, checkpoint: Path) -> bool:
     """Remove a results file made with another checkpoint (e.g. a model trained further since):
     ``certify`` would refuse to resume it. Returns True when something was removed."""
-    cfg_path = Path(str(outfile) + ".config.json")
+    from .models import file_sha256
+    from .results import config_path
+
+    cfg_path = config_path(outfile)
     if not cfg_path.exists():
         return False
     try:
         stored = json.loads(cfg_path.read_text()).get("checkpoint_sha256")
     except (OSError, ValueError, AttributeError):
         stored = None
-    if stored == _sha256(checkpoint):
+    if stored == file_sha256(checkpoint):
         return False
     outfile.unlink(missing_ok=True)
     cfg_path.unlink()
